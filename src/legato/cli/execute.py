@@ -1,0 +1,268 @@
+"""``legato run`` and ``legato resume``: execute a run in this process, then report.
+
+Both show the same things: live progress in a terminal, plain lines in a
+pipe, one JSON object with ``--json``; and both exit 0 completed, 1 failed,
+crashed or cancelled, 2 bad usage, 3 paused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from legato.cli.common import (
+    debug_option,
+    emit_json,
+    exit_code_for,
+    get_client,
+    json_result,
+    make_console,
+    parse_json_object,
+    stdout_is_terminal,
+)
+from legato.cli.progress import LiveProgress, PlainProgress, RunTracker
+from legato.cli.render import plain_summary, summary_lines
+from legato.client.views import flow_run_to_dict
+from legato.errors import LegatoError, ParameterValidationError
+
+if TYPE_CHECKING:
+    from legato.client import Client
+    from legato.states import State
+
+Start = Callable[[RunTracker], "State"]
+
+
+# --- parameters -----------------------------------------------------------------
+
+
+def parse_param_pairs(pairs: tuple[str, ...]) -> dict[str, tuple[Any, str]]:
+    """``-p NAME=VALUE`` options as ``{name: (value, raw text)}``, later ones winning.
+
+    The value is the JSON reading of the text when it has one (``3`` is an int,
+    ``'["a"]'`` a list, ``true`` a bool), else the text itself.
+    """
+    parsed: dict[str, tuple[Any, str]] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise click.BadParameter(
+                f"expected NAME=VALUE, got {pair!r}", param_hint="'-p' / '--param'"
+            )
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        parsed[name] = (value, raw)
+    return parsed
+
+
+def choose_parameters(
+    client: Client, flow: Any, base: dict[str, Any], pairs: dict[str, tuple[Any, str]]
+) -> dict[str, Any]:
+    """``base`` (from ``--params``) overridden by ``-p`` values, validated.
+
+    A ``-p`` text that reads as a JSON number, bool or null may have been meant
+    as a string (``-p version=1.10`` for ``version: str``). When the JSON
+    reading fails validation, each such parameter is tried as its raw text, and
+    kept that way only if that removes a problem. The error reported is the one
+    with the fewest problems.
+    """
+    params = {**base, **{name: value for name, (value, _) in pairs.items()}}
+    try:
+        client.validate_parameters(flow, params)
+        return params
+    except ParameterValidationError as exc:
+        error = exc
+    for name, (value, raw) in pairs.items():
+        if not (value is None or isinstance(value, bool | int | float)):
+            continue
+        trial = {**params, name: raw}
+        try:
+            client.validate_parameters(flow, trial)
+            return trial
+        except ParameterValidationError as exc:
+            if len(exc.problems) < len(error.problems):
+                params, error = trial, exc
+    raise error
+
+
+# --- running ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """While a ``--json`` run executes, whatever it writes to stdout (a ``print`` in
+    a flow, a subprocess, a C library) goes to stderr instead, so that stdout
+    carries only the JSON object. Done at the file-descriptor level when stdout
+    is a real file, because subprocesses write to fd 1, not to ``sys.stdout``."""
+    sys.stdout.flush()
+    try:
+        out_fd = sys.stdout.fileno()
+        err_fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+        return
+    saved = os.dup(out_fd)
+    try:
+        os.dup2(err_fd, out_fd)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, out_fd)
+        os.close(saved)
+
+
+def _final_result(state: State) -> tuple[bool, Any]:
+    if not state.is_completed():
+        return False, None
+    try:
+        value = state.result()
+    except LegatoError:  # not persisted or not available: report the run without it
+        return False, None
+    return json_result(value)
+
+
+def execute(ctx: click.Context, client: Client, start: Start, *, as_json: bool) -> None:
+    """Run ``start`` with an observer fitting the output mode, report, and exit."""
+    tracker: RunTracker
+    if as_json:
+        tracker = PlainProgress(announce=False)
+        with stdout_to_stderr():
+            state = start(tracker)
+    elif stdout_is_terminal():
+        console = make_console()
+        with LiveProgress(console) as live:
+            tracker = live
+            state = start(live)
+    else:
+        tracker = PlainProgress(announce=True)
+        state = start(tracker)
+
+    run_id = state.run_id or (tracker.root.id if tracker.root else None)
+    if run_id is None:
+        # Nothing recorded to describe; the state is all there is.
+        if as_json:
+            emit_json({"id": None, "state": state.type.value, "message": state.message})
+        else:
+            note = f" ({state.message})" if state.message else ""
+            click.echo(f"state: {state.type.value}{note}")
+        ctx.exit(exit_code_for(state.type))
+
+    run = client.resolve_run(run_id)
+    task_runs = client.task_runs(run.id)
+    result = _final_result(state)
+    if as_json:
+        data = flow_run_to_dict(run)
+        data["task_counts"] = dict(Counter(tr.state.value for tr in task_runs))
+        if result[0]:
+            data["result"] = result[1]
+        emit_json(data)
+    else:
+        lines = summary_lines(run, task_runs, result=result)
+        if stdout_is_terminal():
+            from legato.cli.tables import summary_table
+
+            make_console().print(summary_table(lines), soft_wrap=True)
+        else:
+            click.echo(plain_summary(lines))
+    ctx.exit(exit_code_for(run.state))
+
+
+# --- commands -----------------------------------------------------------------------
+
+
+@click.command("run")
+@click.argument("target")
+@click.option(
+    "-p",
+    "--param",
+    "pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A flow parameter; VALUE is read as JSON when it parses (3, true, '[\"a\"]'), "
+    "else taken as text. Repeat for more. Overrides --params.",
+)
+@click.option(
+    "--params",
+    "params_json",
+    metavar="JSON",
+    help="Parameters as one JSON object, e.g. '{\"n\": 3}'.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object describing the run.")
+@debug_option
+@click.pass_context
+def run_cmd(
+    ctx: click.Context,
+    target: str,
+    pairs: tuple[str, ...],
+    params_json: str | None,
+    as_json: bool,
+) -> None:
+    """Run a flow in this process and wait until it ends.
+
+    TARGET is path/to/file.py:flow_function or package.module:flow_function.
+    Parameters are validated against the flow's signature first; if one is
+    invalid nothing runs.
+
+    Exit code: 0 completed, 1 failed, crashed or cancelled, 2 bad usage or
+    invalid parameters, 3 paused (the summary shows how to resume).
+
+    \b
+    Examples:
+      legato run flows/etl.py:etl -p day=2026-11-22 -p limit=100
+      legato run myproject.flows:report --params '{"regions": ["eu", "us"]}' --json
+    """
+    base = parse_json_object(params_json, "--params")
+    overrides = parse_param_pairs(pairs)
+    client = get_client(ctx)
+    flow = client.load_flow(target)
+    params = choose_parameters(client, flow, base, overrides)
+    execute(
+        ctx,
+        client,
+        lambda observer: client.run_flow(flow, params, observer=observer),
+        as_json=as_json,
+    )
+
+
+@click.command("resume")
+@click.argument("run_id", metavar="RUN")
+@click.option(
+    "--input",
+    "input_json",
+    metavar="JSON",
+    help="Input for a run paused with wait_for_input, as a JSON object.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object describing the run.")
+@debug_option
+@click.pass_context
+def resume_cmd(ctx: click.Context, run_id: str, input_json: str | None, as_json: bool) -> None:
+    """Resume a failed, crashed, cancelled or paused run in this process.
+
+    Completed task calls are replayed from their stored results; the rest run.
+    RUN is a run id or any unambiguous prefix of one. Input that does not
+    validate against the paused run's model exits 2 and the run stays paused.
+    Output and exit codes are those of `legato run`.
+
+    \b
+    Examples:
+      legato resume 3f2a9c1e
+      legato resume 3f2a9c1e --input '{"approved": true}'
+    """
+    run_input = parse_json_object(input_json, "--input") if input_json is not None else None
+    client = get_client(ctx)
+    execute(
+        ctx,
+        client,
+        lambda observer: client.resume_run(run_id, run_input, observer=observer),
+        as_json=as_json,
+    )
