@@ -1,0 +1,71 @@
+"""legato: a Python-native workflow orchestrator with durable execution.
+
+Decorate functions with `@flow` and `@task`; every run is recorded, retried,
+cached and resumable. See the README for a tour.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from legato.engine.calls import resume_flow_run
+from legato.engine.context import RunContext, get_run_context
+from legato.engine.logs import get_run_logger
+from legato.engine.pause import pause_flow_run
+from legato.engine.transactions import transaction
+from legato.errors import (
+    CancelledRun,
+    FlowCancelled,
+    FlowPaused,
+    LegatoError,
+    ParameterValidationError,
+    TaskTimeoutError,
+)
+from legato.flows import Flow, flow
+from legato.futures import LegatoFuture, as_completed, unmapped, wait
+from legato.states import State, StateType
+from legato.task_runners import ThreadPoolTaskRunner
+from legato.tasks import Task, exponential_backoff, task, task_input_hash
+
+if TYPE_CHECKING:
+    from legato.input import RunInput
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CancelledRun",
+    "Flow",
+    "FlowCancelled",
+    "FlowPaused",
+    "LegatoError",
+    "LegatoFuture",
+    "ParameterValidationError",
+    "RunContext",
+    "RunInput",
+    "State",
+    "StateType",
+    "Task",
+    "TaskTimeoutError",
+    "ThreadPoolTaskRunner",
+    "as_completed",
+    "exponential_backoff",
+    "flow",
+    "get_run_context",
+    "get_run_logger",
+    "pause_flow_run",
+    "resume_flow_run",
+    "task",
+    "task_input_hash",
+    "transaction",
+    "unmapped",
+    "wait",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # RunInput needs pydantic, which costs ~100 ms to import: load it on first use.
+    if name == "RunInput":
+        from legato.input import RunInput
+
+        return RunInput
+    raise AttributeError(f"module 'legato' has no attribute {name!r}")

@@ -1,0 +1,132 @@
+"""The client: one service layer over the store and the engine.
+
+Everything a person or program can ask of legato goes through here; the CLI
+(and later the REST API and web UI) are thin views over it. Reads reconcile
+liveness: a running run whose process is gone reads as crashed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from legato.engine.calls import resolve_run_id, resume_run, run_flow_with_observer
+from legato.engine.entrypoints import load_flow
+from legato.engine.liveness import reconcile
+from legato.engine.results import deserialize
+from legato.errors import ResultNotAvailableError, RunNotFoundError
+from legato.records import FlowRun, LogRecord, TaskRun, utcnow
+from legato.states import State, StateType
+from legato.store import get_default_store
+from legato.store.base import Store
+
+if TYPE_CHECKING:
+    from legato.engine.observer import RunObserver
+    from legato.flows import Flow
+
+
+class Client:
+    def __init__(self, store: Store | None = None) -> None:
+        """Use ``store``, or the configured default store."""
+        self._store = store
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = get_default_store()
+        return self._store
+
+    # -- reading -------------------------------------------------------------
+
+    def resolve_run(self, id_or_prefix: str) -> FlowRun:
+        """The run matching a full id or unambiguous prefix; crash state reconciled.
+        Raises RunNotFoundError / AmbiguousRunIdError."""
+        run_id = resolve_run_id(self.store, id_or_prefix)
+        return self.get_run(run_id)
+
+    def get_run(self, run_id: str) -> FlowRun:
+        run = self.store.get_flow_run(run_id)
+        if run is None:
+            raise RunNotFoundError(run_id)
+        return reconcile(self.store, run)
+
+    def list_runs(
+        self,
+        *,
+        limit: int = 50,
+        states: Sequence[StateType] | None = None,
+        flow_name: str | None = None,
+    ) -> list[FlowRun]:
+        """Newest first; running runs whose process died read as crashed."""
+        runs = self.store.list_flow_runs(limit=limit, states=states, flow_name=flow_name)
+        out = []
+        for run in runs:
+            if run.state in (StateType.RUNNING, StateType.PAUSED):
+                run = reconcile(self.store, run)
+                if states and run.state not in states:
+                    continue
+            out.append(run)
+        return out
+
+    def task_runs(self, run_id: str) -> list[TaskRun]:
+        return self.store.list_task_runs(run_id)
+
+    def child_runs(self, run_id: str) -> list[FlowRun]:
+        children = self.store.list_flow_runs(limit=10_000, parent_run_id=run_id)
+        return [reconcile(self.store, c) for c in reversed(children)]
+
+    def read_logs(self, run_id: str, *, after_id: int = 0, limit: int = 1000) -> list[LogRecord]:
+        return self.store.read_logs(run_id, after_id=after_id, limit=limit)
+
+    def run_result(self, run_id: str) -> Any:
+        """The decoded return value of a completed run (ResultNotAvailableError if none)."""
+        run = self.get_run(run_id)
+        if run.state is not StateType.COMPLETED:
+            raise ResultNotAvailableError(
+                f"flow run {run_id} is {run.state.value}; only completed runs have a result"
+            )
+        return deserialize(self.store.get_flow_result(run_id), f"flow run {run_id}")
+
+    # -- acting --------------------------------------------------------------
+
+    def load_flow(self, target: str) -> Flow[Any, Any]:
+        """Load ``path/to/file.py:flow_fn`` or ``package.module:flow_fn``.
+        Raises TargetNotFoundError with a clear message."""
+        return load_flow(target)
+
+    def validate_parameters(
+        self, flow: Flow[Any, Any], parameters: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Coerced parameters, or ParameterValidationError naming each bad parameter."""
+        return flow.parameter_model.validate(parameters, coerce=flow.validate_parameters)
+
+    def run_flow(
+        self,
+        flow: Flow[Any, Any],
+        parameters: dict[str, Any],
+        *,
+        observer: RunObserver | None = None,
+    ) -> State:
+        """Run ``flow`` in this process; returns its final state (never raises for
+        flow failure; raises ParameterValidationError before anything runs)."""
+        params = self.validate_parameters(flow, parameters)
+        return run_flow_with_observer(flow, params, observer, self.store)
+
+    def resume_run(
+        self,
+        id_or_prefix: str,
+        run_input: dict[str, Any] | None = None,
+        *,
+        observer: RunObserver | None = None,
+    ) -> State:
+        """Re-execute a failed, crashed, paused or cancelled run in this process.
+        Raises InvalidRunInputError (run stays paused) or RunStateError before running."""
+        run_id = resolve_run_id(self.store, id_or_prefix)
+        return resume_run(run_id, run_input, observer=observer, store=self.store)
+
+    def cancel_run(self, id_or_prefix: str) -> FlowRun:
+        """Request cancellation; returns the run after the request."""
+        run = self.resolve_run(id_or_prefix)
+        if not run.state.is_final:
+            self.store.request_cancellation(run.id, now=utcnow())
+        return self.get_run(run.id)

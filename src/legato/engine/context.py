@@ -1,0 +1,211 @@
+"""Run contexts: what the engine knows about the flow run and task run in progress.
+
+Kept in context variables so that task calls find their flow run on any
+thread the task runner uses (contexts are copied into worker threads).
+"""
+
+from __future__ import annotations
+
+import threading
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from legato.errors import CancelledRun
+from legato.records import FlowRun, LogRecord, TaskRun
+
+if TYPE_CHECKING:
+    from legato.engine.observer import RunObserver
+    from legato.engine.transactions import Transaction
+    from legato.flows import Flow
+    from legato.store.base import Store
+    from legato.task_runners import ThreadPoolTaskRunner
+
+
+class CallScope:
+    """Hands out call keys: ``name[n]`` for the n-th call of ``name`` in this scope.
+
+    A flow run is one scope; a task run that calls tasks is a nested scope
+    whose keys are prefixed with its own call key.
+    """
+
+    __slots__ = ("_counters", "_lock", "prefix")
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self._counters: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def next_key(self, name: str) -> str:
+        with self._lock:
+            n = self._counters.get(name, 0)
+            self._counters[name] = n + 1
+        return f"{self.prefix}{name}[{n}]"
+
+
+class FlowRunContext:
+    """Everything the engine tracks while one flow run executes in this process."""
+
+    __slots__ = (
+        "cancel_requested",
+        "flow",
+        "in_flight",
+        "lock",
+        "log_buffer",
+        "log_prints",
+        "observer",
+        "outstanding",
+        "owner_token",
+        "recorded",
+        "result_sources",
+        "run",
+        "runner",
+        "scope",
+        "stopped",
+        "store",
+        "transactions",
+    )
+
+    def __init__(
+        self,
+        *,
+        run: FlowRun,
+        flow: Flow,
+        store: Store,
+        owner_token: str,
+        recorded: dict[str, TaskRun] | None,
+        observer: RunObserver | None,
+    ) -> None:
+        self.run = run
+        self.flow = flow
+        self.store = store
+        self.owner_token = owner_token
+        # Task runs recorded by earlier executions, by call key; None on a fresh run
+        # (then no lookups are needed at all).
+        self.recorded = recorded
+        self.observer = observer
+        self.scope = CallScope()
+        self.lock = threading.Lock()
+        self.log_buffer: list[LogRecord] = []
+        # Task runs started but not finished, by call key, with whether the monitor
+        # already wrote their RUNNING record.
+        self.in_flight: dict[str, list[Any]] = {}
+        # id(value) -> (value, task_run_id) for results of direct task calls, so a
+        # later call receiving that object records a data dependency.
+        self.result_sources: dict[int, tuple[Any, str]] = {}
+        self.outstanding: list[Any] = []  # futures submitted and not yet awaited
+        self.runner: ThreadPoolTaskRunner | None = None
+        self.transactions: list[Transaction] = []
+        self.cancel_requested = False
+        self.stopped = False  # set when the run ended; late task threads must stop
+        self.log_prints = flow.log_prints
+
+    @property
+    def run_id(self) -> str:
+        return self.run.id
+
+    def check_cancelled(self) -> None:
+        if self.cancel_requested or self.stopped:
+            raise CancelledRun(self.run.id)
+
+    def take_logs(self) -> list[LogRecord]:
+        if not self.log_buffer:
+            return []
+        with self.lock:
+            logs, self.log_buffer = self.log_buffer, []
+        return logs
+
+    def add_log(self, record: LogRecord) -> None:
+        with self.lock:
+            self.log_buffer.append(record)
+        if self.observer is not None:
+            try:
+                self.observer.log(record)
+            except Exception:
+                pass
+
+
+class TaskRunContext:
+    """The task call executing on this thread (or in this asyncio task)."""
+
+    __slots__ = ("attempt", "call_key", "flow_ctx", "log_prints", "scope", "task", "task_run_id")
+
+    def __init__(
+        self,
+        *,
+        flow_ctx: FlowRunContext,
+        task: Any,
+        task_run_id: str,
+        call_key: str,
+        attempt: int,
+    ) -> None:
+        self.flow_ctx = flow_ctx
+        self.task = task
+        self.task_run_id = task_run_id
+        self.call_key = call_key
+        self.attempt = attempt
+        self.scope = CallScope(prefix=f"{call_key}/")
+        self.log_prints: bool = task.log_prints if task.log_prints is not None else False
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.flow_ctx.run.id}/{self.call_key}"
+
+
+FLOW_CONTEXT: ContextVar[FlowRunContext | None] = ContextVar("legato_flow_run", default=None)
+TASK_CONTEXT: ContextVar[TaskRunContext | None] = ContextVar("legato_task_run", default=None)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What `legato.get_run_context()` returns.
+
+    ``idempotency_key`` is the same for a given task call across its attempts
+    and across resumes of the run, so a task can deduplicate its side effects.
+    Outside a task, ``task_run_id`` is None and ``idempotency_key`` is the flow
+    run id.
+    """
+
+    flow_run_id: str
+    flow_name: str
+    flow_run: FlowRun
+    parameters: dict[str, Any]
+    task_run_id: str | None = None
+    task_name: str | None = None
+    call_key: str | None = None
+    attempt: int = 1
+    idempotency_key: str = ""
+
+
+def get_run_context() -> RunContext:
+    """The current flow run and task run; raises outside a flow run."""
+    from legato.errors import TaskCallError
+
+    flow_ctx = FLOW_CONTEXT.get()
+    if flow_ctx is None:
+        raise TaskCallError(
+            "get_run_context() was called outside a flow run; call it from inside a "
+            "@flow or @task function"
+        )
+    task_ctx = TASK_CONTEXT.get()
+    run = flow_ctx.run
+    if task_ctx is not None and task_ctx.flow_ctx is flow_ctx:
+        return RunContext(
+            flow_run_id=run.id,
+            flow_name=run.flow_name,
+            flow_run=run,
+            parameters=run.parameters,
+            task_run_id=task_ctx.task_run_id,
+            task_name=task_ctx.task.name,
+            call_key=task_ctx.call_key,
+            attempt=task_ctx.attempt,
+            idempotency_key=task_ctx.idempotency_key,
+        )
+    return RunContext(
+        flow_run_id=run.id,
+        flow_name=run.flow_name,
+        flow_run=run,
+        parameters=run.parameters,
+        attempt=run.attempts,
+        idempotency_key=run.id,
+    )

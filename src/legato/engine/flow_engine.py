@@ -1,0 +1,393 @@
+"""Running a flow run: start, replay, retries, timeout, pause, cancellation, hooks.
+
+`FlowExecution` drives one flow run in this process, through as many
+attempts as its retries allow. Each attempt starts the run under a fresh
+owner token (so a stale attempt cannot write any more), loads the task runs
+recorded by earlier attempts for replay, runs the flow body, and records the
+outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from legato.engine import results as _results
+from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext
+from legato.engine.liveness import current_owner
+from legato.engine.monitor import get_monitor
+from legato.engine.params import encode_parameters
+from legato.engine.task_engine import error_info, new_id
+from legato.engine.timeouts import run_with_timeout
+from legato.errors import (
+    CancelledRun,
+    FlowCancelled,
+    FlowCrashed,
+    FlowPaused,
+    FlowTimeoutError,
+    PauseSignal,
+    ResultNotSerializableError,
+    RunOwnershipLost,
+    RunStateError,
+)
+from legato.futures import LegatoFuture, resolve_futures
+from legato.records import FlowRun, PauseInfo, utcnow
+from legato.states import State, StateType
+
+if TYPE_CHECKING:
+    from legato.engine.observer import RunObserver
+    from legato.flows import Flow
+    from legato.store.base import Store
+
+
+def create_flow_run(
+    flow: Flow[Any, Any],
+    store: Store,
+    params: dict[str, Any],
+    *,
+    parent: FlowRunContext | None = None,
+    parent_call_key: str | None = None,
+) -> FlowRun:
+    from legato.engine.entrypoints import entrypoint_of
+
+    run_id = new_id()
+    json_params, blob = encode_parameters(params)
+    run = FlowRun(
+        id=run_id,
+        flow_name=flow.name,
+        name=flow.run_name_for(params, run_id),
+        state=StateType.PENDING,
+        parameters=json_params,
+        entrypoint=entrypoint_of(flow.fn),
+        flow_version=flow.version,
+        tags=flow.tags,
+        parent_run_id=parent.run.id if parent is not None else None,
+        parent_call_key=parent_call_key,
+        created=utcnow(),
+    )
+    store.create_flow_run(run, blob)
+    return run
+
+
+class FlowExecution:
+    """Executes one flow run in this process until it completes, fails, pauses or ends."""
+
+    def __init__(
+        self,
+        flow: Flow[Any, Any],
+        store: Store,
+        run: FlowRun,
+        params: dict[str, Any],
+        *,
+        observer: RunObserver | None = None,
+        fresh: bool = False,
+    ) -> None:
+        self.flow = flow
+        self.store = store
+        self.run = run
+        self.params = params
+        self.observer = observer
+        self.fresh = fresh  # created just now: nothing recorded to replay
+        self._first_attempt: int | None = None
+
+    # -- attempts -----------------------------------------------------------------
+
+    def _start(self, from_states: Iterable[StateType]) -> FlowRunContext:
+        token = new_id()
+        started = self.store.start_flow_run(
+            self.run.id, current_owner(token), from_states=list(from_states), now=utcnow()
+        )
+        if started is None:
+            current = self.store.get_flow_run(self.run.id)
+            state = current.state.value if current else "missing"
+            raise RunStateError(
+                f"flow run {self.run.id} cannot start: it is {state}; only "
+                f"{', '.join(s.value for s in from_states)} runs can be started"
+            )
+        self.run = started
+        recorded = None
+        if not self.fresh:
+            recorded = {tr.call_key: tr for tr in self.store.list_task_runs(started.id)}
+        self.fresh = False  # later attempts replay what this one records
+        ctx = FlowRunContext(
+            run=started,
+            flow=self.flow,
+            store=self.store,
+            owner_token=token,
+            recorded=recorded,
+            observer=self.observer,
+        )
+        get_monitor().add(ctx)
+        if self.observer is not None:
+            try:
+                self.observer.flow_started(started)
+            except Exception:
+                pass
+        return ctx
+
+    def execute(self, from_states: Iterable[StateType]) -> State:
+        """Run the flow body (sync flows) through its attempts; returns the final state."""
+        states = list(from_states)
+        while True:
+            ctx = self._start(states)
+            outcome: BaseException | None = None
+            value: Any = None
+            try:
+                value = self._body_sync(ctx)
+            except BaseException as exc:
+                outcome = exc
+            state, retry_in = self._conclude(ctx, value, outcome)
+            if retry_in is None:
+                return state
+            if retry_in > 0:
+                time.sleep(retry_in)
+            states = [StateType.FAILED]
+
+    async def execute_async(self, from_states: Iterable[StateType]) -> State:
+        """Same as `execute`, for ``async def`` flows, on the running event loop."""
+        states = list(from_states)
+        while True:
+            ctx = self._start(states)
+            outcome: BaseException | None = None
+            value: Any = None
+            try:
+                value = await self._body_async(ctx)
+            except BaseException as exc:
+                outcome = exc
+            state, retry_in = self._conclude(ctx, value, outcome)
+            if retry_in is None:
+                return state
+            if retry_in > 0:
+                await asyncio.sleep(retry_in)
+            states = [StateType.FAILED]
+
+    # -- the body -----------------------------------------------------------------
+
+    def _call_args(self) -> tuple[list[Any], dict[str, Any]]:
+        return self.flow.parameter_model.call_args(self.params)
+
+    def _body_sync(self, ctx: FlowRunContext) -> Any:
+        flow_token = FLOW_CONTEXT.set(ctx)
+        task_token = TASK_CONTEXT.set(None)
+        try:
+            args, kwargs = self._call_args()
+            timeout = self.flow.timeout_seconds
+            if timeout is None:
+                value = self.flow.fn(*args, **kwargs)
+            else:
+                try:
+                    value = run_with_timeout(
+                        self.flow.fn, tuple(args), kwargs, timeout, self.flow.name, FlowTimeoutError
+                    )
+                except FlowTimeoutError:
+                    ctx.stopped = True  # the abandoned body stops at its next task call
+                    raise
+            return self._settle(ctx, value)
+        finally:
+            TASK_CONTEXT.reset(task_token)
+            FLOW_CONTEXT.reset(flow_token)
+
+    async def _body_async(self, ctx: FlowRunContext) -> Any:
+        flow_token = FLOW_CONTEXT.set(ctx)
+        task_token = TASK_CONTEXT.set(None)
+        try:
+            args, kwargs = self._call_args()
+            timeout = self.flow.timeout_seconds
+            coro = self.flow.fn(*args, **kwargs)
+            if timeout is None:
+                value = await coro
+            else:
+                try:
+                    value = await asyncio.wait_for(coro, timeout)
+                except TimeoutError:
+                    raise FlowTimeoutError(self.flow.name, timeout) from None
+            return self._settle(ctx, value)
+        finally:
+            TASK_CONTEXT.reset(task_token)
+            FLOW_CONTEXT.reset(flow_token)
+
+    def _settle(self, ctx: FlowRunContext, value: Any) -> Any:
+        """Wait for submitted tasks; resolve futures in the return value."""
+        for future in ctx.outstanding:
+            future.wait()
+        if isinstance(value, LegatoFuture) or type(value) in (list, tuple, set, dict):
+            value = resolve_futures(value)
+        return value
+
+    # -- outcomes -----------------------------------------------------------------
+
+    def _conclude(
+        self, ctx: FlowRunContext, value: Any, outcome: BaseException | None
+    ) -> tuple[State, float | None]:
+        """Record how the attempt ended; returns (state, seconds before a retry or None)."""
+        try:
+            if ctx.runner is not None:
+                ctx.runner.shutdown(
+                    wait=outcome is None or not isinstance(outcome, FlowTimeoutError)
+                )
+            return self._record_outcome(ctx, value, outcome)
+        finally:
+            ctx.stopped = True
+            get_monitor().remove(ctx)
+
+    def _record_outcome(
+        self, ctx: FlowRunContext, value: Any, outcome: BaseException | None
+    ) -> tuple[State, float | None]:
+        store, run_id, token = self.store, self.run.id, ctx.owner_token
+        flow = self.flow
+        now = utcnow
+        if isinstance(outcome, RunOwnershipLost):
+            state = State(StateType.CRASHED, str(outcome), now(), run_id, _exception=outcome)
+            return state, None
+        if outcome is None:
+            stored = None
+            if flow.persist_result:
+                try:
+                    stored = _results.serialize(
+                        value, flow.result_serializer, f"flow '{flow.name}'"
+                    )
+                except ResultNotSerializableError as exc:
+                    outcome = exc
+            if outcome is None:
+                store.finish_flow_run(
+                    run_id,
+                    token,
+                    state=StateType.COMPLETED,
+                    now=now(),
+                    result=stored,
+                    logs=ctx.take_logs(),
+                )
+                state = State(StateType.COMPLETED, None, now(), run_id, _value=value)
+                self._after(ctx, state)
+                return state, None
+        if isinstance(outcome, PauseSignal):
+            pause: PauseInfo = outcome.detail
+            store.pause_flow_run(run_id, token, pause, now=now(), logs=ctx.take_logs())
+            paused = FlowPaused(run_id, pause.key, _model_name(pause.input_model))
+            state = State(StateType.PAUSED, str(paused), now(), run_id, _exception=paused)
+            self._after(ctx, state, signal=outcome)
+            return state, None
+        if isinstance(outcome, CancelledRun):
+            store.finish_flow_run(
+                run_id,
+                token,
+                state=StateType.CANCELLED,
+                now=now(),
+                message="cancelled on request",
+                logs=ctx.take_logs(),
+            )
+            cancelled = FlowCancelled(run_id)
+            state = State(StateType.CANCELLED, str(cancelled), now(), run_id, _exception=cancelled)
+            self._after(ctx, state)
+            return state, None
+        return self._record_failure(ctx, outcome)
+
+    def _record_failure(
+        self, ctx: FlowRunContext, outcome: BaseException
+    ) -> tuple[State, float | None]:
+        store, run_id, token = self.store, self.run.id, ctx.owner_token
+        now = utcnow
+        if not isinstance(outcome, Exception):
+            # KeyboardInterrupt, SystemExit...: the engine itself is going away.
+            store.finish_flow_run(
+                run_id,
+                token,
+                state=StateType.CRASHED,
+                now=now(),
+                error=error_info(outcome),
+                message=f"interrupted by {type(outcome).__name__}",
+                logs=ctx.take_logs(),
+            )
+            crashed = FlowCrashed(f"flow run {run_id} crashed: {type(outcome).__name__}")
+            state = State(StateType.CRASHED, str(crashed), now(), run_id, _exception=outcome)
+            self._after(ctx, state)
+            raise outcome
+        attempt = ctx.run.attempts
+        retries_left = self.flow.retries - self._attempts_here(ctx)
+        if retries_left > 0:
+            delay = self.flow.retry_delay_seconds or 0.0
+            store.finish_flow_run(
+                run_id,
+                token,
+                state=StateType.FAILED,
+                now=now(),
+                error=error_info(outcome),
+                message=f"attempt {attempt} failed; retrying in {delay:g}s",
+                logs=ctx.take_logs(),
+            )
+            self._log_to_stderr(
+                f"flow run {run_id} attempt {attempt} failed with {type(outcome).__name__}: "
+                f"{outcome}; retrying in {delay:g}s"
+            )
+            return State(StateType.FAILED, str(outcome), now(), run_id, _exception=outcome), delay
+        store.finish_flow_run(
+            run_id,
+            token,
+            state=StateType.FAILED,
+            now=now(),
+            error=error_info(outcome),
+            message=f"{type(outcome).__name__}: {outcome}",
+            logs=ctx.take_logs(),
+        )
+        state = State(StateType.FAILED, str(outcome), now(), run_id, _exception=outcome)
+        self._after(ctx, state)
+        return state, None
+
+    def _attempts_here(self, ctx: FlowRunContext) -> int:
+        # Attempts made by this execution: flow retries count per execution, so a
+        # resumed run gets its full retries again.
+        if self._first_attempt is None:
+            self._first_attempt = ctx.run.attempts
+        return ctx.run.attempts - self._first_attempt + 1
+
+    def _after(
+        self, ctx: FlowRunContext, state: State, signal: BaseException | None = None
+    ) -> None:
+        fresh = self.store.get_flow_run(self.run.id) or self.run
+        self.run = fresh
+        hooks = {
+            StateType.COMPLETED: self.flow.on_completion,
+            StateType.FAILED: self.flow.on_failure,
+            StateType.CANCELLED: self.flow.on_cancellation,
+            StateType.CRASHED: self.flow.on_crashed,
+        }.get(state.type, [])
+        run_hooks(self.flow, fresh, state, hooks)
+        if self.observer is not None:
+            try:
+                self.observer.flow_finished(fresh, state)
+            except Exception:
+                pass
+
+    @staticmethod
+    def _log_to_stderr(message: str) -> None:
+        import sys
+
+        sys.stderr.write(message + "\n")
+
+
+def run_hooks(flow: Flow[Any, Any], run: FlowRun, state: State, hooks: list[Any]) -> None:
+    import sys
+
+    for hook in hooks:
+        try:
+            hook(flow, run, state)
+        except Exception as exc:
+            sys.stderr.write(
+                f"hook {getattr(hook, '__name__', hook)} of flow '{flow.name}' raised "
+                f"{type(exc).__name__}: {exc}\n"
+            )
+
+
+def _model_name(ref: str | None) -> str | None:
+    if ref is None:
+        return None
+    return ref.rsplit(":", 1)[-1]
+
+
+def unwrap_state(state: State, return_state: bool) -> Any:
+    """What calling a flow returns: the state itself, or its value (raising on failure)."""
+    if return_state:
+        return state
+    return state.result()

@@ -1,0 +1,121 @@
+"""Is the process that runs a flow run still alive? Reads that answer "no" turn a
+``running`` run into ``crashed`` as soon as anyone looks.
+
+Same host: the owner's process id is checked, with its start time guarding
+against a recycled pid. Other hosts: the run is crashed once its heartbeat is
+older than the lease (``LEGATO_LEASE_SECONDS``, default 30).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+from functools import lru_cache
+
+from legato.records import FlowRun, RunOwner, utcnow
+from legato.settings import env_float
+from legato.states import StateType
+from legato.store.base import Store
+
+
+@lru_cache(maxsize=1)
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def process_start_time(pid: int) -> float | None:
+    """Start time of ``pid`` in clock ticks since boot (Linux), or None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces; fields resume after the last ')'.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    try:
+        return float(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def current_owner(token: str) -> RunOwner:
+    pid = os.getpid()
+    return RunOwner(token=token, host=hostname(), pid=pid, pid_started=process_start_time(pid))
+
+
+def process_alive(owner: RunOwner) -> bool:
+    if owner.pid == os.getpid():
+        return True
+    try:
+        os.kill(owner.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    if owner.pid_started is not None:
+        started = process_start_time(owner.pid)
+        if started is not None and started != owner.pid_started:
+            return False  # the pid was recycled by another process
+        if started is None and os.path.isdir("/proc"):
+            return False
+    # A zombie has exited: it only waits for its parent to reap it.
+    try:
+        with open(f"/proc/{owner.pid}/stat", "rb") as f:
+            stat = f.read().decode(errors="replace")
+        if stat[stat.rfind(")") + 2 :].startswith("Z"):
+            return False
+    except OSError:
+        pass
+    return True
+
+
+def lease_seconds() -> float:
+    return env_float("LEGATO_LEASE_SECONDS", 30.0)
+
+
+def reconcile(store: Store, run: FlowRun) -> FlowRun:
+    """The run as it really is: crashed if its process is gone, failed if its pause
+    timed out. Writes the correction (compare-and-set) and returns the fresh record."""
+    now = utcnow()
+    if run.state is StateType.RUNNING and run.owner is not None:
+        owner = run.owner
+        if owner.host == hostname():
+            dead = not process_alive(owner)
+            why = f"process {owner.pid} on {owner.host} exited while the run was running"
+        else:
+            beat = run.heartbeat_at or run.start_time or run.created
+            dead = now - beat > timedelta(seconds=lease_seconds())
+            why = (
+                f"no heartbeat from {owner.host} (pid {owner.pid}) for more than "
+                f"{lease_seconds():g}s"
+            )
+        if dead:
+            store.transition_flow_run(
+                run.id,
+                to_state=StateType.CRASHED,
+                from_states=[StateType.RUNNING],
+                now=now,
+                message=why + "; resume it with `legato resume " + run.id + "`",
+                expected_owner_token=owner.token,
+            )
+            return store.get_flow_run(run.id) or run
+    elif (
+        run.state is StateType.PAUSED
+        and run.pause is not None
+        and run.pause.timeout_at is not None
+        and now > run.pause.timeout_at
+    ):
+        from legato.records import ErrorInfo
+
+        message = f"the run was not resumed before its pause timeout ({run.pause.timeout_at})"
+        store.transition_flow_run(
+            run.id,
+            to_state=StateType.FAILED,
+            from_states=[StateType.PAUSED],
+            now=now,
+            message=message,
+            error=ErrorInfo(type="PausedRunTimeoutError", message=message),
+        )
+        return store.get_flow_run(run.id) or run
+    return run

@@ -1,0 +1,90 @@
+"""The run monitor: one background thread per process for all runs executing in it.
+
+About once a second (``LEGATO_HEARTBEAT_SECONDS``) it, for every active run:
+- renews the heartbeat and learns of cancellation requests;
+- commits buffered log lines;
+- records task runs that have been running for a while as RUNNING, so other
+  processes see long tasks in flight (short tasks get a single write at the end).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from legato.engine.context import FlowRunContext
+from legato.errors import RunOwnershipLost
+from legato.records import utcnow
+from legato.settings import env_float
+
+
+class RunMonitor:
+    def __init__(self) -> None:
+        self._runs: dict[str, FlowRunContext] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.interval = env_float("LEGATO_HEARTBEAT_SECONDS", 1.0)
+
+    def add(self, ctx: FlowRunContext) -> None:
+        with self._lock:
+            self._runs[ctx.run.id] = ctx
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="legato-monitor", daemon=True
+                )
+                self._thread.start()
+
+    def remove(self, ctx: FlowRunContext) -> None:
+        with self._lock:
+            if self._runs.get(ctx.run.id) is ctx:
+                del self._runs[ctx.run.id]
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(self.interval)
+            with self._lock:
+                runs = list(self._runs.values())
+            for ctx in runs:
+                try:
+                    self.tick(ctx)
+                except Exception:
+                    pass  # a store hiccup must not kill the monitor; next tick retries
+
+    def tick(self, ctx: FlowRunContext) -> None:
+        store = ctx.store
+        reply = store.heartbeat_flow_run(ctx.run.id, ctx.owner_token, utcnow())
+        if not reply.still_owner:
+            ctx.stopped = True
+            return
+        if reply.cancel_requested:
+            ctx.cancel_requested = True
+        logs = ctx.take_logs()
+        if logs:
+            store.append_logs(logs)
+        threshold = time.monotonic() - self.interval
+        # Hold the context lock while writing so a task cannot finish (and write its
+        # final record) between our check and our RUNNING write.
+        with ctx.lock:
+            for entry in ctx.in_flight.values():
+                started_mono, written, task_run = entry
+                if not written and started_mono <= threshold:
+                    try:
+                        store.record_task_run(task_run, ctx.owner_token)
+                    except RunOwnershipLost:
+                        ctx.stopped = True
+                        return
+                    entry[1] = True
+
+
+_monitor: RunMonitor | None = None
+_monitor_lock = threading.Lock()
+
+
+def get_monitor() -> RunMonitor:
+    global _monitor
+    if _monitor is None:
+        with _monitor_lock:
+            if _monitor is None:
+                _monitor = RunMonitor()
+    return _monitor

@@ -1,0 +1,185 @@
+"""Flow parameters: bind call arguments, validate and coerce them against the type
+hints (pydantic, imported only when a flow has hints), and encode them for storage."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from typing import Any
+
+from legato.errors import ParameterValidationError
+
+
+class ParameterModel:
+    """How to validate one flow's parameters; built once per flow function."""
+
+    def __init__(self, fn: Callable[..., Any], flow_name: str) -> None:
+        self.flow_name = flow_name
+        try:
+            # Resolve string annotations (``from __future__ import annotations``).
+            self.signature = inspect.signature(fn, eval_str=True)
+        except Exception:
+            self.signature = inspect.signature(fn)
+        self.params = self.signature.parameters
+        self.accepts_extra = any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in self.params.values()
+        )
+        self.var_positional = next(
+            (p.name for p in self.params.values() if p.kind is inspect.Parameter.VAR_POSITIONAL),
+            None,
+        )
+        self.hinted = any(
+            p.annotation is not inspect.Parameter.empty
+            for p in self.params.values()
+            if p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+        )
+        self._adapter: Any = None
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Map call arguments to parameter names (defaults not applied)."""
+        unknown = {}
+        if not self.accepts_extra:
+            # Keep unknown names aside so `validate` reports them all by name.
+            unknown = {k: kwargs[k] for k in kwargs if k not in self.params}
+            kwargs = {k: v for k, v in kwargs.items() if k not in unknown}
+        try:
+            bound = self.signature.bind_partial(*args, **kwargs)
+        except TypeError as exc:
+            raise ParameterValidationError(self.flow_name, [str(exc)]) from None
+        params = dict(bound.arguments)
+        params.update(unknown)
+        for p in self.params.values():
+            if p.kind is inspect.Parameter.VAR_KEYWORD and p.name in params:
+                params.update(params.pop(p.name))
+        return params
+
+    def validate(self, params: dict[str, Any], *, coerce: bool = True) -> dict[str, Any]:
+        """Check names and required parameters, then (with hints) validate and coerce."""
+        problems: list[str] = []
+        known = {
+            name
+            for name, p in self.params.items()
+            if p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+        }
+        if self.var_positional:
+            known.add(self.var_positional)
+        if not self.accepts_extra:
+            for name in params:
+                if name not in known:
+                    accepted = ", ".join(sorted(known)) or "none"
+                    problems.append(f"unknown parameter '{name}' (the flow accepts: {accepted})")
+        for name, p in self.params.items():
+            if (
+                p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+                and p.default is inspect.Parameter.empty
+                and name not in params
+            ):
+                problems.append(f"'{name}' is required but missing")
+        if problems:
+            raise ParameterValidationError(self.flow_name, problems)
+        if not coerce or not self.hinted:
+            return dict(params)
+        return self._coerce(params)
+
+    def _coerce(self, params: dict[str, Any]) -> dict[str, Any]:
+        from pydantic import ValidationError
+
+        adapter = self._get_adapter()
+        hinted = {k: v for k, v in params.items() if k in adapter.fields}
+        try:
+            model = adapter.model.model_validate(hinted)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                loc = ".".join(str(x) for x in err["loc"]) or "?"
+                got = err.get("input")
+                shown = repr(got)
+                if len(shown) > 60:
+                    shown = shown[:57] + "..."
+                problems.append(f"'{loc}': {err['msg']} (got {shown})")
+            raise ParameterValidationError(self.flow_name, problems) from None
+        out = dict(params)
+        for name in hinted:
+            out[name] = getattr(model, name)
+        return out
+
+    def _get_adapter(self) -> Any:
+        if self._adapter is None:
+            from pydantic import ConfigDict, create_model
+
+            fields: dict[str, Any] = {}
+            for name, p in self.params.items():
+                if p.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
+                    continue
+                annotation = p.annotation
+                if annotation is inspect.Parameter.empty or isinstance(annotation, str):
+                    annotation = Any  # no hint, or one that could not be resolved
+                default = ... if p.default is inspect.Parameter.empty else p.default
+                fields[name] = (annotation, default)
+            model = create_model(
+                f"{self.flow_name}_parameters",
+                __config__=ConfigDict(arbitrary_types_allowed=True),
+                **fields,
+            )
+
+            class _Adapter:
+                pass
+
+            adapter = _Adapter()
+            adapter.model = model  # type: ignore[attr-defined]
+            adapter.fields = set(fields)  # type: ignore[attr-defined]
+            self._adapter = adapter
+        return self._adapter
+
+    def call_args(self, params: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """Positional and keyword arguments that call the function with ``params``."""
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        extra = dict(params)
+        for name, p in self.params.items():
+            if p.kind is inspect.Parameter.VAR_KEYWORD:
+                continue
+            if name not in extra:
+                continue
+            value = extra.pop(name)
+            if p.kind is inspect.Parameter.POSITIONAL_ONLY:
+                args.append(value)
+            elif p.kind is inspect.Parameter.VAR_POSITIONAL:
+                args.extend(value)
+            else:
+                kwargs[name] = value
+        kwargs.update(extra)
+        return args, kwargs
+
+
+def encode_parameters(params: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
+    """A JSON view of the parameters, plus a pickle when JSON cannot hold them exactly."""
+    try:
+        text = json.dumps(params)
+        if json.loads(text) == params:
+            return params, None
+    except (TypeError, ValueError):
+        pass
+    import cloudpickle
+
+    return json_view(params), cloudpickle.dumps(params)
+
+
+def json_view(value: Any) -> Any:
+    """Best-effort JSON-compatible rendering (for display), never raising."""
+    try:
+        from pydantic_core import to_jsonable_python
+
+        return to_jsonable_python(value, fallback=repr)
+    except Exception:
+        return repr(value)
+
+
+def decode_parameters(json_params: dict[str, Any], blob: bytes | None) -> dict[str, Any]:
+    if blob is not None:
+        import cloudpickle
+
+        decoded: dict[str, Any] = cloudpickle.loads(blob)
+        return decoded
+    return dict(json_params)

@@ -1,0 +1,63 @@
+"""Result serializers: turn task and flow return values into stored bytes and back."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from typing import Any
+
+from legato.errors import ConfigurationError, ResultNotAvailableError, ResultNotSerializableError
+from legato.records import StoredResult
+
+SERIALIZERS = ("pickle", "json", "cloudpickle")
+
+
+def check_serializer(name: str) -> str:
+    if name not in SERIALIZERS:
+        raise ConfigurationError(
+            f"unknown result_serializer {name!r}; use one of: {', '.join(SERIALIZERS)}"
+        )
+    return name
+
+
+def serialize(value: Any, serializer: str, what: str) -> StoredResult:
+    """Encode ``value``; ``what`` names the task or flow for the error message."""
+    try:
+        if serializer == "pickle":
+            payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        elif serializer == "json":
+            payload = json.dumps(value, separators=(",", ":")).encode()
+        else:
+            import cloudpickle
+
+            payload = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise ResultNotSerializableError(
+            what, _type_name(value), serializer, f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return StoredResult(serializer=serializer, payload=payload)
+
+
+def deserialize(stored: StoredResult | None, what: str) -> Any:
+    if stored is None:
+        raise ResultNotAvailableError(
+            f"the result of {what} was not stored (persist_result=False?); it cannot be read"
+        )
+    try:
+        if stored.serializer == "json":
+            return json.loads(stored.payload)
+        if stored.serializer == "cloudpickle":
+            import cloudpickle
+
+            return cloudpickle.loads(stored.payload)
+        return pickle.loads(stored.payload)
+    except Exception as exc:
+        raise ResultNotAvailableError(
+            f"the stored result of {what} cannot be decoded with '{stored.serializer}' "
+            f"({type(exc).__name__}: {exc}); is the code that defines its type importable?"
+        ) from exc
+
+
+def _type_name(value: Any) -> str:
+    t = type(value)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"

@@ -1,0 +1,553 @@
+"""Running one task call: replay, dependencies, caching, retries, timeouts, hooks.
+
+A `TaskCall` is built on the caller's thread, where its call key is handed
+out (so keys follow submission order and stay deterministic across resumes),
+and executed there (direct calls) or on a task runner thread (``submit``/
+``map``). A call whose key already has a completed record returns the stored
+result without running. A finished call costs one store write: its final
+record, its result and the logs written meanwhile, in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from legato.engine import results as _results
+from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext, TaskRunContext
+from legato.engine.timeouts import run_async_with_timeout, run_with_timeout
+from legato.errors import (
+    CancelledRun,
+    NonDeterministicFlowError,
+    ResultNotSerializableError,
+    RunOwnershipLost,
+    TaskCallError,
+    UpstreamTaskFailedError,
+)
+from legato.records import Dependency, ErrorInfo, TaskRun, utcnow
+from legato.states import State, StateType
+
+if TYPE_CHECKING:
+    from legato.futures import LegatoFuture
+    from legato.tasks import Task
+
+_PLAIN = (int, float, str, bool, bytes, type(None))
+_COLLECTIONS = (list, tuple, set, frozenset)
+
+
+def new_id() -> str:
+    return os.urandom(16).hex()
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    return ErrorInfo(
+        type=type(exc).__name__,
+        message=str(exc),
+        traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    )
+
+
+def short_repr(value: Any, limit: int = 200) -> str:
+    try:
+        text = repr(value)
+    except Exception as exc:
+        text = f"<unrepresentable {type(value).__name__}: {exc}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class TaskCall:
+    """One call of a task inside a flow run."""
+
+    __slots__ = (
+        "args",
+        "attempts",
+        "attempts_this_execution",
+        "cache_key",
+        "call_key",
+        "dependencies",
+        "flow_ctx",
+        "has_futures",
+        "kwargs",
+        "parent_task_run_id",
+        "previous",
+        "start_time",
+        "task",
+        "task_run_id",
+        "wait_for",
+    )
+
+    def __init__(
+        self,
+        task: Task[Any, Any],
+        flow_ctx: FlowRunContext,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        wait_for: Sequence[Any] | None,
+    ) -> None:
+        parent = TASK_CONTEXT.get()
+        if parent is not None and parent.flow_ctx is not flow_ctx:
+            parent = None
+        scope = parent.scope if parent is not None else flow_ctx.scope
+        self.call_key = (
+            f"{scope.prefix}{task.call_key}" if task.call_key else scope.next_key(task.name)
+        )
+        self.task = task
+        self.flow_ctx = flow_ctx
+        self.args = args
+        self.kwargs = kwargs
+        self.wait_for = wait_for
+        self.parent_task_run_id = parent.task_run_id if parent is not None else None
+        self.previous = flow_ctx.recorded.get(self.call_key) if flow_ctx.recorded else None
+        self.task_run_id = self.previous.id if self.previous is not None else new_id()
+        self.attempts = self.previous.attempts if self.previous is not None else 0
+        self.cache_key: str | None = None
+        self.start_time = utcnow()
+        self.has_futures = False
+        self.attempts_this_execution = 0
+        self.dependencies = self._collect_dependencies()
+
+    # -- dependencies ---------------------------------------------------------
+
+    def _collect_dependencies(self) -> tuple[Dependency, ...]:
+        from legato.futures import LegatoFuture
+
+        deps: list[Dependency] = []
+        sources = self.flow_ctx.result_sources
+        names = self.task.parameter_names
+
+        def scan(value: Any, param: str) -> None:
+            kind = type(value)
+            if kind in _PLAIN:
+                return
+            if isinstance(value, LegatoFuture):
+                self.has_futures = True
+                deps.append(Dependency(value.task_run_id, "data", param))
+            elif kind in _COLLECTIONS or kind is dict:
+                items = value.values() if kind is dict else value
+                for item in items:
+                    if isinstance(item, LegatoFuture):
+                        self.has_futures = True
+                        deps.append(Dependency(item.task_run_id, "data", param))
+                    elif sources:
+                        _from_source(item, param)
+            if sources:
+                _from_source(value, param)
+
+        def _from_source(value: Any, param: str) -> None:
+            hit = sources.get(id(value))
+            if hit is not None and hit[0] is value:
+                deps.append(Dependency(hit[1], "data", param))
+
+        for i, value in enumerate(self.args):
+            scan(value, names[i] if i < len(names) else f"args[{i}]")
+        for name, value in self.kwargs.items():
+            scan(value, name)
+        if self.wait_for:
+            for item in self.wait_for:
+                if isinstance(item, LegatoFuture):
+                    deps.append(Dependency(item.task_run_id, "wait_for"))
+                elif sources:
+                    hit = sources.get(id(item))
+                    if hit is not None and hit[0] is item:
+                        deps.append(Dependency(hit[1], "wait_for"))
+        return tuple(deps)
+
+    def _resolve_inputs(self) -> None:
+        """Replace futures in the arguments by their results (waiting for them)."""
+        from legato.futures import LegatoFuture
+
+        if self.wait_for:
+            for item in self.wait_for:
+                if isinstance(item, LegatoFuture):
+                    self._upstream_value(item)
+        if not self.has_futures:
+            return
+
+        def resolve(value: Any) -> Any:
+            if isinstance(value, LegatoFuture):
+                return self._upstream_value(value)
+            kind = type(value)
+            if kind in _COLLECTIONS:
+                return kind(resolve(v) for v in value)
+            if kind is dict:
+                return {k: resolve(v) for k, v in value.items()}
+            return value
+
+        self.args = tuple(resolve(a) for a in self.args)
+        self.kwargs = {k: resolve(v) for k, v in self.kwargs.items()}
+
+    def _upstream_value(self, future: LegatoFuture[Any]) -> Any:
+        state = future.wait_state()
+        if state.is_completed():
+            return state.result()
+        raise UpstreamTaskFailedError(self.task.name, future.call_key, state.type.value)
+
+    # -- replay ---------------------------------------------------------------
+
+    def replayed(self) -> tuple[bool, Any]:
+        """(True, value) when an earlier execution completed this call."""
+        prev = self.previous
+        if prev is None:
+            return False, None
+        if prev.task_name != self.task.name:
+            raise NonDeterministicFlowError(
+                self.flow_ctx.run.id, self.call_key, prev.task_name, self.task.name
+            )
+        if prev.state is not StateType.COMPLETED or prev.rolled_back or not prev.has_result:
+            return False, None
+        stored = self.flow_ctx.store.get_task_result(prev.id)
+        value = _results.deserialize(stored, f"task '{self.task.name}' ({self.call_key})")
+        self._remember(value, prev)
+        return True, value
+
+    def _remember(self, value: Any, task_run: TaskRun) -> None:
+        if type(value) not in _PLAIN:
+            self.flow_ctx.result_sources[id(value)] = (value, task_run.id)
+        txns = self.flow_ctx.transactions
+        if txns and self.task.on_rollback:
+            txns[-1].add(self.task, task_run, value)
+
+    # -- records --------------------------------------------------------------
+
+    def record(
+        self,
+        state: StateType,
+        *,
+        error: ErrorInfo | None = None,
+        cached: bool = False,
+        has_result: bool = False,
+        end: bool = True,
+        inputs: dict[str, str] | None = None,
+    ) -> TaskRun:
+        task = self.task
+        return TaskRun(
+            id=self.task_run_id,
+            flow_run_id=self.flow_ctx.run.id,
+            call_key=self.call_key,
+            task_name=task.name,
+            name=task.run_name_for(self) if task.task_run_name else self.call_key,
+            state=state,
+            attempts=self.attempts,
+            cached=cached,
+            start_time=self.start_time,
+            end_time=utcnow() if end else None,
+            error=error,
+            inputs=inputs,
+            dependencies=self.dependencies,
+            parent_task_run_id=self.parent_task_run_id,
+            tags=task.tags,
+            cache_key=self.cache_key,
+            cache_expires_at=(
+                utcnow() + task.cache_expiration
+                if self.cache_key and task.cache_expiration is not None
+                else None
+            ),
+            result_serializer=task.result_serializer if has_result else None,
+            has_result=has_result,
+        )
+
+    def running_record(self) -> TaskRun:
+        return self.record(StateType.RUNNING, end=False)
+
+    def inputs_repr(self) -> dict[str, str]:
+        names = self.task.parameter_names
+        out = {
+            (names[i] if i < len(names) else f"args[{i}]"): short_repr(v)
+            for i, v in enumerate(self.args)
+        }
+        out.update({k: short_repr(v) for k, v in self.kwargs.items()})
+        return out
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def begin(self) -> None:
+        flow_ctx = self.flow_ctx
+        flow_ctx.check_cancelled()
+        self.start_time = utcnow()
+        with flow_ctx.lock:
+            flow_ctx.in_flight[self.call_key] = [time.monotonic(), False, self]
+        observer = flow_ctx.observer
+        if observer is not None:
+            _notify(observer.task_started, self.running_record())
+
+    def _leave_flight(self) -> None:
+        flow_ctx = self.flow_ctx
+        with flow_ctx.lock:
+            flow_ctx.in_flight.pop(self.call_key, None)
+
+    def check_cache(self) -> tuple[bool, Any]:
+        task = self.task
+        if task.cache_key_fn is None:
+            return False, None
+        from legato.engine.context import get_run_context
+
+        params = self.bound_parameters()
+        try:
+            key = task.cache_key_fn(get_run_context(), params)
+        except Exception as exc:
+            raise TaskCallError(
+                f"cache_key_fn of task '{task.name}' raised {type(exc).__name__}: {exc}"
+            ) from exc
+        if key is None:
+            return False, None
+        self.cache_key = str(key)
+        hit = self.flow_ctx.store.get_cached_result(self.cache_key, utcnow())
+        if hit is None:
+            return False, None
+        value = _results.deserialize(hit.result, f"cached result of task '{task.name}'")
+        self._leave_flight()
+        record = self.record(StateType.COMPLETED, cached=True, has_result=True)
+        self._write(record, hit.result)
+        self._remember(value, record)
+        self._finished(record, value)
+        return True, value
+
+    def bound_parameters(self) -> dict[str, Any]:
+        names = self.task.parameter_names
+        params = {names[i] if i < len(names) else f"args[{i}]": v for i, v in enumerate(self.args)}
+        params.update(self.kwargs)
+        return params
+
+    def _write(self, record: TaskRun, result: Any = None) -> None:
+        flow_ctx = self.flow_ctx
+        try:
+            flow_ctx.store.record_task_run(
+                record, flow_ctx.owner_token, result=result, logs=flow_ctx.take_logs()
+            )
+        except RunOwnershipLost:
+            flow_ctx.stopped = True
+            raise
+
+    def complete(self, value: Any) -> Any:
+        task = self.task
+        self._leave_flight()
+        stored = None
+        if task.persist_result:
+            try:
+                stored = _results.serialize(
+                    value, task.result_serializer, f"task '{task.name}' ({self.call_key})"
+                )
+            except ResultNotSerializableError as exc:
+                self.fail(exc)
+                raise
+        record = self.record(StateType.COMPLETED, has_result=stored is not None)
+        self._write(record, stored)
+        self._remember(value, record)
+        self._finished(record, value)
+        return value
+
+    def _finished(self, record: TaskRun, value: Any) -> None:
+        observer = self.flow_ctx.observer
+        if observer is not None:
+            _notify(observer.task_finished, record)
+        if self.task.on_completion:
+            state = State(StateType.COMPLETED, timestamp=record.end_time, _value=value)
+            for hook in self.task.on_completion:
+                _run_hook(hook, self.task, record, state, self.flow_ctx)
+
+    def fail(self, exc: BaseException, state: StateType = StateType.FAILED) -> TaskRun:
+        self._leave_flight()
+        record = self.record(state, error=error_info(exc), inputs=self.inputs_repr())
+        self._write(record)
+        observer = self.flow_ctx.observer
+        if observer is not None:
+            _notify(observer.task_finished, record)
+        if state is StateType.FAILED and self.task.on_failure:
+            st = State(StateType.FAILED, message=str(exc), _exception=exc)
+            for hook in self.task.on_failure:
+                _run_hook(hook, self.task, record, st, self.flow_ctx)
+        return record
+
+    def retry_delay(self, exc: BaseException) -> float | None:
+        """Seconds to wait before the next attempt, or None when not retrying."""
+        task = self.task
+        retries_done = self.attempts_this_execution - 1
+        if retries_done >= task.retries or not isinstance(exc, Exception):
+            return None
+        if isinstance(exc, (UpstreamTaskFailedError, NonDeterministicFlowError)):
+            return None
+        if task.retry_on is not None and not isinstance(exc, task.retry_on):
+            return None
+        if task.retry_condition_fn is not None:
+            record = self.record(StateType.FAILED, error=error_info(exc))
+            state = State(StateType.FAILED, message=str(exc), _exception=exc)
+            try:
+                if not task.retry_condition_fn(task, record, state):
+                    return None
+            except Exception:
+                return None
+        delay = task.delay_for_retry(retries_done)
+        if task.retry_jitter_factor and delay > 0:
+            delay += random.uniform(0, delay * task.retry_jitter_factor)
+        return delay
+
+    def note_retry(self, exc: BaseException, delay: float) -> None:
+        """Record the failed attempt (visible while waiting) and log the retry."""
+        flow_ctx = self.flow_ctx
+        record = self.record(StateType.RUNNING, error=error_info(exc), end=False)
+        self._write(record)
+        from legato.engine.logs import get_run_logger
+
+        token = TASK_CONTEXT.set(self.task_context())
+        try:
+            get_run_logger().warning(
+                "attempt %d of task '%s' failed with %s: %s; retrying in %.3gs",
+                self.attempts,
+                self.task.name,
+                type(exc).__name__,
+                exc,
+                delay,
+            )
+        finally:
+            TASK_CONTEXT.reset(token)
+        flow_ctx.check_cancelled()
+
+    def task_context(self) -> TaskRunContext:
+        return TaskRunContext(
+            flow_ctx=self.flow_ctx,
+            task=self.task,
+            task_run_id=self.task_run_id,
+            call_key=self.call_key,
+            attempt=self.attempts,
+        )
+
+    # -- execution ------------------------------------------------------------
+
+    def run(self) -> Any:
+        """Execute synchronously (replay, cache, attempts) and return the value."""
+        done, value = self.replayed()
+        if done:
+            return value
+        self.begin()
+        try:
+            self._resolve_inputs()
+            hit, value = self.check_cache()
+            if hit:
+                return value
+        except BaseException as exc:
+            self._end_with(exc)
+            raise
+        fn = self.task.fn
+        timeout = self.task.timeout_seconds
+        self.attempts_this_execution = 0
+        while True:
+            self.attempts += 1
+            self.attempts_this_execution += 1
+            token = TASK_CONTEXT.set(self.task_context())
+            try:
+                if timeout is None:
+                    value = fn(*self.args, **self.kwargs)
+                    if asyncio.iscoroutine(value):
+                        value = asyncio.run(value)
+                else:
+                    value = run_with_timeout(fn, self.args, self.kwargs, timeout, self.task.name)
+            except BaseException as exc:
+                TASK_CONTEXT.reset(token)
+                delay = self.retry_delay(exc)
+                if delay is None:
+                    self._end_with(exc)
+                    raise
+                self.note_retry(exc, delay)
+                if delay > 0:
+                    time.sleep(delay)
+                continue
+            TASK_CONTEXT.reset(token)
+            return self.complete(value)
+
+    async def run_async(self) -> Any:
+        """Execute an ``async def`` task on the running event loop."""
+        done, value = self.replayed()
+        if done:
+            return value
+        self.begin()
+        try:
+            self._resolve_inputs()
+            hit, value = self.check_cache()
+            if hit:
+                return value
+        except BaseException as exc:
+            self._end_with(exc)
+            raise
+        fn = self.task.fn
+        timeout = self.task.timeout_seconds
+        self.attempts_this_execution = 0
+        while True:
+            self.attempts += 1
+            self.attempts_this_execution += 1
+            token = TASK_CONTEXT.set(self.task_context())
+            try:
+                value = await run_async_with_timeout(
+                    fn(*self.args, **self.kwargs), timeout, self.task.name
+                )
+            except BaseException as exc:
+                TASK_CONTEXT.reset(token)
+                delay = self.retry_delay(exc)
+                if delay is None:
+                    self._end_with(exc)
+                    raise
+                self.note_retry(exc, delay)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                continue
+            TASK_CONTEXT.reset(token)
+            return self.complete(value)
+
+    def _end_with(self, exc: BaseException) -> None:
+        if isinstance(exc, RunOwnershipLost):
+            return
+        if isinstance(exc, CancelledRun):
+            self.fail(exc, StateType.CANCELLED)
+        elif isinstance(exc, Exception):
+            self.fail(exc)
+        else:
+            self.fail(exc, StateType.CRASHED)
+
+
+def _notify(method: Callable[[TaskRun], None], record: TaskRun) -> None:
+    try:
+        method(record)
+    except Exception:
+        pass
+
+
+def _run_hook(hook: Callable[..., Any], task: Any, record: TaskRun, state: State, ctx: Any) -> None:
+    try:
+        hook(task, record, state)
+    except Exception as exc:
+        from legato.engine.logs import get_run_logger
+
+        get_run_logger().error(
+            "hook %s of task '%s' raised %s: %s",
+            getattr(hook, "__name__", hook),
+            task.name,
+            type(exc).__name__,
+            exc,
+        )
+
+
+def current_flow_context(task_name: str, action: str) -> FlowRunContext:
+    ctx = FLOW_CONTEXT.get()
+    if ctx is None:
+        raise TaskCallError(
+            f"task '{task_name}' was {action} outside a flow; call it inside a @flow "
+            f"function (or call the task directly to run it as a plain function)"
+        )
+    return ctx
+
+
+def cache_expiration_of(value: Any) -> timedelta | None:
+    if value is None or isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)):
+        return timedelta(seconds=value)
+    from legato.errors import ConfigurationError
+
+    raise ConfigurationError(
+        f"cache_expiration must be a timedelta or a number of seconds, not {type(value).__name__}"
+    )

@@ -1,0 +1,232 @@
+"""Every error legato raises.
+
+One root, `LegatoError`. Each message says what happened, to which run or
+task, and what to do next. Control-flow signals that user code must not
+swallow with ``except Exception`` (pause, cancellation) derive from
+`BaseException` instead and live at the bottom of this module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LegatoError(Exception):
+    """Root of every error legato raises on purpose."""
+
+
+# --- configuration and input -------------------------------------------------
+
+
+class ConfigurationError(LegatoError):
+    """A setting (environment variable, URL, option) is invalid."""
+
+
+class MissingExtraError(ConfigurationError):
+    """An optional dependency is needed but not installed."""
+
+    def __init__(self, extra: str, package: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the '{package}' package, which is not installed; "
+            f"install it with: pip install 'legato[{extra}]'"
+        )
+
+
+class ParameterValidationError(LegatoError):
+    """Flow parameters do not match the flow's signature or type hints."""
+
+    def __init__(self, flow_name: str, problems: list[str]) -> None:
+        self.flow_name = flow_name
+        self.problems = problems
+        joined = "; ".join(problems)
+        super().__init__(f"invalid parameters for flow '{flow_name}': {joined}")
+
+
+class TargetNotFoundError(LegatoError):
+    """A `path/to/file.py:flow` or `package.module:flow` target cannot be loaded."""
+
+
+class RunNotFoundError(LegatoError):
+    """No run matches the given id or id prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        super().__init__(
+            f"no flow run matches '{prefix}'; list runs with `legato runs` and copy an id"
+        )
+
+
+class AmbiguousRunIdError(LegatoError):
+    """More than one run starts with the given prefix."""
+
+    def __init__(self, prefix: str, matches: list[str]) -> None:
+        self.prefix = prefix
+        self.matches = matches
+        shown = ", ".join(matches[:5])
+        super().__init__(
+            f"run id prefix '{prefix}' is ambiguous (matches {shown}); give more characters"
+        )
+
+
+class InvalidRunInputError(LegatoError):
+    """Input given to a paused run does not validate against its RunInput model."""
+
+    def __init__(self, run_id: str, model_name: str, problems: list[str]) -> None:
+        self.run_id = run_id
+        self.model_name = model_name
+        self.problems = problems
+        super().__init__(
+            f"input for paused run {run_id} does not match {model_name}: "
+            f"{'; '.join(problems)}; the run stays paused, resume it again with valid input"
+        )
+
+
+# --- run lifecycle -------------------------------------------------------------
+
+
+class RunStateError(LegatoError):
+    """The run is not in a state that allows the requested action."""
+
+
+class FlowRunFailed(LegatoError):
+    """Raised by `State.result()` for a failed run whose original exception is unknown."""
+
+
+class FlowPaused(LegatoError):
+    """Calling a flow raised this because the run paused and now waits durably.
+
+    The process is free; the run resumes with ``legato resume RUN_ID`` (with
+    ``--input JSON`` when it waits for input) or ``legato.resume_flow_run``.
+    """
+
+    def __init__(self, run_id: str, key: str, input_model: str | None) -> None:
+        self.run_id = run_id
+        self.key = key
+        self.input_model = input_model
+        how = (
+            f"legato resume {run_id} --input '<json for {input_model}>'"
+            if input_model
+            else f"legato resume {run_id}"
+        )
+        super().__init__(f"flow run {run_id} paused at '{key}'; resume it with: {how}")
+
+
+class FlowCancelled(LegatoError):
+    """Calling a flow raised this because its run was cancelled."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"flow run {run_id} was cancelled")
+
+
+class FlowCrashed(LegatoError):
+    """The run's process died, or the engine itself failed, while it ran."""
+
+
+class NonDeterministicFlowError(LegatoError):
+    """On replay, the task recorded at a call key is not the task called there now."""
+
+    def __init__(self, run_id: str, call_key: str, recorded: str, called: str) -> None:
+        super().__init__(
+            f"flow run {run_id} is not deterministic: call key '{call_key}' was recorded "
+            f"for task '{recorded}' but the flow now calls '{called}' there; the flow code "
+            f"changed since the run started. Undo the change to resume this run, or start "
+            f"a new run"
+        )
+
+
+class TaskTimeoutError(LegatoError, TimeoutError):
+    """A task ran longer than its `timeout_seconds`."""
+
+    def __init__(self, task_name: str, seconds: float) -> None:
+        self.task_name = task_name
+        self.seconds = seconds
+        super().__init__(f"task '{task_name}' timed out after {seconds:g}s (timeout_seconds)")
+
+
+class FlowTimeoutError(LegatoError, TimeoutError):
+    """A flow ran longer than its `timeout_seconds`."""
+
+    def __init__(self, flow_name: str, seconds: float) -> None:
+        self.flow_name = flow_name
+        self.seconds = seconds
+        super().__init__(f"flow '{flow_name}' timed out after {seconds:g}s (timeout_seconds)")
+
+
+class PausedRunTimeoutError(LegatoError):
+    """A paused run was not resumed before its pause timeout."""
+
+
+class ResultNotSerializableError(LegatoError):
+    """A task or flow returned a value its result serializer cannot store."""
+
+    def __init__(self, what: str, value_type: str, serializer: str, reason: str) -> None:
+        self.value_type = value_type
+        super().__init__(
+            f"{what} returned a {value_type}, which the '{serializer}' result serializer "
+            f"cannot store ({reason}); return something serializable, pick another "
+            f"result_serializer, or set persist_result=False"
+        )
+
+
+class ResultNotAvailableError(LegatoError):
+    """A stored result cannot be read back (missing, or not persisted)."""
+
+
+class UpstreamTaskFailedError(LegatoError):
+    """A task did not run because a future it depends on did not complete."""
+
+    def __init__(self, task_name: str, upstream_key: str, upstream_state: str) -> None:
+        self.task_name = task_name
+        self.upstream_key = upstream_key
+        super().__init__(
+            f"task '{task_name}' did not run: its upstream task {upstream_key} is "
+            f"{upstream_state}; fix the upstream failure and resume the run"
+        )
+
+
+class TaskCallError(LegatoError):
+    """A task was called where it cannot run (for example outside any flow)."""
+
+
+class StoreError(LegatoError):
+    """The state store failed in a way legato could not recover from."""
+
+
+class SchemaVersionError(StoreError):
+    """The database was written by a newer legato than this one."""
+
+
+class RunOwnershipLost(StoreError):
+    """Another process took over this run (it was resumed elsewhere)."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(
+            f"flow run {run_id} is now owned by another process (it was marked crashed and "
+            f"resumed elsewhere); this process stops writing to it"
+        )
+
+
+# --- signals that user code must not swallow ----------------------------------
+
+
+class _Signal(BaseException):
+    """Base of control-flow signals; not an `Exception`, so `except Exception` misses it."""
+
+
+class CancelledRun(_Signal):
+    """Raised inside a flow at its next task boundary after cancellation was requested."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"flow run {run_id} was cancelled")
+
+
+class PauseSignal(_Signal):
+    """Unwinds a flow body to suspend the run at a pause point."""
+
+    def __init__(self, key: str, detail: Any = None) -> None:
+        self.key = key
+        self.detail = detail
+        super().__init__(f"pause at '{key}'")

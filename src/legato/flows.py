@@ -1,0 +1,185 @@
+"""The ``@flow`` decorator and the `Flow` object."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from legato.engine.params import ParameterModel
+from legato.engine.results import check_serializer
+from legato.errors import ConfigurationError
+from legato.task_runners import ThreadPoolTaskRunner
+
+P = ParamSpec("P")
+R = TypeVar("R")
+Hook = Callable[..., Any]
+
+# Flows defined in this process, by name: lets a run be resumed in the process
+# that defined its flow even when no entrypoint can load it elsewhere.
+_registry: dict[str, weakref.ref[Flow[Any, Any]]] = {}
+_registry_lock = threading.Lock()
+
+
+def registered_flow(name: str) -> Flow[Any, Any] | None:
+    ref = _registry.get(name)
+    return ref() if ref is not None else None
+
+
+class Flow(Generic[P, R]):
+    """A function whose calls are recorded as durable, resumable flow runs."""
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        version: str | None = None,
+        tags: Iterable[str] | None = None,
+        retries: int = 0,
+        retry_delay_seconds: float = 0,
+        timeout_seconds: float | None = None,
+        log_prints: bool = False,
+        flow_run_name: str | Callable[[], str] | None = None,
+        validate_parameters: bool = True,
+        task_runner: ThreadPoolTaskRunner | type[ThreadPoolTaskRunner] | None = None,
+        persist_result: bool = True,
+        result_serializer: str = "pickle",
+        on_completion: Sequence[Hook] | None = None,
+        on_failure: Sequence[Hook] | None = None,
+        on_crashed: Sequence[Hook] | None = None,
+        on_cancellation: Sequence[Hook] | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise ConfigurationError(f"@flow needs a function, got {type(fn).__name__}")
+        self.fn = fn
+        self.name: str = name or str(getattr(fn, "__name__", "flow"))
+        self.description = description or inspect.getdoc(fn)
+        self.version = version
+        self.tags: tuple[str, ...] = tuple(tags or ())
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise ConfigurationError(
+                f"flow '{self.name}': retries must be a whole number >= 0, got {retries!r}"
+            )
+        self.retries = retries
+        if not isinstance(retry_delay_seconds, (int, float)) or retry_delay_seconds < 0:
+            raise ConfigurationError(
+                f"flow '{self.name}': retry_delay_seconds must be a number >= 0, "
+                f"got {retry_delay_seconds!r}"
+            )
+        self.retry_delay_seconds = float(retry_delay_seconds)
+        if timeout_seconds is not None and timeout_seconds <= 0:
+            raise ConfigurationError(
+                f"flow '{self.name}': timeout_seconds must be > 0, got {timeout_seconds!r}"
+            )
+        self.timeout_seconds = timeout_seconds
+        self.log_prints = log_prints
+        self.flow_run_name = flow_run_name
+        self.validate_parameters = validate_parameters
+        if task_runner is None:
+            runner = ThreadPoolTaskRunner()
+        elif isinstance(task_runner, type):
+            runner = task_runner()
+        else:
+            runner = task_runner
+        if not hasattr(runner, "submit") or not hasattr(runner, "duplicate"):
+            raise ConfigurationError(
+                f"flow '{self.name}': task_runner must be a task runner such as "
+                f"ThreadPoolTaskRunner(), got {task_runner!r}"
+            )
+        self.task_runner = runner
+        self.persist_result = persist_result
+        self.result_serializer = check_serializer(result_serializer)
+        self.on_completion = list(on_completion or ())
+        self.on_failure = list(on_failure or ())
+        self.on_crashed = list(on_crashed or ())
+        self.on_cancellation = list(on_cancellation or ())
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.parameter_model = ParameterModel(fn, self.name)
+        if log_prints:
+            from legato.engine.logs import install_print_capture
+
+            install_print_capture()
+        self._options = {
+            "name": name,
+            "description": description,
+            "version": version,
+            "tags": tags,
+            "retries": retries,
+            "retry_delay_seconds": retry_delay_seconds,
+            "timeout_seconds": timeout_seconds,
+            "log_prints": log_prints,
+            "flow_run_name": flow_run_name,
+            "validate_parameters": validate_parameters,
+            "task_runner": task_runner,
+            "persist_result": persist_result,
+            "result_serializer": result_serializer,
+            "on_completion": on_completion,
+            "on_failure": on_failure,
+            "on_crashed": on_crashed,
+            "on_cancellation": on_cancellation,
+        }
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", self.name)
+        self.__qualname__ = getattr(fn, "__qualname__", self.name)
+        self.__module__ = getattr(fn, "__module__", __name__)
+        self.__wrapped__ = fn
+        with _registry_lock:
+            _registry[self.name] = weakref.ref(self)
+
+    def __repr__(self) -> str:
+        return f"Flow(name={self.name!r})"
+
+    def with_options(self, **options: Any) -> Flow[P, R]:
+        """A copy of this flow with some options changed."""
+        unknown = set(options) - set(self._options)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown flow option(s) {', '.join(sorted(unknown))}; "
+                f"valid options: {', '.join(sorted(self._options))}"
+            )
+        return Flow(self.fn, **{**self._options, **options})
+
+    def run_name_for(self, params: dict[str, Any], run_id: str) -> str:
+        template = self.flow_run_name
+        if callable(template):
+            return str(template())
+        if template is None:
+            return f"{self.name}-{run_id[:8]}"
+        try:
+            return template.format(**params)
+        except (KeyError, IndexError, ValueError):
+            return template
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the flow in this process and return its result (raising on failure).
+
+        ``return_state=True`` returns the final `State` instead. Inside another
+        flow this creates a child run linked to its parent.
+        """
+        from legato.engine.calls import call_flow
+
+        return_state = bool(kwargs.pop("return_state", False))
+        return call_flow(self, args, kwargs, return_state)
+
+
+@overload
+def flow(__fn: Callable[P, R]) -> Flow[P, R]: ...
+
+
+@overload
+def flow(__fn: None = None, **options: Any) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+
+
+def flow(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
+    """Decorate a function as a flow: ``@flow`` or ``@flow(retries=2, ...)``."""
+    if __fn is not None:
+        return Flow(__fn, **options)
+
+    def decorator(fn: Callable[P, R]) -> Flow[P, R]:
+        return Flow(fn, **options)
+
+    return decorator

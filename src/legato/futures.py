@@ -1,0 +1,127 @@
+"""Futures returned by ``task.submit`` and ``task.map``, and helpers to wait on them."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from collections.abc import Iterable, Iterator
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from legato.errors import CancelledRun
+from legato.states import State, StateType
+
+R = TypeVar("R")
+
+
+class LegatoFuture(Generic[R]):
+    """The eventual result of a submitted task call."""
+
+    __slots__ = ("_future", "_state", "call_key", "task_name", "task_run_id")
+
+    def __init__(
+        self,
+        task_run_id: str,
+        call_key: str,
+        task_name: str,
+        future: cf.Future[Any] | None = None,
+        state: State | None = None,
+    ) -> None:
+        self.task_run_id = task_run_id
+        self.call_key = call_key
+        self.task_name = task_name
+        self._future = future
+        self._state = state
+
+    def __repr__(self) -> str:
+        return f"LegatoFuture({self.call_key!r}, state={self.state.type.value})"
+
+    def done(self) -> bool:
+        return self._future is None or self._future.done()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the task run ends (or ``timeout`` seconds pass)."""
+        if self._future is not None:
+            cf.wait([self._future], timeout=timeout)
+
+    def wait_state(self) -> State:
+        self.wait()
+        return self.state
+
+    @property
+    def state(self) -> State:
+        """The task run's current state; completed or failed ones carry the outcome."""
+        if self._state is not None:
+            return self._state
+        fut = self._future
+        if fut is None or not fut.done():
+            return State(StateType.RUNNING, run_id=self.task_run_id)
+        exc = fut.exception()
+        if exc is None:
+            self._state = State(StateType.COMPLETED, run_id=self.task_run_id, _value=fut.result())
+        else:
+            kind = StateType.CANCELLED if isinstance(exc, CancelledRun) else StateType.FAILED
+            self._state = State(kind, message=str(exc), run_id=self.task_run_id, _exception=exc)
+        return self._state
+
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:
+        """The task's return value; raises its exception if it failed."""
+        if self._future is not None and not self._future.done():
+            done, _ = cf.wait([self._future], timeout=timeout)
+            if not done:
+                raise TimeoutError(
+                    f"task {self.call_key} did not finish within {timeout}s; "
+                    f"call result() again to keep waiting"
+                )
+        return self.state.result(raise_on_failure=raise_on_failure)
+
+
+class DoneAndNotDone(NamedTuple):
+    done: set[LegatoFuture[Any]]
+    not_done: set[LegatoFuture[Any]]
+
+
+def wait(futures: Iterable[LegatoFuture[Any]], timeout: float | None = None) -> DoneAndNotDone:
+    """Wait for all ``futures`` (or until ``timeout``); returns (done, not_done)."""
+    futures = list(futures)
+    inner = {f._future: f for f in futures if f._future is not None}
+    cf.wait(list(inner), timeout=timeout)
+    done = {f for f in futures if f.done()}
+    return DoneAndNotDone(done, {f for f in futures if f not in done})
+
+
+def as_completed(
+    futures: Iterable[LegatoFuture[Any]], timeout: float | None = None
+) -> Iterator[LegatoFuture[Any]]:
+    """Yield ``futures`` as they finish."""
+    futures = list(futures)
+    pending: dict[cf.Future[Any], LegatoFuture[Any]] = {}
+    for f in futures:
+        if f._future is None:
+            yield f
+        else:
+            pending[f._future] = f
+    for inner in cf.as_completed(pending, timeout=timeout):
+        yield pending[inner]
+
+
+class unmapped:
+    """Wrap an argument of ``task.map`` so it is passed whole to every call."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"unmapped({self.value!r})"
+
+
+def resolve_futures(value: Any) -> Any:
+    """Replace futures inside ``value`` (one level of containers) by their results."""
+    if isinstance(value, LegatoFuture):
+        return value.result()
+    kind = type(value)
+    if kind in (list, tuple, set):
+        return kind(resolve_futures(v) for v in value)
+    if kind is dict:
+        return {k: resolve_futures(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,184 @@
+"""Domain records the store reads and writes.
+
+Frozen dataclasses, one per thing legato keeps. Times are timezone-aware
+UTC datetimes. The store speaks these records, never rows or bytes, except
+for result and parameter payloads, which travel as opaque ``bytes`` beside
+them because only the engine knows how to decode them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from legato.states import StateType
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """What went wrong: the exception's type, its message and the traceback text."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "message": self.message, "traceback": self.traceback}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ErrorInfo | None:
+        if not data:
+            return None
+        return cls(
+            type=str(data.get("type", "")),
+            message=str(data.get("message", "")),
+            traceback=data.get("traceback"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """An edge into a task run: its input came from (or waited for) another task run."""
+
+    upstream_id: str
+    kind: str  # "data" or "wait_for"
+    parameter: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"upstream_id": self.upstream_id, "kind": self.kind, "parameter": self.parameter}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Dependency:
+        return cls(
+            upstream_id=str(data["upstream_id"]),
+            kind=str(data.get("kind", "data")),
+            parameter=data.get("parameter"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunOwner:
+    """The process executing a run: where it lives and the token that fences its writes."""
+
+    token: str
+    host: str
+    pid: int
+    pid_started: float | None = None  # process start time, guards against pid reuse
+
+
+@dataclass(frozen=True, slots=True)
+class PauseInfo:
+    """Why and how a run is paused."""
+
+    key: str
+    input_model: str | None = None  # "module:QualName" of the RunInput subclass
+    input_schema: dict[str, Any] | None = None  # its JSON schema, for forms and docs
+    timeout_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRun:
+    """One execution of a flow, across all its attempts and resumes."""
+
+    id: str
+    flow_name: str
+    name: str
+    state: StateType
+    parameters: dict[str, Any] = field(default_factory=dict)  # JSON view
+    entrypoint: str | None = None  # "path/file.py:fn" or "pkg.mod:fn", for resume
+    flow_version: str | None = None
+    tags: tuple[str, ...] = ()
+    parent_run_id: str | None = None
+    parent_call_key: str | None = None
+    created: datetime = field(default_factory=utcnow)
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    state_message: str | None = None
+    error: ErrorInfo | None = None
+    attempts: int = 0
+    owner: RunOwner | None = None
+    heartbeat_at: datetime | None = None
+    cancel_requested: bool = False
+    pause: PauseInfo | None = None
+    result_serializer: str | None = None
+    has_result: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRun:
+    """One task call inside a flow run, identified by its call key."""
+
+    id: str
+    flow_run_id: str
+    call_key: str
+    task_name: str
+    name: str
+    state: StateType
+    attempts: int = 0
+    cached: bool = False
+    rolled_back: bool = False
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    error: ErrorInfo | None = None
+    inputs: dict[str, str] | None = None  # shortened reprs, kept for failed tasks
+    dependencies: tuple[Dependency, ...] = ()
+    parent_task_run_id: str | None = None
+    tags: tuple[str, ...] = ()
+    cache_key: str | None = None
+    cache_expires_at: datetime | None = None
+    result_serializer: str | None = None
+    has_result: bool = False
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.flow_run_id}/{self.call_key}"
+
+    @property
+    def duration(self) -> float | None:
+        if self.start_time is None or self.end_time is None:
+            return None
+        return (self.end_time - self.start_time).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    """A result payload and the serializer that wrote it."""
+
+    serializer: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResult:
+    """A cache hit: the task run that produced the value, and the value."""
+
+    cache_key: str
+    task_run_id: str
+    result: StoredResult
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One log line of a flow run (and of a task run when ``task_run_id`` is set)."""
+
+    flow_run_id: str
+    timestamp: datetime
+    level: int
+    message: str
+    logger: str = "legato"
+    task_run_id: str | None = None
+    id: int | None = None  # assigned by the store, increasing per store
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatReply:
+    """What a heartbeat learns: whether we still own the run and whether to stop."""
+
+    still_owner: bool
+    cancel_requested: bool

@@ -1,0 +1,42 @@
+"""Where legato keeps its state, read from the environment.
+
+- ``LEGATO_HOME``: folder for the embedded SQLite store (default ``~/.legato``).
+- ``LEGATO_DATABASE_URL``: overrides the store location, e.g.
+  ``sqlite:///path/to/legato.db``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def legato_home() -> Path:
+    raw = os.environ.get("LEGATO_HOME")
+    return Path(raw).expanduser() if raw else Path.home() / ".legato"
+
+
+def database_url() -> str:
+    """The configured store URL; the SQLite file under LEGATO_HOME by default."""
+    raw = os.environ.get("LEGATO_DATABASE_URL", "").strip()
+    if raw:
+        return raw
+    return f"sqlite:///{legato_home() / 'legato.db'}"
+
+
+def env_float(name: str, default: float) -> float:
+    """A positive number from the environment, or ``default`` when unset."""
+    from legato.errors import ConfigurationError
+
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"{name}={raw!r} is not a number; set it to seconds, e.g. 30"
+        ) from None
+    if value <= 0:
+        raise ConfigurationError(f"{name}={raw!r} must be greater than 0")
+    return value

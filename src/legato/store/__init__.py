@@ -1,0 +1,78 @@
+"""State stores: the abstract contract and a function that opens one from a URL."""
+
+from __future__ import annotations
+
+import threading
+
+from legato.errors import ConfigurationError
+from legato.settings import database_url
+from legato.store.base import Store
+
+__all__ = ["Store", "get_default_store", "open_store", "reset_default_store"]
+
+_default: Store | None = None
+_default_url: str | None = None
+_lock = threading.Lock()
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (creating and migrating if needed) the store at ``url``.
+
+    ``url`` defaults to ``LEGATO_DATABASE_URL``, else the SQLite file under
+    ``LEGATO_HOME``. Accepted: ``sqlite:///abs/path.db``, ``sqlite:///:memory:``
+    is refused (runs must outlive the process), or a plain file path.
+    """
+    url = url or database_url()
+    if url.startswith(("postgresql://", "postgres://", "postgresql+")):
+        raise ConfigurationError(
+            "PostgreSQL stores are not available in this version of legato yet; "
+            "unset LEGATO_DATABASE_URL to use the embedded SQLite store"
+        )
+    if url.startswith("sqlite://"):
+        path = url.removeprefix("sqlite://")
+        path = path.removeprefix("/") if path.startswith("//") else path
+    elif "://" in url:
+        scheme = url.split("://", 1)[0]
+        raise ConfigurationError(
+            f"unsupported store URL scheme '{scheme}://' in LEGATO_DATABASE_URL; "
+            f"use sqlite:///path/to/legato.db"
+        )
+    else:
+        path = url
+    if not path or path == ":memory:":
+        raise ConfigurationError(
+            "an in-memory SQLite store cannot hold durable runs; give a file path, "
+            "e.g. sqlite:///tmp/legato.db"
+        )
+    from legato.store.sqlite import SQLiteStore
+
+    return SQLiteStore(path)
+
+
+def get_default_store() -> Store:
+    """The process-wide store for the configured URL, opened on first use.
+
+    Re-opened when ``LEGATO_DATABASE_URL`` / ``LEGATO_HOME`` changed since.
+    """
+    global _default, _default_url
+    url = database_url()
+    store = _default
+    if store is not None and _default_url == url:
+        return store
+    with _lock:
+        if _default is None or _default_url != url:
+            if _default is not None:
+                _default.close()
+            _default = open_store(url)
+            _default_url = url
+        return _default
+
+
+def reset_default_store() -> None:
+    """Close the process-wide store (tests and forked processes use this)."""
+    global _default, _default_url
+    with _lock:
+        if _default is not None:
+            _default.close()
+        _default = None
+        _default_url = None

@@ -1,0 +1,235 @@
+"""The store contract: every domain operation legato asks of its state store.
+
+A backend (SQLite, later PostgreSQL) implements this class in its own module
+with its SQL beside it. The engine and the client talk only to this class.
+Every method is safe to call from several threads at once, and several
+processes may use one database at the same time.
+
+Fencing: writes made on behalf of an executing run carry the owner token the
+run was started with. When another process has since taken the run over
+(it was marked crashed and resumed elsewhere), such writes raise
+`RunOwnershipLost` and change nothing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from legato.records import (
+    CachedResult,
+    ErrorInfo,
+    FlowRun,
+    HeartbeatReply,
+    LogRecord,
+    PauseInfo,
+    RunOwner,
+    StoredResult,
+    TaskRun,
+)
+from legato.states import StateType
+
+
+class Store(ABC):
+    """Abstract state store. Subclasses: `legato.store.sqlite.SQLiteStore`."""
+
+    #: short backend name, e.g. "sqlite"
+    backend: str = "abstract"
+
+    # --- lifecycle -----------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def display_url(self) -> str:
+        """The store's location with any password replaced by ``***``."""
+
+    @abstractmethod
+    def schema_version(self) -> int:
+        """Number of the newest migration applied."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections. The store must not be used afterwards."""
+
+    # --- flow runs -----------------------------------------------------------
+
+    @abstractmethod
+    def create_flow_run(self, run: FlowRun, parameters_blob: bytes | None = None) -> None:
+        """Insert a new flow run. ``parameters_blob`` keeps parameters JSON cannot hold."""
+
+    @abstractmethod
+    def get_flow_run(self, run_id: str) -> FlowRun | None:
+        """The run with exactly this id, or None."""
+
+    @abstractmethod
+    def match_run_ids(self, prefix: str, limit: int = 2) -> list[str]:
+        """Ids of flow runs that start with ``prefix`` (at most ``limit``)."""
+
+    @abstractmethod
+    def list_flow_runs(
+        self,
+        *,
+        limit: int = 50,
+        states: Sequence[StateType] | None = None,
+        flow_name: str | None = None,
+        parent_run_id: str | None = None,
+    ) -> list[FlowRun]:
+        """Runs newest first (by creation time), filtered."""
+
+    @abstractmethod
+    def get_parameters_blob(self, run_id: str) -> bytes | None:
+        """The pickled parameters saved with the run, if any."""
+
+    @abstractmethod
+    def find_child_run(self, parent_run_id: str, call_key: str) -> FlowRun | None:
+        """The subflow run created at ``call_key`` inside ``parent_run_id``."""
+
+    @abstractmethod
+    def start_flow_run(
+        self,
+        run_id: str,
+        owner: RunOwner,
+        *,
+        from_states: Iterable[StateType],
+        now: datetime,
+    ) -> FlowRun | None:
+        """Move the run to RUNNING under ``owner`` if its state is one of ``from_states``.
+
+        Sets start_time (first start only), heartbeat_at, clears pause, error
+        and cancel request, and increments ``attempts``. Returns the updated
+        run, or None when the run is not in one of ``from_states`` (nothing
+        changes then).
+        """
+
+    @abstractmethod
+    def heartbeat_flow_run(self, run_id: str, owner_token: str, now: datetime) -> HeartbeatReply:
+        """Refresh heartbeat_at if ``owner_token`` still owns the run; report cancel requests."""
+
+    @abstractmethod
+    def finish_flow_run(
+        self,
+        run_id: str,
+        owner_token: str,
+        *,
+        state: StateType,
+        now: datetime,
+        message: str | None = None,
+        error: ErrorInfo | None = None,
+        result: StoredResult | None = None,
+        logs: Sequence[LogRecord] = (),
+    ) -> None:
+        """Record the run's final state (or PENDING between flow retries). Fenced."""
+
+    @abstractmethod
+    def pause_flow_run(
+        self,
+        run_id: str,
+        owner_token: str,
+        pause: PauseInfo,
+        *,
+        now: datetime,
+        logs: Sequence[LogRecord] = (),
+    ) -> None:
+        """Move a running run to PAUSED with ``pause``; the owner is released. Fenced."""
+
+    @abstractmethod
+    def transition_flow_run(
+        self,
+        run_id: str,
+        *,
+        to_state: StateType,
+        from_states: Iterable[StateType],
+        now: datetime,
+        message: str | None = None,
+        error: ErrorInfo | None = None,
+        expected_owner_token: str | None = None,
+    ) -> bool:
+        """Compare-and-set the run's state, for actors other than its owner.
+
+        Changes state only if the current state is in ``from_states`` (and,
+        when given, the owner token matches). Final states set end_time.
+        Returns True when the change was made.
+        """
+
+    @abstractmethod
+    def request_cancellation(self, run_id: str, *, now: datetime) -> StateType | None:
+        """Cancel a run: paused, scheduled or pending runs become CANCELLED at once;
+        a running run gets ``cancel_requested`` and stops at its next task boundary.
+        Returns the run's state after the call, or None if there is no such run."""
+
+    @abstractmethod
+    def get_flow_result(self, run_id: str) -> StoredResult | None:
+        """The stored return value of a completed run, if persisted."""
+
+    # --- run inputs (human in the loop) --------------------------------------
+
+    @abstractmethod
+    def save_run_input(self, run_id: str, key: str, value_json: str | None) -> None:
+        """Store the input given to pause point ``key`` (JSON text, or None for no input).
+        Replaces an earlier value for the same key."""
+
+    @abstractmethod
+    def get_run_input(self, run_id: str, key: str) -> tuple[bool, str | None]:
+        """(found, value_json) for pause point ``key``."""
+
+    # --- task runs -----------------------------------------------------------
+
+    @abstractmethod
+    def record_task_run(
+        self,
+        task_run: TaskRun,
+        owner_token: str,
+        *,
+        result: StoredResult | None = None,
+        logs: Sequence[LogRecord] = (),
+    ) -> None:
+        """Insert or replace the task run at (flow_run_id, call_key), with its result
+        and the logs it wrote, in one transaction. When ``task_run.cache_key`` is
+        set, the state is COMPLETED and a result is given, the cache entry for that
+        key points at this task run. Fenced by the flow run's owner."""
+
+    @abstractmethod
+    def get_task_run(self, task_run_id: str) -> TaskRun | None:
+        """The task run with this id, or None."""
+
+    @abstractmethod
+    def find_task_run(self, flow_run_id: str, call_key: str) -> TaskRun | None:
+        """The task run recorded at ``call_key`` in the flow run, if any."""
+
+    @abstractmethod
+    def list_task_runs(self, flow_run_id: str) -> list[TaskRun]:
+        """All task runs of a flow run in order of first start."""
+
+    @abstractmethod
+    def count_task_runs(self, flow_run_id: str) -> dict[StateType, int]:
+        """Number of task runs of a flow run in each state present."""
+
+    @abstractmethod
+    def get_task_result(self, task_run_id: str) -> StoredResult | None:
+        """The stored result of a task run, if persisted."""
+
+    @abstractmethod
+    def mark_rolled_back(self, task_run_ids: Sequence[str], owner_token: str) -> None:
+        """Flag task runs as rolled back (their on_rollback hooks ran). Fenced."""
+
+    @abstractmethod
+    def get_cached_result(self, cache_key: str, now: datetime) -> CachedResult | None:
+        """The newest unexpired cache entry for ``cache_key`` with its result."""
+
+    # --- logs ----------------------------------------------------------------
+
+    @abstractmethod
+    def append_logs(self, logs: Sequence[LogRecord]) -> None:
+        """Store log records. Not fenced: logs of a lost run are still worth keeping."""
+
+    @abstractmethod
+    def read_logs(
+        self,
+        flow_run_id: str,
+        *,
+        after_id: int = 0,
+        limit: int = 1000,
+        task_run_id: str | None = None,
+    ) -> list[LogRecord]:
+        """Logs of a flow run with id greater than ``after_id``, oldest first."""

@@ -1,0 +1,349 @@
+"""The ``@task`` decorator and the `Task` object.
+
+Options follow Prefect 3's names so that everyday Prefect code ports by
+changing its imports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+import pickle
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+
+from legato.engine.results import check_serializer
+from legato.engine.task_engine import TaskCall, cache_expiration_of, current_flow_context
+from legato.errors import ConfigurationError
+from legato.futures import LegatoFuture, unmapped
+
+if TYPE_CHECKING:
+    from legato.engine.context import RunContext
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+RetryDelay = float | int | Sequence[float] | Callable[[int], Sequence[float]] | None
+Hook = Callable[..., Any]
+
+
+def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:
+    """``retry_delay_seconds=exponential_backoff(10)`` waits 10, 20, 40… seconds."""
+    if backoff_factor < 0:
+        raise ConfigurationError("exponential_backoff(backoff_factor) needs a factor >= 0")
+
+    def retry_backoff(retries: int) -> list[float]:
+        return [backoff_factor * 2**r for r in range(retries)]
+
+    return retry_backoff
+
+
+def task_input_hash(context: RunContext, arguments: dict[str, Any]) -> str | None:
+    """A cache key from the task's identity and its inputs (None if they cannot be hashed).
+
+    Use as ``@task(cache_key_fn=task_input_hash)``: a later call with equal
+    inputs returns the stored result without running.
+    """
+    task_key = context.task_name or ""
+    try:
+        payload = json.dumps(arguments, sort_keys=True, default=_reject).encode()
+    except (TypeError, ValueError):
+        try:
+            payload = pickle.dumps(arguments, protocol=4)
+        except Exception:
+            return None
+    return hashlib.sha256(task_key.encode() + b"\0" + payload).hexdigest()
+
+
+def _reject(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+class Task(Generic[P, R]):
+    """A function whose calls inside a flow run are recorded, retried and replayed."""
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        version: str | None = None,
+        retries: int = 0,
+        retry_delay_seconds: RetryDelay = None,
+        retry_jitter_factor: float | None = None,
+        retry_condition_fn: Callable[..., bool] | None = None,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        timeout_seconds: float | None = None,
+        cache_key_fn: Callable[[RunContext, dict[str, Any]], str | None] | None = None,
+        cache_expiration: timedelta | float | None = None,
+        persist_result: bool = True,
+        result_serializer: str = "pickle",
+        log_prints: bool | None = None,
+        task_run_name: str | Callable[[], str] | None = None,
+        on_completion: Sequence[Hook] | None = None,
+        on_failure: Sequence[Hook] | None = None,
+        on_rollback: Sequence[Hook] | None = None,
+        call_key: str | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise ConfigurationError(f"@task needs a function, got {type(fn).__name__}")
+        self.fn = fn
+        self.name: str = name or str(getattr(fn, "__name__", "task"))
+        self.description = description or inspect.getdoc(fn)
+        self.tags: tuple[str, ...] = tuple(tags or ())
+        self.version = version
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise ConfigurationError(
+                f"task '{self.name}': retries must be a whole number >= 0, got {retries!r}"
+            )
+        self.retries = retries
+        self.retry_delay_seconds = _check_delay(self.name, retry_delay_seconds)
+        if retry_jitter_factor is not None and retry_jitter_factor < 0:
+            raise ConfigurationError(f"task '{self.name}': retry_jitter_factor must be >= 0")
+        self.retry_jitter_factor = retry_jitter_factor
+        self.retry_condition_fn = retry_condition_fn
+        if retry_on is not None and not isinstance(retry_on, tuple):
+            retry_on = (retry_on,)
+        if retry_on is not None and not all(
+            isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
+        ):
+            raise ConfigurationError(
+                f"task '{self.name}': retry_on must be exception types, got {retry_on!r}"
+            )
+        self.retry_on: tuple[type[BaseException], ...] | None = retry_on
+        if timeout_seconds is not None and timeout_seconds <= 0:
+            raise ConfigurationError(
+                f"task '{self.name}': timeout_seconds must be > 0, got {timeout_seconds!r}"
+            )
+        self.timeout_seconds = timeout_seconds
+        if cache_key_fn is not None and not persist_result:
+            raise ConfigurationError(
+                f"task '{self.name}': caching needs stored results; drop persist_result=False "
+                f"or cache_key_fn"
+            )
+        self.cache_key_fn = cache_key_fn
+        self.cache_expiration = cache_expiration_of(cache_expiration)
+        self.persist_result = persist_result
+        self.result_serializer = check_serializer(result_serializer)
+        self.log_prints = log_prints
+        self.task_run_name = task_run_name
+        self.on_completion = list(on_completion or ())
+        self.on_failure = list(on_failure or ())
+        self.on_rollback = list(on_rollback or ())
+        self.call_key = call_key
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.parameter_names = tuple(inspect.signature(fn).parameters)
+        if log_prints:
+            from legato.engine.logs import install_print_capture
+
+            install_print_capture()
+        self._options = {
+            "name": name,
+            "description": description,
+            "tags": tags,
+            "version": version,
+            "retries": retries,
+            "retry_delay_seconds": retry_delay_seconds,
+            "retry_jitter_factor": retry_jitter_factor,
+            "retry_condition_fn": retry_condition_fn,
+            "retry_on": retry_on,
+            "timeout_seconds": timeout_seconds,
+            "cache_key_fn": cache_key_fn,
+            "cache_expiration": cache_expiration,
+            "persist_result": persist_result,
+            "result_serializer": result_serializer,
+            "log_prints": log_prints,
+            "task_run_name": task_run_name,
+            "on_completion": on_completion,
+            "on_failure": on_failure,
+            "on_rollback": on_rollback,
+            "call_key": call_key,
+        }
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", self.name)
+        self.__qualname__ = getattr(fn, "__qualname__", self.name)
+        self.__module__ = getattr(fn, "__module__", __name__)
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"Task(name={self.name!r})"
+
+    def with_options(self, **options: Any) -> Task[P, R]:
+        """A copy of this task with some options changed."""
+        unknown = set(options) - set(self._options)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown task option(s) {', '.join(sorted(unknown))}; "
+                f"valid options: {', '.join(sorted(self._options))}"
+            )
+        merged = {**self._options, **options}
+        return Task(self.fn, **merged)
+
+    # -- retry delays ------------------------------------------------------------
+
+    def delay_for_retry(self, retries_done: int) -> float:
+        delay = self.retry_delay_seconds
+        if delay is None:
+            return 0.0
+        if callable(delay):
+            delay = list(delay(self.retries))
+        if isinstance(delay, (int, float)):
+            return float(delay)
+        seq = list(delay)
+        if not seq:
+            return 0.0
+        return float(seq[min(retries_done, len(seq) - 1)])
+
+    def run_name_for(self, call: TaskCall) -> str:
+        template = self.task_run_name
+        if callable(template):
+            return str(template())
+        if template is None:
+            return call.call_key
+        try:
+            return template.format(**call.bound_parameters())
+        except (KeyError, IndexError, ValueError):
+            return template
+
+    # -- calling -----------------------------------------------------------------
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        from legato.engine.context import FLOW_CONTEXT
+
+        flow_ctx = FLOW_CONTEXT.get()
+        if flow_ctx is None:
+            # Outside a flow a task is a plain function call, unrecorded.
+            return self.fn(*args, **kwargs)
+        wait_for = kwargs.pop("wait_for", None) if "wait_for" not in self.parameter_names else None
+        call = TaskCall(self, flow_ctx, args, kwargs, wait_for)  # type: ignore[arg-type]
+        if self.is_async:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return asyncio.run(call.run_async())
+            return call.run_async()  # type: ignore[return-value]
+        return call.run()
+
+    def submit(
+        self, *args: Any, wait_for: Sequence[Any] | None = None, **kwargs: Any
+    ) -> LegatoFuture[R]:
+        """Run the task on the flow's task runner; returns a future at once."""
+        flow_ctx = current_flow_context(self.name, "submitted")
+        call = TaskCall(self, flow_ctx, args, kwargs, wait_for)
+        return _submit_call(call, flow_ctx)
+
+    def map(
+        self, *args: Any, wait_for: Sequence[Any] | None = None, **kwargs: Any
+    ) -> list[LegatoFuture[R]]:
+        """Submit one call per element of the iterable arguments, in input order.
+
+        Lists, tuples, sets, generators and lists of futures are mapped over; wrap
+        an argument in ``unmapped(...)`` to pass it whole to every call. Strings,
+        bytes and mappings are passed whole.
+        """
+        flow_ctx = current_flow_context(self.name, "mapped")
+        mapped: dict[int | str, list[Any]] = {}
+        static: dict[int | str, Any] = {}
+        pairs: list[tuple[int | str, Any]] = [*enumerate(args), *kwargs.items()]
+        for key, value in pairs:
+            if isinstance(value, unmapped):
+                static[key] = value.value
+            elif _is_mappable(value):
+                mapped[key] = list(value)
+            else:
+                static[key] = value
+        if not mapped:
+            raise ConfigurationError(
+                f"task '{self.name}'.map() needs at least one iterable argument to map over"
+            )
+        lengths = {k: len(v) for k, v in mapped.items()}
+        if len(set(lengths.values())) > 1:
+            shown = ", ".join(f"{k}: {n}" for k, n in lengths.items())
+            raise ConfigurationError(
+                f"task '{self.name}'.map() got iterables of different lengths ({shown}); "
+                f"make them equal or wrap constant ones in unmapped()"
+            )
+        count = next(iter(lengths.values()))
+        n_positional = len(args)
+        futures: list[LegatoFuture[R]] = []
+        for i in range(count):
+            call_args = tuple(
+                mapped[j][i] if j in mapped else static[j] for j in range(n_positional)
+            )
+            call_kwargs = {k: (mapped[k][i] if k in mapped else static[k]) for k in kwargs}
+            call = TaskCall(self, flow_ctx, call_args, call_kwargs, wait_for)
+            futures.append(_submit_call(call, flow_ctx))
+        return futures
+
+
+def _is_mappable(value: Any) -> bool:
+    if isinstance(value, (str, bytes, bytearray, Mapping)):
+        return False
+    return isinstance(value, Iterable)
+
+
+def _submit_call(call: TaskCall, flow_ctx: Any) -> LegatoFuture[Any]:
+    from legato.states import State, StateType
+
+    done, value = call.replayed()
+    if done:
+        return LegatoFuture(
+            call.task_run_id,
+            call.call_key,
+            call.task.name,
+            state=State(StateType.COMPLETED, run_id=call.task_run_id, _value=value),
+        )
+    if call.task.is_async:
+
+        def work() -> Any:
+            return asyncio.run(call.run_async())
+    else:
+        work = call.run
+    if flow_ctx.runner is None:
+        flow_ctx.runner = flow_ctx.flow.task_runner.duplicate()
+    inner = flow_ctx.runner.submit(work)
+    future: LegatoFuture[Any] = LegatoFuture(call.task_run_id, call.call_key, call.task.name, inner)
+    flow_ctx.outstanding.append(future)
+    return future
+
+
+def _check_delay(name: str, delay: RetryDelay) -> RetryDelay:
+    if delay is None or callable(delay):
+        return delay
+    if isinstance(delay, bool):
+        raise ConfigurationError(f"task '{name}': retry_delay_seconds cannot be a bool")
+    if isinstance(delay, (int, float)):
+        if delay < 0:
+            raise ConfigurationError(f"task '{name}': retry_delay_seconds must be >= 0")
+        return delay
+    seq = list(delay)
+    if not all(isinstance(d, (int, float)) and d >= 0 for d in seq):
+        raise ConfigurationError(
+            f"task '{name}': retry_delay_seconds must be a number, a list of numbers "
+            f">= 0, or a callable; got {delay!r}"
+        )
+    return seq
+
+
+@overload
+def task(__fn: Callable[P, R]) -> Task[P, R]: ...
+
+
+@overload
+def task(__fn: None = None, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
+    """Decorate a function as a task: ``@task`` or ``@task(retries=3, ...)``."""
+    if __fn is not None:
+        return Task(__fn, **options)
+
+    def decorator(fn: Callable[P, R]) -> Task[P, R]:
+        return Task(fn, **options)
+
+    return decorator
