@@ -2,7 +2,10 @@
 
 `RunTracker` keeps thread-safe counts (the engine calls observers from its
 worker threads); `LiveProgress` draws them with rich in a terminal;
-`PlainProgress` writes a start line and log lines for pipes and ``--json``.
+`PlainProgress` writes a start line for pipes. Log lines are not printed
+here: the engine echoes them to the current ``sys.stderr`` itself (unless
+``LEGATO_LOG_TO_CONSOLE=0``), which rich's live display redirects above
+its progress line.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from legato.cli.render import format_elapsed, log_line
+from legato.cli.render import format_elapsed
 from legato.client.views import shorten
 from legato.engine.observer import NullObserver
-from legato.records import FlowRun, LogRecord, TaskRun
+from legato.records import FlowRun, TaskRun
 from legato.states import State, StateType
 
 if TYPE_CHECKING:
@@ -50,7 +53,6 @@ class RunTracker(NullObserver):
         self._running: dict[str, str] = {}  # task run id -> display name, in start order
         self._finished: set[str] = set()
         self._failed = 0
-        self._names: dict[str, str] = {}  # task run id -> name, for log lines
 
     def flow_started(self, run: FlowRun) -> None:
         with self._lock:
@@ -60,25 +62,17 @@ class RunTracker(NullObserver):
 
     def task_started(self, task_run: TaskRun) -> None:
         with self._lock:
-            self._names[task_run.id] = task_run.name
             if task_run.id not in self._finished:
                 self._running[task_run.id] = task_run.name
 
     def task_finished(self, task_run: TaskRun) -> None:
         with self._lock:
-            self._names.setdefault(task_run.id, task_run.name)
             self._running.pop(task_run.id, None)
             # A retried task may finish more than once in the engine's eyes; count it once.
             if task_run.id not in self._finished:
                 self._finished.add(task_run.id)
                 if task_run.state in (StateType.FAILED, StateType.CRASHED):
                     self._failed += 1
-
-    def task_name(self, task_run_id: str | None) -> str | None:
-        if task_run_id is None:
-            return None
-        with self._lock:
-            return self._names.get(task_run_id)
 
     def snapshot(self) -> Snapshot:
         with self._lock:
@@ -111,7 +105,7 @@ def progress_text(snap: Snapshot) -> str:
 
 
 class PlainProgress(RunTracker):
-    """For pipes and ``--json``: one start line (unless quiet) and logs on stderr."""
+    """For pipes and ``--json``: one start line, unless told to be quiet."""
 
     def __init__(self, *, announce: bool) -> None:
         super().__init__()
@@ -123,12 +117,9 @@ class PlainProgress(RunTracker):
         if first and self._announce:
             click.echo(f"run {run.id} started (flow {run.flow_name})")
 
-    def log(self, record: LogRecord) -> None:
-        click.echo(log_line(record, self.task_name(record.task_run_id)), err=True)
-
 
 class LiveProgress(RunTracker):
-    """A live line in the terminal; log lines scroll above it."""
+    """A live line in the terminal; whatever the run prints scrolls above it."""
 
     def __init__(self, console: Console) -> None:
         super().__init__()
@@ -160,14 +151,6 @@ class LiveProgress(RunTracker):
         if self._live is not None:
             self._live.stop()
             self._live = None
-
-    def log(self, record: LogRecord) -> None:
-        from rich.text import Text
-
-        line = log_line(record, self.task_name(record.task_run_id))
-        style = "red" if record.level >= 40 else "yellow" if record.level >= 30 else "dim"
-        # Console.print is thread-safe and Live keeps its line below what is printed.
-        self.console.print(Text(line, style=style), soft_wrap=True)
 
     def flow_finished(self, run: FlowRun, state: State) -> None:
         if self._live is not None:

@@ -59,7 +59,9 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_elapsed(seconds: float) -> str:
-    """A running clock: ``0:07``, ``12:30``, ``1:02:03``."""
+    """A running clock: ``7.9s``, then ``12:30``, ``1:02:03``."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
     total = int(seconds)
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
@@ -103,9 +105,9 @@ def format_parameters(parameters: Mapping[str, Any], limit: int = 60) -> str:
     return shorten(text, limit)
 
 
-def format_inputs(inputs: Mapping[str, str], limit: int = 200) -> str:
+def format_inputs(inputs: Mapping[str, str], limit: int = 400) -> str:
     """Inputs of a failed task (already shortened reprs): ``rows=[1, 2], n=3``."""
-    return shorten(", ".join(f"{k}={v}" for k, v in inputs.items()), limit)
+    return shorten(", ".join(f"{k}={shorten(v, 120)}" for k, v in inputs.items()), limit)
 
 
 # --- resume hints -----------------------------------------------------------------
@@ -151,6 +153,13 @@ def resume_command(run_id: str, pause: PauseInfo | None) -> str:
         return f"legato resume {run_id}"
     example = json.dumps(example_input(pause.input_schema), ensure_ascii=False)
     return f"legato resume {run_id} --input {shlex.quote(example)}"
+
+
+def model_name(pause: PauseInfo) -> str | None:
+    """``Approval`` from a reference like ``file:/path/flows.py:Approval``."""
+    if pause.input_model is None:
+        return None
+    return pause.input_model.rpartition(":")[2] or pause.input_model
 
 
 def input_fields(pause: PauseInfo) -> str:
@@ -210,7 +219,7 @@ def summary_lines(
     took = format_duration(duration_seconds(run.start_time, run.end_time))
     lines = [
         Line("run", f"{run.id}  ({run.flow_name} / {run.name})"),
-        Line("state", f"{run.state.value} in {took}", style),
+        Line("state", run.state.value + (f" in {took}" if took != "-" else ""), style),
         Line("tasks", count_states(task_runs)),
     ]
     if run.error is not None:
@@ -229,7 +238,7 @@ def summary_lines(
     if run.state is StateType.PAUSED:
         pause = run.pause
         if pause is not None:
-            waits = f", waiting for {pause.input_model}" if pause.input_model else ""
+            waits = f", waiting for {model_name(pause)}" if pause.input_model else ""
             lines.append(Line("paused at", f"{pause.key}{waits}", "magenta"))
             if pause.input_model and pause.input_schema:
                 lines.append(Line("input", input_fields(pause)))

@@ -132,7 +132,8 @@ def show_cmd(ctx: click.Context, run_id: str, as_json: bool) -> None:
 
     has_result, value = _stored_result(client, run)
     result = shorten(json.dumps(value, ensure_ascii=False), 200) if has_result else None
-    make_console().print(run_tree(_load(client, run), result=result), soft_wrap=True)
+    # Not soft-wrapped: long lines (inputs, errors) fold under their tree branch.
+    make_console().print(run_tree(_load(client, run), result=result))
 
 
 @click.command("logs")

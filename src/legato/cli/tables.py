@@ -21,6 +21,7 @@ from legato.cli.render import (
     format_parameters,
     format_time,
     input_fields,
+    model_name,
     resume_command,
     short_id,
 )
@@ -121,7 +122,7 @@ def _add_run_details(tree: Tree, run: FlowRun, result: str | None) -> None:
     if run.state is StateType.PAUSED:
         pause = run.pause
         if pause is not None:
-            waits = f", waiting for {pause.input_model}" if pause.input_model else ""
+            waits = f", waiting for {model_name(pause)}" if pause.input_model else ""
             tree.add(Text(f"paused at {pause.key}{waits}", style="magenta"))
             if pause.input_model and pause.input_schema:
                 tree.add(Text(f"input: {input_fields(pause)}"))
