@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,12 @@ FLOWS = textwrap.dedent(
         return wait_for_release()
 
 
+    @flow
+    def slow_two() -> int:
+        wait_for_release()
+        return add(1, 1)  # the task boundary where a cancellation takes effect
+
+
     def plain_function() -> None:
         pass
 
@@ -169,15 +176,25 @@ class Cli:
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
-    def popen(self, *args: str) -> subprocess.Popen[str]:
+    def popen(self, *args: str, **env: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "-m", "legato", *args],
             cwd=self.flows_dir,
-            env=self.env(),
+            env=self.env(**env),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
+
+    def wait_until_running(self, timeout: float = 30) -> str:
+        """The id of the first run seen in state running."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = self("runs", "--json", "--state", "running").json()
+            if running:
+                return str(running[0]["id"])
+            time.sleep(0.1)
+        raise AssertionError("no run showed up as running")
 
     def run_json(self, target: str, *args: str, expect: int = 0) -> dict[str, Any]:
         result = self("run", f"{self.flows}:{target}", "--json", *args)

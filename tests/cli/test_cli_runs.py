@@ -160,13 +160,8 @@ def test_logs_prints_run_and_task_lines(cli: Cli) -> None:
 def test_logs_follow_waits_for_the_run_to_end(cli: Cli) -> None:
     runner = cli.popen("run", f"{cli.flows}:slow", "--json")
     try:
-        deadline = time.monotonic() + 30
-        running: list[dict[str, object]] = []
-        while time.monotonic() < deadline and not running:
-            running = cli("runs", "--json", "--state", "running").json()
-            time.sleep(0.1)
-        assert running, "the slow run never showed up as running"
-        follower = cli.popen("logs", str(running[0]["id"]), "--follow")
+        run_id = cli.wait_until_running()
+        follower = cli.popen("logs", run_id, "--follow")
         time.sleep(1.0)
         assert follower.poll() is None, "logs --follow ended while the run was running"
         (cli.state_dir / "release").touch()
@@ -178,6 +173,56 @@ def test_logs_follow_waits_for_the_run_to_end(cli: Cli) -> None:
         (cli.state_dir / "release").touch()
         runner.communicate(timeout=30)
     assert runner.returncode == 0
+
+
+def test_cancel_running_run_stops_it_at_the_next_task(cli: Cli) -> None:
+    # The running process learns of the request with its heartbeat; make that quick.
+    runner = cli.popen("run", f"{cli.flows}:slow_two", "--json", LEGATO_HEARTBEAT_SECONDS="0.1")
+    try:
+        run_id = cli.wait_until_running()
+        result = cli("cancel", run_id)
+        assert result.code == 0, str(result)
+        assert "cancellation of run" in result.stdout and "requested" in result.stdout
+        time.sleep(1.0)  # several heartbeats
+    finally:
+        (cli.state_dir / "release").touch()
+        out, err = runner.communicate(timeout=30)
+    assert runner.returncode == 1, err
+    assert json.loads(out)["state"] == "cancelled"
+
+
+def test_killed_run_reads_as_crashed_and_resumes(cli: Cli) -> None:
+    runner = cli.popen("run", f"{cli.flows}:slow")
+    try:
+        run_id = cli.wait_until_running()
+    finally:
+        runner.kill()
+        runner.communicate(timeout=30)
+    listed = cli("runs", "--json").json()
+    assert [(r["id"], r["state"]) for r in listed] == [(run_id, "crashed")]
+    (cli.state_dir / "release").touch()
+    resumed = cli("resume", run_id, "--json")
+    assert resumed.code == 0, str(resumed)
+    assert resumed.json()["result"] == "done"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_exits_130_and_says_how_to_resume(cli: Cli) -> None:
+    import signal
+
+    runner = cli.popen("run", f"{cli.flows}:slow")
+    try:
+        run_id = cli.wait_until_running()
+        runner.send_signal(signal.SIGINT)
+        _, err = runner.communicate(timeout=30)
+    finally:
+        (cli.state_dir / "release").touch()
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate(timeout=30)
+    assert runner.returncode == 130, err
+    assert f"legato resume {run_id}" in err
+    assert "Traceback" not in err
 
 
 def test_resume_failed_run_after_fix_skips_completed_tasks(cli: Cli) -> None:

@@ -22,6 +22,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_PAUSED = 3
+EXIT_INTERRUPTED = 130  # what a shell reports for Ctrl-C
 
 _STATE_EXIT_CODES = {
     StateType.COMPLETED: EXIT_OK,

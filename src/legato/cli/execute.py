@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from legato.cli.common import (
+    EXIT_INTERRUPTED,
     debug_option,
     emit_json,
     exit_code_for,
@@ -131,21 +132,36 @@ def _final_result(state: State) -> tuple[bool, Any]:
     return json_result(value)
 
 
-def execute(ctx: click.Context, client: Client, start: Start, *, as_json: bool) -> None:
-    """Run ``start`` with an observer fitting the output mode, report, and exit."""
+def _observe(start: Start, *, as_json: bool) -> tuple[RunTracker, State]:
+    """Run ``start`` under the observer that fits the output mode."""
     tracker: RunTracker
     if as_json:
         tracker = PlainProgress(announce=False)
         with stdout_to_stderr():
-            state = start(tracker)
-    elif stdout_is_terminal():
-        console = make_console()
-        with LiveProgress(console) as live:
-            tracker = live
-            state = start(live)
-    else:
-        tracker = PlainProgress(announce=True)
-        state = start(tracker)
+            return tracker, start(tracker)
+    if stdout_is_terminal():
+        with LiveProgress(make_console()) as live:
+            return live, start(live)
+    tracker = PlainProgress(announce=True)
+    return tracker, start(tracker)
+
+
+def execute(ctx: click.Context, client: Client, start: Start, *, as_json: bool) -> None:
+    """Run ``start``, report how the run ended, and exit with its code."""
+    tracker_box: list[RunTracker] = []
+
+    def tracked(tracker: RunTracker) -> State:
+        tracker_box.append(tracker)
+        return start(tracker)
+
+    try:
+        tracker, state = _observe(tracked, as_json=as_json)
+    except KeyboardInterrupt:
+        # Ctrl-C: the engine has recorded what it could; say how to pick the run up.
+        root = tracker_box[0].root if tracker_box else None
+        hint = f"; run {root.id} stopped, resume it with: legato resume {root.id}" if root else ""
+        click.echo(f"interrupted{hint}", err=True)
+        ctx.exit(EXIT_INTERRUPTED)
 
     run_id = state.run_id or (tracker.root.id if tracker.root else None)
     if run_id is None:

@@ -15,7 +15,7 @@ from typing import NoReturn
 import click
 
 from legato import __version__
-from legato.cli.common import EXIT_FAILED, EXIT_USAGE, flags
+from legato.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, flags
 from legato.cli.execute import resume_cmd, run_cmd
 from legato.cli.runs import cancel_cmd, logs_cmd, runs_cmd, show_cmd
 from legato.errors import (
@@ -39,8 +39,6 @@ USAGE_ERRORS: tuple[type[LegatoError], ...] = (
     RunStateError,
     TargetNotFoundError,
 )
-
-EXIT_INTERRUPTED = 130  # what a shell reports for Ctrl-C
 
 
 @click.group(
@@ -97,7 +95,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         # its multi-line usage block; commands report their exit code via ctx.exit.
         code = cli.main(args=args, prog_name="legato", standalone_mode=False)
     except click.Abort:
-        _fail("interrupted", EXIT_INTERRUPTED)
+        # Ctrl-C is not an error of the user's; no "error:" prefix.
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
         if flags.debug:
             traceback.print_exc()

@@ -39,13 +39,15 @@ def state_text(state: StateType) -> Text:
 
 def runs_table(runs: Sequence[FlowRun]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("ID", no_wrap=True)
-    table.add_column("FLOW", overflow="fold")
-    table.add_column("NAME", overflow="fold")
-    table.add_column("STATE", no_wrap=True)
-    table.add_column("STARTED (UTC)", no_wrap=True)
-    table.add_column("DURATION", justify="right", no_wrap=True)
-    table.add_column("PARAMETERS", overflow="ellipsis", max_width=40)
+    # Fixed widths for what must stay readable; names and parameters give way.
+    table.add_column("ID", no_wrap=True, min_width=8)
+    flow_width = min(max((len(run.flow_name) for run in runs), default=4), 20)
+    table.add_column("FLOW", no_wrap=True, overflow="ellipsis", min_width=flow_width)
+    table.add_column("NAME", no_wrap=True, overflow="ellipsis", max_width=30)
+    table.add_column("STATE", no_wrap=True, min_width=9)
+    table.add_column("STARTED (UTC)", no_wrap=True, min_width=20)
+    table.add_column("DURATION", justify="right", no_wrap=True, min_width=8)
+    table.add_column("PARAMETERS", no_wrap=True, overflow="ellipsis", max_width=40)
     for run in runs:
         table.add_row(
             short_id(run.id),
