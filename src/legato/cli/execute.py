@@ -132,33 +132,25 @@ def _final_result(state: State) -> tuple[bool, Any]:
     return json_result(value)
 
 
-def _observe(start: Start, *, as_json: bool) -> tuple[RunTracker, State]:
-    """Run ``start`` under the observer that fits the output mode."""
-    tracker: RunTracker
+def _observer_for(as_json: bool) -> tuple[RunTracker, contextlib.AbstractContextManager[Any]]:
+    """The observer that fits the output mode, and the scope to run it in."""
     if as_json:
-        tracker = PlainProgress(announce=False)
-        with stdout_to_stderr():
-            return tracker, start(tracker)
+        return PlainProgress(announce=False), stdout_to_stderr()
     if stdout_is_terminal():
-        with LiveProgress(make_console()) as live:
-            return live, start(live)
-    tracker = PlainProgress(announce=True)
-    return tracker, start(tracker)
+        live = LiveProgress(make_console())
+        return live, live
+    return PlainProgress(announce=True), contextlib.nullcontext()
 
 
 def execute(ctx: click.Context, client: Client, start: Start, *, as_json: bool) -> None:
     """Run ``start``, report how the run ended, and exit with its code."""
-    tracker_box: list[RunTracker] = []
-
-    def tracked(tracker: RunTracker) -> State:
-        tracker_box.append(tracker)
-        return start(tracker)
-
+    tracker, scope = _observer_for(as_json)
     try:
-        tracker, state = _observe(tracked, as_json=as_json)
+        with scope:
+            state = start(tracker)
     except KeyboardInterrupt:
         # Ctrl-C: the engine has recorded what it could; say how to pick the run up.
-        root = tracker_box[0].root if tracker_box else None
+        root = tracker.root
         hint = f"; run {root.id} stopped, resume it with: legato resume {root.id}" if root else ""
         click.echo(f"interrupted{hint}", err=True)
         ctx.exit(EXIT_INTERRUPTED)
