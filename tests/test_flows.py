@@ -44,7 +44,7 @@ def test_flow_returns_value_and_records_run_and_tasks(default_store: Store) -> N
     run = only_run(default_store)
     assert run.flow_name == "adder"
     assert run.state is StateType.COMPLETED
-    assert run.parameters == {"a": 1}
+    assert run.parameters == {"a": 1, "b": 2}  # defaults are recorded too
     assert run.start_time is not None and run.end_time is not None
     tasks = default_store.list_task_runs(run.id)
     assert [t.call_key for t in tasks] == ["add[0]", "add[1]"]

@@ -27,7 +27,8 @@ def test_runs_newest_first_with_filters_and_limit(cli: Cli) -> None:
     assert [r["id"] for r in runs] == [last["id"], failed["id"], first["id"]]
     for run in runs:
         assert {"id", "flow", "state", "parameters", "start_time", "end_time"} <= set(run)
-    assert runs[0]["parameters"] == {"n": 2}
+    # Defaults are recorded too, so a run shows everything it ran with.
+    assert runs[0]["parameters"] == {"n": 2, "names": None, "label": "x"}
 
     only_failed = cli("runs", "--json", "--state", "failed").json()
     assert [r["id"] for r in only_failed] == [failed["id"]]
@@ -308,11 +309,6 @@ def test_top_level_help_and_unknown_command(cli: Cli) -> None:
     assert unknown.stderr.startswith("error: No such command 'frobnicate'")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Client.list_runs filters by the stored state before reconciling liveness, "
-    "so a dead 'running' run is missed by --state crashed until another read marks it",
-)
 def test_runs_state_crashed_finds_a_dead_run_nobody_looked_at_yet(cli: Cli) -> None:
     runner = cli.popen("run", f"{cli.flows}:slow")
     try:

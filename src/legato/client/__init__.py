@@ -58,15 +58,31 @@ class Client:
         flow_name: str | None = None,
     ) -> list[FlowRun]:
         """Newest first; running runs whose process died read as crashed."""
-        runs = self.store.list_flow_runs(limit=limit, states=states, flow_name=flow_name)
-        out = []
-        for run in runs:
-            if run.state in (StateType.RUNNING, StateType.PAUSED):
-                run = reconcile(self.store, run)
+        query_states = list(states) if states else None
+        if query_states is not None:
+            # A run stored as running (or paused) may really be crashed (or failed by
+            # its pause timeout): fetch those too, reconcile, then filter.
+            if StateType.CRASHED in query_states and StateType.RUNNING not in query_states:
+                query_states.append(StateType.RUNNING)
+            if StateType.FAILED in query_states and StateType.PAUSED not in query_states:
+                query_states.append(StateType.PAUSED)
+        out: list[FlowRun] = []
+        offset_limit = limit
+        while True:
+            runs = self.store.list_flow_runs(
+                limit=offset_limit, states=query_states, flow_name=flow_name
+            )
+            out = []
+            for run in runs:
+                if run.state in (StateType.RUNNING, StateType.PAUSED):
+                    run = reconcile(self.store, run)
                 if states and run.state not in states:
                     continue
-            out.append(run)
-        return out
+                out.append(run)
+            # Filtering after the query can leave fewer than asked: widen and retry.
+            if len(out) >= limit or len(runs) < offset_limit:
+                return out[:limit]
+            offset_limit *= 2
 
     def task_runs(self, run_id: str) -> list[TaskRun]:
         return self.store.list_task_runs(run_id)

@@ -128,7 +128,7 @@ class FlowRunContext:
 class TaskRunContext:
     """The task call executing on this thread (or in this asyncio task)."""
 
-    __slots__ = ("attempt", "call_key", "flow_ctx", "log_prints", "scope", "task", "task_run_id")
+    __slots__ = ("_scope", "attempt", "call_key", "flow_ctx", "log_prints", "task", "task_run_id")
 
     def __init__(
         self,
@@ -144,8 +144,15 @@ class TaskRunContext:
         self.task_run_id = task_run_id
         self.call_key = call_key
         self.attempt = attempt
-        self.scope = CallScope(prefix=f"{call_key}/")
+        self._scope: CallScope | None = None
         self.log_prints: bool = task.log_prints if task.log_prints is not None else False
+
+    @property
+    def scope(self) -> CallScope:
+        """Call keys for tasks called inside this task (made on first use)."""
+        if self._scope is None:
+            self._scope = CallScope(prefix=f"{self.call_key}/")
+        return self._scope
 
     @property
     def idempotency_key(self) -> str:

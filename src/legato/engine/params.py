@@ -78,9 +78,16 @@ class ParameterModel:
                 problems.append(f"'{name}' is required but missing")
         if problems:
             raise ParameterValidationError(self.flow_name, problems)
+        # Record the full set, defaults included, so a run shows what it ran with.
+        full = {
+            name: p.default
+            for name, p in self.params.items()
+            if p.default is not inspect.Parameter.empty
+        }
+        full.update(params)
         if not coerce or not self.hinted:
-            return dict(params)
-        return self._coerce(params)
+            return full
+        return self._coerce(full)
 
     def _coerce(self, params: dict[str, Any]) -> dict[str, Any]:
         from pydantic import ValidationError

@@ -9,7 +9,7 @@ key, now finds the input that was given and returns it.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT
 from legato.engine.entrypoints import object_ref
@@ -17,6 +17,18 @@ from legato.errors import ConfigurationError, PauseSignal, TaskCallError
 from legato.records import PauseInfo, utcnow
 
 T = TypeVar("T")
+
+
+@overload
+def pause_flow_run(
+    wait_for_input: type[T], timeout: float | None = None, key: str | None = None
+) -> T: ...
+
+
+@overload
+def pause_flow_run(
+    wait_for_input: None = None, timeout: float | None = None, key: str | None = None
+) -> None: ...
 
 
 def pause_flow_run(

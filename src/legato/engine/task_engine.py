@@ -16,7 +16,7 @@ import random
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from legato.engine import results as _results
@@ -107,7 +107,7 @@ class TaskCall:
         self.task_run_id = self.previous.id if self.previous is not None else new_id()
         self.attempts = self.previous.attempts if self.previous is not None else 0
         self.cache_key: str | None = None
-        self.start_time = utcnow()
+        self.start_time: datetime | None = None
         self.has_futures = False
         self.attempts_this_execution = 0
         self.dependencies = self._collect_dependencies()
@@ -115,10 +115,21 @@ class TaskCall:
     # -- dependencies ---------------------------------------------------------
 
     def _collect_dependencies(self) -> tuple[Dependency, ...]:
+        sources = self.flow_ctx.result_sources
+        if not self.wait_for and not sources:
+            # Fast path: plain values cannot carry a dependency.
+            for value in self.args:
+                if type(value) not in _PLAIN:
+                    break
+            else:
+                for value in self.kwargs.values():
+                    if type(value) not in _PLAIN:
+                        break
+                else:
+                    return ()
         from legato.futures import LegatoFuture
 
         deps: list[Dependency] = []
-        sources = self.flow_ctx.result_sources
         names = self.task.parameter_names
 
         def scan(value: Any, param: str) -> None:
@@ -160,6 +171,8 @@ class TaskCall:
 
     def _resolve_inputs(self) -> None:
         """Replace futures in the arguments by their results (waiting for them)."""
+        if not self.has_futures and not self.wait_for:
+            return
         from legato.futures import LegatoFuture
 
         if self.wait_for:
@@ -236,7 +249,7 @@ class TaskCall:
             attempts=self.attempts,
             cached=cached,
             start_time=self.start_time,
-            end_time=utcnow() if end else None,
+            end_time=datetime.now(UTC) if end else None,
             error=error,
             inputs=inputs,
             dependencies=self.dependencies,
@@ -269,7 +282,7 @@ class TaskCall:
     def begin(self) -> None:
         flow_ctx = self.flow_ctx
         flow_ctx.check_cancelled()
-        self.start_time = utcnow()
+        self.start_time = datetime.now(UTC)
         with flow_ctx.lock:
             flow_ctx.in_flight[self.call_key] = [time.monotonic(), False, self]
         observer = flow_ctx.observer
@@ -443,8 +456,6 @@ class TaskCall:
             try:
                 if timeout is None:
                     value = fn(*self.args, **self.kwargs)
-                    if asyncio.iscoroutine(value):
-                        value = asyncio.run(value)
                 else:
                     value = run_with_timeout(fn, self.args, self.kwargs, timeout, self.task.name)
             except BaseException as exc:
