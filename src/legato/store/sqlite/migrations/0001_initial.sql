@@ -1,0 +1,99 @@
+-- 0001: the initial schema.
+
+CREATE TABLE schema_migrations (
+    version INTEGER PRIMARY KEY,
+    applied_at REAL NOT NULL
+);
+
+CREATE TABLE flow_runs (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    owner_token TEXT,
+    flow_name TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created REAL NOT NULL,
+    start_time REAL,
+    end_time REAL,
+    heartbeat_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    parent_run_id TEXT,
+    parent_call_key TEXT,
+    entrypoint TEXT,
+    flow_version TEXT,
+    owner_host TEXT,
+    owner_pid INTEGER,
+    owner_pid_started REAL,
+    result_serializer TEXT,
+    state_message TEXT,
+    tags TEXT,
+    parameters TEXT NOT NULL,
+    error TEXT,
+    pause TEXT,
+    parameters_blob BLOB,
+    result BLOB
+);
+
+-- Ordering by (created, rowid) lets "newest first" walk an index backwards.
+CREATE INDEX flow_runs_created ON flow_runs (created);
+CREATE INDEX flow_runs_state ON flow_runs (state, created);
+CREATE INDEX flow_runs_flow_name ON flow_runs (flow_name, created);
+CREATE INDEX flow_runs_parent ON flow_runs (parent_run_id, parent_call_key, created);
+
+CREATE TABLE task_runs (
+    -- Recording order (a rowid table appends cheaply); kept when a call key is
+    -- recorded again, since the upsert updates the row in place.
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    flow_run_id TEXT NOT NULL,
+    call_key TEXT NOT NULL,
+    task_name TEXT NOT NULL,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    cached INTEGER NOT NULL DEFAULT 0,
+    rolled_back INTEGER NOT NULL DEFAULT 0,
+    -- start_time of the first record at this call key: the listing order.
+    first_start REAL,
+    start_time REAL,
+    end_time REAL,
+    parent_task_run_id TEXT,
+    cache_key TEXT,
+    cache_expires_at REAL,
+    result_serializer TEXT,
+    tags TEXT,
+    dependencies TEXT,
+    inputs TEXT,
+    error TEXT,
+    result BLOB
+);
+
+CREATE UNIQUE INDEX task_runs_call_key ON task_runs (flow_run_id, call_key);
+CREATE UNIQUE INDEX task_runs_id ON task_runs (id);
+
+-- One entry per cache key: the newest completed task run that produced it.
+CREATE TABLE task_cache (
+    cache_key TEXT PRIMARY KEY,
+    task_run_id TEXT NOT NULL,
+    expires_at REAL,
+    created REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE run_inputs (
+    flow_run_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT,
+    PRIMARY KEY (flow_run_id, key)
+) WITHOUT ROWID;
+
+CREATE TABLE logs (
+    id INTEGER PRIMARY KEY,
+    flow_run_id TEXT NOT NULL,
+    task_run_id TEXT,
+    timestamp REAL NOT NULL,
+    level INTEGER NOT NULL,
+    logger TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+
+CREATE INDEX logs_flow_run ON logs (flow_run_id, id);

@@ -1,0 +1,243 @@
+-- Named queries of the SQLite store.
+--
+-- A line "-- name --" starts a block that runs until the next such line;
+-- legato.store.sqlite.sql loads them into a dict once, at import. "{name}"
+-- inside a block is replaced by the block of that name (shared column lists).
+-- Parameters are positional "?" (cheaper to bind than named ones on the hot
+-- path); each block's comment lists them in order. A list of values is bound
+-- as one JSON array and read with json_each, so no SQL is built at run time
+-- beyond joining the where_* fragments for list_flow_runs.
+
+-- flow_run_columns --
+-- Column order read by rows.flow_run_from_row.
+id, state, owner_token, flow_name, name, created, start_time, end_time, heartbeat_at,
+attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
+owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
+parameters, error, pause, result IS NOT NULL
+
+-- task_run_columns --
+-- Column order read by rows.task_run_from_row.
+id, flow_run_id, call_key, task_name, name, state, attempts, cached, rolled_back,
+start_time, end_time, parent_task_run_id, cache_key, cache_expires_at,
+result_serializer, tags, dependencies, inputs, error, result IS NOT NULL
+
+-- schema_object_count --
+SELECT count(*) FROM sqlite_master
+
+-- has_migrations_table --
+SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'
+
+-- schema_version --
+SELECT max(version) FROM schema_migrations
+
+-- record_migration --
+-- version, applied_at
+INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)
+
+-- insert_flow_run --
+-- the 25 columns below, in order
+INSERT INTO flow_runs (
+    id, state, owner_token, flow_name, name, created, start_time, end_time, heartbeat_at,
+    attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
+    owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
+    parameters, error, pause, parameters_blob
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- get_flow_run --
+-- id
+SELECT {flow_run_columns} FROM flow_runs WHERE id = ?
+
+-- match_run_ids --
+-- low, high, limit: a range on the primary key, so a prefix search is an index seek
+SELECT id FROM flow_runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?
+
+-- list_flow_runs --
+-- parameters of the where_* fragments joined into {where}, then limit; rowid last,
+-- for merging the answers of one query per state in the same order
+SELECT {flow_run_columns}, rowid FROM flow_runs {where}
+ORDER BY created DESC, rowid DESC LIMIT ?
+
+-- where_state --
+-- one state: an equality, so the (state, created) index gives the order without a sort
+state = ?
+
+-- where_flow_name --
+flow_name = ?
+
+-- where_parent --
+parent_run_id = ?
+
+-- get_parameters_blob --
+-- id
+SELECT parameters_blob FROM flow_runs WHERE id = ?
+
+-- find_child_run --
+-- parent_run_id, parent_call_key
+SELECT {flow_run_columns} FROM flow_runs
+WHERE parent_run_id = ? AND parent_call_key = ?
+ORDER BY created DESC, rowid DESC LIMIT 1
+
+-- start_flow_run --
+-- owner token, host, pid, pid_started, now (first start), now (heartbeat), id, JSON states
+UPDATE flow_runs SET
+    state = 'running',
+    owner_token = ?, owner_host = ?, owner_pid = ?, owner_pid_started = ?,
+    start_time = coalesce(start_time, ?),
+    heartbeat_at = ?,
+    end_time = NULL, state_message = NULL, error = NULL, pause = NULL,
+    cancel_requested = 0,
+    attempts = attempts + 1
+WHERE id = ? AND state IN (SELECT value FROM json_each(?))
+
+-- heartbeat_flow_run --
+-- now, id, owner_token
+UPDATE flow_runs SET heartbeat_at = ? WHERE id = ? AND owner_token = ?
+RETURNING cancel_requested, state
+
+-- get_cancel_state --
+-- id
+SELECT cancel_requested, state FROM flow_runs WHERE id = ?
+
+-- finish_flow_run --
+-- state, end_time, message, error, result serializer, result, id, owner_token
+UPDATE flow_runs SET
+    state = ?, end_time = ?, state_message = ?, error = ?,
+    result_serializer = coalesce(?, result_serializer), result = ?
+WHERE id = ? AND owner_token = ?
+
+-- pause_flow_run --
+-- pause JSON, id, owner_token; the owner is released so that any process may resume
+UPDATE flow_runs SET
+    state = 'paused', pause = ?,
+    owner_token = NULL, owner_host = NULL, owner_pid = NULL, owner_pid_started = NULL,
+    heartbeat_at = NULL
+WHERE id = ? AND owner_token = ?
+
+-- transition_flow_run --
+-- state, end_time, message, error, id, JSON from-states
+UPDATE flow_runs SET state = ?, end_time = ?, state_message = ?, error = ?
+WHERE id = ? AND state IN (SELECT value FROM json_each(?))
+
+-- transition_owned_flow_run --
+-- state, end_time, message, error, id, JSON from-states, expected owner_token
+UPDATE flow_runs SET state = ?, end_time = ?, state_message = ?, error = ?
+WHERE id = ? AND state IN (SELECT value FROM json_each(?)) AND owner_token = ?
+
+-- get_run_state --
+-- id
+SELECT state FROM flow_runs WHERE id = ?
+
+-- set_cancel_requested --
+-- id
+UPDATE flow_runs SET cancel_requested = 1 WHERE id = ?
+
+-- cancel_flow_run --
+-- end_time, id
+UPDATE flow_runs SET state = 'cancelled', end_time = ?, state_message = NULL, pause = NULL
+WHERE id = ?
+
+-- get_flow_result --
+-- id
+SELECT result_serializer, result FROM flow_runs WHERE id = ?
+
+-- save_run_input --
+-- flow_run_id, key, value
+INSERT INTO run_inputs (flow_run_id, key, value) VALUES (?, ?, ?)
+ON CONFLICT (flow_run_id, key) DO UPDATE SET value = excluded.value
+
+-- get_run_input --
+-- flow_run_id, key
+SELECT value FROM run_inputs WHERE flow_run_id = ? AND key = ?
+
+-- record_task_run --
+-- the 21 task_runs columns below, then flow_run_id and owner_token for the fence:
+-- the row is written only if the token still owns the flow run, so the fence
+-- costs one primary-key lookup and no extra round trip (0 rows changed = lost).
+INSERT INTO task_runs (
+    id, flow_run_id, call_key, task_name, name, state, attempts, cached, rolled_back,
+    first_start, start_time, end_time, parent_task_run_id, cache_key, cache_expires_at,
+    result_serializer, tags, dependencies, inputs, error, result
+)
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+WHERE EXISTS (SELECT 1 FROM flow_runs WHERE id = ? AND owner_token = ?)
+ON CONFLICT (flow_run_id, call_key) DO UPDATE SET
+    id = excluded.id,
+    task_name = excluded.task_name,
+    name = excluded.name,
+    state = excluded.state,
+    attempts = excluded.attempts,
+    cached = excluded.cached,
+    rolled_back = excluded.rolled_back,
+    first_start = coalesce(task_runs.first_start, excluded.first_start),
+    start_time = excluded.start_time,
+    end_time = excluded.end_time,
+    parent_task_run_id = excluded.parent_task_run_id,
+    cache_key = excluded.cache_key,
+    cache_expires_at = excluded.cache_expires_at,
+    result_serializer = excluded.result_serializer,
+    tags = excluded.tags,
+    dependencies = excluded.dependencies,
+    inputs = excluded.inputs,
+    error = excluded.error,
+    result = excluded.result
+
+-- set_cache_entry --
+-- cache_key, task_run_id, expires_at, created
+INSERT INTO task_cache (cache_key, task_run_id, expires_at, created) VALUES (?, ?, ?, ?)
+ON CONFLICT (cache_key) DO UPDATE SET
+    task_run_id = excluded.task_run_id,
+    expires_at = excluded.expires_at,
+    created = excluded.created
+
+-- get_cached_result --
+-- cache_key, now
+SELECT c.task_run_id, c.expires_at, t.result_serializer, t.result
+FROM task_cache AS c JOIN task_runs AS t ON t.id = c.task_run_id
+WHERE c.cache_key = ? AND (c.expires_at IS NULL OR c.expires_at > ?)
+    AND t.state = 'completed' AND t.result IS NOT NULL
+
+-- get_task_run --
+-- id
+SELECT {task_run_columns} FROM task_runs WHERE id = ?
+
+-- find_task_run --
+-- flow_run_id, call_key
+SELECT {task_run_columns} FROM task_runs WHERE flow_run_id = ? AND call_key = ?
+
+-- list_task_runs --
+-- flow_run_id; never-started task runs last, ties in recording order
+SELECT {task_run_columns} FROM task_runs WHERE flow_run_id = ?
+ORDER BY first_start NULLS LAST, seq
+
+-- count_task_runs --
+-- flow_run_id
+SELECT state, count(*) FROM task_runs WHERE flow_run_id = ? GROUP BY state
+
+-- get_task_result --
+-- id
+SELECT result_serializer, result FROM task_runs WHERE id = ?
+
+-- task_run_owners --
+-- JSON array of task run ids; the owner token of each one's flow run
+SELECT DISTINCT t.flow_run_id, f.owner_token
+FROM task_runs AS t LEFT JOIN flow_runs AS f ON f.id = t.flow_run_id
+WHERE t.id IN (SELECT value FROM json_each(?))
+
+-- mark_rolled_back --
+-- JSON array of task run ids
+UPDATE task_runs SET rolled_back = 1 WHERE id IN (SELECT value FROM json_each(?))
+
+-- insert_log --
+-- flow_run_id, task_run_id, timestamp, level, logger, message
+INSERT INTO logs (flow_run_id, task_run_id, timestamp, level, logger, message)
+VALUES (?, ?, ?, ?, ?, ?)
+
+-- read_logs --
+-- flow_run_id, after_id, limit
+SELECT id, flow_run_id, task_run_id, timestamp, level, logger, message FROM logs
+WHERE flow_run_id = ? AND id > ? ORDER BY id LIMIT ?
+
+-- read_task_logs --
+-- flow_run_id, after_id, task_run_id, limit
+SELECT id, flow_run_id, task_run_id, timestamp, level, logger, message FROM logs
+WHERE flow_run_id = ? AND id > ? AND task_run_id = ? ORDER BY id LIMIT ?

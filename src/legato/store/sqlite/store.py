@@ -1,0 +1,417 @@
+"""The SQLite store: legato's embedded default, one file shared by every local process."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from legato.errors import RunOwnershipLost, StoreError
+from legato.records import (
+    CachedResult,
+    ErrorInfo,
+    FlowRun,
+    HeartbeatReply,
+    LogRecord,
+    PauseInfo,
+    RunOwner,
+    StoredResult,
+    TaskRun,
+)
+from legato.settings import env_float
+from legato.states import StateType
+from legato.store.base import Store
+from legato.store.sqlite import rows
+from legato.store.sqlite.connection import DEFAULT_LOCK_TIMEOUT, Database
+from legato.store.sqlite.migrate import ensure_schema
+from legato.store.sqlite.sql import QUERIES
+
+_CANCELLED_AT_ONCE = frozenset({StateType.PAUSED, StateType.SCHEDULED, StateType.PENDING})
+# Above every character an id can hold, so [prefix, prefix + _TOP) is exactly
+# the ids starting with prefix, as a primary-key range.
+_TOP = "\U0010ffff"
+
+# Hot-path queries, looked up once.
+_RECORD_TASK_RUN = QUERIES["record_task_run"]
+_SET_CACHE_ENTRY = QUERIES["set_cache_entry"]
+_INSERT_LOG = QUERIES["insert_log"]
+_GET_FLOW_RUN = QUERIES["get_flow_run"]
+_COMPLETED = StateType.COMPLETED
+
+
+class SQLiteStore(Store):
+    """A state store in one SQLite file (WAL mode), safe for many threads and processes.
+
+    ``lock_timeout`` bounds how long a call waits for another process's write
+    lock before raising `StoreError` (default 60 s, or
+    ``LEGATO_SQLITE_LOCK_TIMEOUT``).
+    """
+
+    backend = "sqlite"
+
+    def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float | None = None) -> None:
+        absolute = os.path.abspath(os.path.expanduser(os.fspath(path)))
+        try:
+            Path(absolute).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the folder of the SQLite store {absolute}: {exc}"
+            ) from exc
+        if lock_timeout is None:
+            lock_timeout = env_float("LEGATO_SQLITE_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)
+        self.path = absolute
+        self._db = Database(absolute, lock_timeout=lock_timeout)
+        try:
+            ensure_schema(self._db)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    # --- lifecycle -----------------------------------------------------------
+
+    @property
+    def display_url(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    def schema_version(self) -> int:
+        return int(self._db.fetchone(QUERIES["schema_version"], ())[0] or 0)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- flow runs -----------------------------------------------------------
+
+    def create_flow_run(self, run: FlowRun, parameters_blob: bytes | None = None) -> None:
+        params = rows.flow_run_params(run, parameters_blob)
+
+        def insert(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(QUERIES["insert_flow_run"], params)
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(
+                    f"a flow run with id {run.id} already exists in {self.path}"
+                ) from exc
+
+        self._db.write(insert)
+
+    def get_flow_run(self, run_id: str) -> FlowRun | None:
+        row = self._db.fetchone(_GET_FLOW_RUN, (run_id,))
+        return None if row is None else rows.flow_run_from_row(row)
+
+    def match_run_ids(self, prefix: str, limit: int = 2) -> list[str]:
+        if limit <= 0:
+            return []
+        found = self._db.fetchall(QUERIES["match_run_ids"], (prefix, prefix + _TOP, limit))
+        return [row[0] for row in found]
+
+    def list_flow_runs(
+        self,
+        *,
+        limit: int = 50,
+        states: Sequence[StateType] | None = None,
+        flow_name: str | None = None,
+        parent_run_id: str | None = None,
+    ) -> list[FlowRun]:
+        if limit <= 0:
+            return []
+        conditions: list[str] = []
+        params: list[object] = []
+        if flow_name is not None:
+            conditions.append(QUERIES["where_flow_name"])
+            params.append(flow_name)
+        if parent_run_id is not None:
+            conditions.append(QUERIES["where_parent"])
+            params.append(parent_run_id)
+        # None and an empty sequence both mean "any state". Several states are
+        # asked one by one, each walking an index in order, and merged: one
+        # IN (...) query would sort every matching run to return the newest few.
+        wanted = sorted({StateType(state).value for state in states or ()})
+        if wanted:
+            conditions.append(QUERIES["where_state"])
+        sql = QUERIES["list_flow_runs"].replace(
+            "{where}", "WHERE " + " AND ".join(conditions) if conditions else ""
+        )
+        found: list[Any] = []
+        asked: list[str | None] = list(wanted) or [None]
+        for state in asked:
+            bound = (*params, state, limit) if state is not None else (*params, limit)
+            found.extend(self._db.fetchall(sql, bound))
+        if len(wanted) > 1:
+            found.sort(key=lambda row: (row[5], row[-1]), reverse=True)  # created, rowid
+            del found[limit:]
+        return [rows.flow_run_from_row(row) for row in found]
+
+    def get_parameters_blob(self, run_id: str) -> bytes | None:
+        row = self._db.fetchone(QUERIES["get_parameters_blob"], (run_id,))
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def find_child_run(self, parent_run_id: str, call_key: str) -> FlowRun | None:
+        row = self._db.fetchone(QUERIES["find_child_run"], (parent_run_id, call_key))
+        return None if row is None else rows.flow_run_from_row(row)
+
+    def start_flow_run(
+        self,
+        run_id: str,
+        owner: RunOwner,
+        *,
+        from_states: Iterable[StateType],
+        now: datetime,
+    ) -> FlowRun | None:
+        at = rows.to_epoch(now)
+        params = (
+            owner.token,
+            owner.host,
+            owner.pid,
+            owner.pid_started,
+            at,
+            at,
+            run_id,
+            rows.states_json(from_states),
+        )
+
+        def start(conn: sqlite3.Connection) -> Any:
+            if conn.execute(QUERIES["start_flow_run"], params).rowcount == 0:
+                return None
+            return conn.execute(_GET_FLOW_RUN, (run_id,)).fetchone()
+
+        row = self._db.write(start)
+        return None if row is None else rows.flow_run_from_row(row)
+
+    def heartbeat_flow_run(self, run_id: str, owner_token: str, now: datetime) -> HeartbeatReply:
+        at = rows.to_epoch(now)
+
+        def beat(conn: sqlite3.Connection) -> HeartbeatReply:
+            found = conn.execute(QUERIES["heartbeat_flow_run"], (at, run_id, owner_token))
+            row = found.fetchone()
+            found.fetchall()  # finish the statement before COMMIT
+            still_owner = row is not None
+            if row is None:
+                row = conn.execute(QUERIES["get_cancel_state"], (run_id,)).fetchone()
+            # A run cancelled outright (not just flagged) must stop as well.
+            stop = row is not None and (bool(row[0]) or row[1] == StateType.CANCELLED.value)
+            return HeartbeatReply(still_owner=still_owner, cancel_requested=stop)
+
+        return self._db.write(beat)
+
+    def finish_flow_run(
+        self,
+        run_id: str,
+        owner_token: str,
+        *,
+        state: StateType,
+        now: datetime,
+        message: str | None = None,
+        error: ErrorInfo | None = None,
+        result: StoredResult | None = None,
+        logs: Sequence[LogRecord] = (),
+    ) -> None:
+        state = StateType(state)
+        params = (
+            state.value,
+            rows.to_epoch(now) if state.is_final else None,
+            message,
+            rows.error_json(error),
+            None if result is None else result.serializer,
+            None if result is None else result.payload,
+            run_id,
+            owner_token,
+        )
+        self._fenced_update(run_id, QUERIES["finish_flow_run"], params, logs)
+
+    def pause_flow_run(
+        self,
+        run_id: str,
+        owner_token: str,
+        pause: PauseInfo,
+        *,
+        now: datetime,
+        logs: Sequence[LogRecord] = (),
+    ) -> None:
+        params = (rows.pause_json(pause), run_id, owner_token)
+        self._fenced_update(run_id, QUERIES["pause_flow_run"], params, logs)
+
+    def _fenced_update(
+        self, run_id: str, sql: str, params: tuple[object, ...], logs: Sequence[LogRecord]
+    ) -> None:
+        log_rows = [rows.log_params(log) for log in logs]
+
+        def update(conn: sqlite3.Connection) -> None:
+            if conn.execute(sql, params).rowcount == 0:
+                raise RunOwnershipLost(run_id)
+            if log_rows:
+                conn.executemany(_INSERT_LOG, log_rows)
+
+        self._db.write(update)
+
+    def transition_flow_run(
+        self,
+        run_id: str,
+        *,
+        to_state: StateType,
+        from_states: Iterable[StateType],
+        now: datetime,
+        message: str | None = None,
+        error: ErrorInfo | None = None,
+        expected_owner_token: str | None = None,
+    ) -> bool:
+        to_state = StateType(to_state)
+        params: tuple[object, ...] = (
+            to_state.value,
+            rows.to_epoch(now) if to_state.is_final else None,
+            message,
+            rows.error_json(error),
+            run_id,
+            rows.states_json(from_states),
+        )
+        sql = QUERIES["transition_flow_run"]
+        if expected_owner_token is not None:
+            sql = QUERIES["transition_owned_flow_run"]
+            params += (expected_owner_token,)
+        return self._db.write(lambda conn: conn.execute(sql, params).rowcount > 0)
+
+    def request_cancellation(self, run_id: str, *, now: datetime) -> StateType | None:
+        at = rows.to_epoch(now)
+
+        def cancel(conn: sqlite3.Connection) -> StateType | None:
+            row = conn.execute(QUERIES["get_run_state"], (run_id,)).fetchone()
+            if row is None:
+                return None
+            state = rows.state_of(row[0])
+            if state is StateType.RUNNING:
+                conn.execute(QUERIES["set_cancel_requested"], (run_id,))
+            elif state in _CANCELLED_AT_ONCE:
+                conn.execute(QUERIES["cancel_flow_run"], (at, run_id))
+                state = StateType.CANCELLED
+            return state
+
+        return self._db.write(cancel)
+
+    def get_flow_result(self, run_id: str) -> StoredResult | None:
+        return rows.stored_result(self._db.fetchone(QUERIES["get_flow_result"], (run_id,)))
+
+    # --- run inputs ----------------------------------------------------------
+
+    def save_run_input(self, run_id: str, key: str, value_json: str | None) -> None:
+        params = (run_id, key, value_json)
+        self._db.write(lambda conn: conn.execute(QUERIES["save_run_input"], params))
+
+    def get_run_input(self, run_id: str, key: str) -> tuple[bool, str | None]:
+        row = self._db.fetchone(QUERIES["get_run_input"], (run_id, key))
+        return (False, None) if row is None else (True, row[0])
+
+    # --- task runs -----------------------------------------------------------
+
+    def record_task_run(
+        self,
+        task_run: TaskRun,
+        owner_token: str,
+        *,
+        result: StoredResult | None = None,
+        logs: Sequence[LogRecord] = (),
+    ) -> None:
+        params = rows.task_run_params(task_run, owner_token, result)
+        cache_params = None
+        # A record of a cache hit (cached=True) leaves the entry alone: it keeps
+        # pointing at the run that computed the value, with that run's expiry,
+        # so hits never extend how long a value stays cached.
+        if (
+            task_run.cache_key is not None
+            and result is not None
+            and task_run.state is _COMPLETED
+            and not task_run.cached
+        ):
+            cache_params = (
+                task_run.cache_key,
+                task_run.id,
+                rows.to_epoch(task_run.cache_expires_at),
+                time.time(),
+            )
+        log_rows = [rows.log_params(log) for log in logs] if logs else None
+
+        def record(conn: sqlite3.Connection) -> None:
+            # The insert is conditional on the owner token (see queries.sql):
+            # no row changed means the run belongs to someone else now.
+            if conn.execute(_RECORD_TASK_RUN, params).rowcount == 0:
+                raise RunOwnershipLost(task_run.flow_run_id)
+            if cache_params is not None:
+                conn.execute(_SET_CACHE_ENTRY, cache_params)
+            if log_rows:
+                conn.executemany(_INSERT_LOG, log_rows)
+
+        self._db.write(record)
+
+    def get_task_run(self, task_run_id: str) -> TaskRun | None:
+        row = self._db.fetchone(QUERIES["get_task_run"], (task_run_id,))
+        return None if row is None else rows.task_run_from_row(row)
+
+    def find_task_run(self, flow_run_id: str, call_key: str) -> TaskRun | None:
+        row = self._db.fetchone(QUERIES["find_task_run"], (flow_run_id, call_key))
+        return None if row is None else rows.task_run_from_row(row)
+
+    def list_task_runs(self, flow_run_id: str) -> list[TaskRun]:
+        found = self._db.fetchall(QUERIES["list_task_runs"], (flow_run_id,))
+        return [rows.task_run_from_row(row) for row in found]
+
+    def count_task_runs(self, flow_run_id: str) -> dict[StateType, int]:
+        found = self._db.fetchall(QUERIES["count_task_runs"], (flow_run_id,))
+        return {rows.state_of(state): count for state, count in found}
+
+    def get_task_result(self, task_run_id: str) -> StoredResult | None:
+        return rows.stored_result(self._db.fetchone(QUERIES["get_task_result"], (task_run_id,)))
+
+    def mark_rolled_back(self, task_run_ids: Sequence[str], owner_token: str) -> None:
+        if not task_run_ids:
+            return
+        ids = rows.to_json(list(task_run_ids), "task run ids")
+
+        def mark(conn: sqlite3.Connection) -> None:
+            for flow_run_id, token in conn.execute(QUERIES["task_run_owners"], (ids,)):
+                if token != owner_token:
+                    raise RunOwnershipLost(flow_run_id)
+            conn.execute(QUERIES["mark_rolled_back"], (ids,))
+
+        self._db.write(mark)
+
+    def get_cached_result(self, cache_key: str, now: datetime) -> CachedResult | None:
+        row = self._db.fetchone(QUERIES["get_cached_result"], (cache_key, rows.to_epoch(now)))
+        if row is None:
+            return None
+        return CachedResult(
+            cache_key=cache_key,
+            task_run_id=row[0],
+            result=StoredResult(serializer=row[2], payload=bytes(row[3])),
+            expires_at=rows.from_epoch(row[1]),
+        )
+
+    # --- logs ----------------------------------------------------------------
+
+    def append_logs(self, logs: Sequence[LogRecord]) -> None:
+        if not logs:
+            return
+        log_rows = [rows.log_params(log) for log in logs]
+        self._db.write(lambda conn: conn.executemany(_INSERT_LOG, log_rows))
+
+    def read_logs(
+        self,
+        flow_run_id: str,
+        *,
+        after_id: int = 0,
+        limit: int = 1000,
+        task_run_id: str | None = None,
+    ) -> list[LogRecord]:
+        if limit <= 0:
+            return []
+        if task_run_id is None:
+            found = self._db.fetchall(QUERIES["read_logs"], (flow_run_id, after_id, limit))
+        else:
+            found = self._db.fetchall(
+                QUERIES["read_task_logs"], (flow_run_id, after_id, task_run_id, limit)
+            )
+        return [rows.log_from_row(row) for row in found]
