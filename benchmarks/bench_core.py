@@ -178,7 +178,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke check")
     args = parser.parse_args()
     q = args.quick
-    n_seq, n_map, n_runs, n_mem = (1000, 1000, 100, 10_000) if q else (10_000, 10_000, 1000, 100_000)
+    n_seq, n_map, n_runs, n_mem = (
+        (1000, 1000, 100, 10_000) if q else (10_000, 10_000, 1000, 100_000)
+    )
     repeats = 2 if q else 5
 
     results: dict[str, Any] = {}
@@ -191,9 +193,21 @@ def main() -> None:
     results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
 
     rows = [
-        (f"{n_seq:,} sequential tasks, overhead per task", f"{results['sequential']['per_task_us']:.1f} µs", "≤ 50 µs"),
-        (f"{n_map:,}-item .map, overhead per task", f"{results['map']['per_task_us']:.1f} µs", "≤ 100 µs"),
-        (f"{n_runs:,} flow runs of one task, per run", f"{results['flow_runs']['per_run_ms']:.2f} ms", "≤ 2 ms"),
+        (
+            f"{n_seq:,} sequential tasks, overhead per task",
+            f"{results['sequential']['per_task_us']:.1f} µs",
+            "≤ 50 µs",
+        ),
+        (
+            f"{n_map:,}-item .map, overhead per task",
+            f"{results['map']['per_task_us']:.1f} µs",
+            "≤ 100 µs",
+        ),
+        (
+            f"{n_runs:,} flow runs of one task, per run",
+            f"{results['flow_runs']['per_run_ms']:.2f} ms",
+            "≤ 2 ms",
+        ),
         ("import legato", f"{results['import']['import_ms']:.0f} ms", "≤ 150 ms"),
         (f"peak RSS, {n_mem:,}-task flow", f"{results['memory']['peak_mb']:.0f} MB", "≤ 300 MB"),
         (

@@ -69,12 +69,16 @@ def exchange_rate(currency: str) -> float:
 
 
 @task
-def transform(rows: list[dict[str, str]], rate: float, min_amount: float) -> list[dict[str, object]]:
+def transform(
+    rows: list[dict[str, str]], rate: float, min_amount: float
+) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     for row in rows:
         amount_eur = round(float(row["amount"]) * rate, 2)
         if amount_eur >= min_amount:
-            out.append({"order_id": row["order_id"], "customer": row["customer"], "eur": amount_eur})
+            out.append(
+                {"order_id": row["order_id"], "customer": row["customer"], "eur": amount_eur}
+            )
     return out
 
 
@@ -88,7 +92,11 @@ def load(batches: list[list[dict[str, object]]]) -> dict[str, object]:
     out = workdir() / "output" / "revenue_by_customer.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(dict(sorted(totals.items())), indent=2))
-    return {"customers": len(totals), "revenue_eur": round(sum(totals.values()), 2), "file": str(out)}
+    return {
+        "customers": len(totals),
+        "revenue_eur": round(sum(totals.values()), 2),
+        "file": str(out),
+    }
 
 
 @flow(log_prints=True)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+from legato.engine.context import FLOW_CONTEXT
 from legato.engine.results import check_serializer
 from legato.engine.task_engine import TaskCall, cache_expiration_of, current_flow_context
 from legato.errors import ConfigurationError
@@ -138,6 +139,8 @@ class Task(Generic[P, R]):
         self.call_key = call_key
         self.is_async = inspect.iscoroutinefunction(fn)
         self.parameter_names = tuple(inspect.signature(fn).parameters)
+        # `wait_for=` is ours unless the function has a parameter of that name.
+        self._takes_wait_for = "wait_for" not in self.parameter_names
         if log_prints:
             from legato.engine.logs import install_print_capture
 
@@ -213,13 +216,11 @@ class Task(Generic[P, R]):
     # -- calling -----------------------------------------------------------------
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        from legato.engine.context import FLOW_CONTEXT
-
         flow_ctx = FLOW_CONTEXT.get()
         if flow_ctx is None:
             # Outside a flow a task is a plain function call, unrecorded.
             return self.fn(*args, **kwargs)
-        wait_for = kwargs.pop("wait_for", None) if "wait_for" not in self.parameter_names else None
+        wait_for = kwargs.pop("wait_for", None) if kwargs and self._takes_wait_for else None
         call = TaskCall(self, flow_ctx, args, kwargs, wait_for)  # type: ignore[arg-type]
         if self.is_async:
             try:

@@ -45,6 +45,12 @@ def new_id() -> str:
     return os.urandom(16).hex()
 
 
+def new_task_run_id() -> str:
+    """A 32-hex id that sorts by creation time, so the store's id index grows at its
+    right edge instead of touching a random page per task run."""
+    return f"{time.time_ns():016x}{os.urandom(8).hex()}"
+
+
 def error_info(exc: BaseException) -> ErrorInfo:
     return ErrorInfo(
         type=type(exc).__name__,
@@ -104,7 +110,7 @@ class TaskCall:
         self.wait_for = wait_for
         self.parent_task_run_id = parent.task_run_id if parent is not None else None
         self.previous = flow_ctx.recorded.get(self.call_key) if flow_ctx.recorded else None
-        self.task_run_id = self.previous.id if self.previous is not None else new_id()
+        self.task_run_id = self.previous.id if self.previous is not None else new_task_run_id()
         self.attempts = self.previous.attempts if self.previous is not None else 0
         self.cache_key: str | None = None
         self.start_time: datetime | None = None

@@ -170,6 +170,16 @@ class Database:
         """Run ``fn`` in a BEGIN IMMEDIATE transaction; it is rolled back if ``fn`` raises."""
         return self._run(fn, True)
 
+    def write_one(self, sql: str, params: tuple[Any, ...]) -> int:
+        """Run one writing statement as its own transaction; returns rows changed.
+
+        A single statement is atomic on its own, and skipping the explicit
+        BEGIN IMMEDIATE / COMMIT saves two round trips on the hottest write (a
+        task run). If another process commits between this statement's read and
+        its write, SQLite reports busy, and the retry below runs it again.
+        """
+        return self._run(lambda conn: conn.execute(sql, params).rowcount, False)
+
     def fetchone(self, sql: str, params: tuple[Any, ...]) -> Any:
         return self._run(lambda conn: conn.execute(sql, params).fetchone(), False)
 

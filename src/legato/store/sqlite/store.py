@@ -36,7 +36,13 @@ _CANCELLED_AT_ONCE = frozenset({StateType.PAUSED, StateType.SCHEDULED, StateType
 _TOP = "\U0010ffff"
 
 # Hot-path queries, looked up once.
-_RECORD_TASK_RUN = QUERIES["record_task_run"]
+_JOURNAL_TASK_RUN = QUERIES["journal_task_run"]
+_JOURNAL_END = QUERIES["task_run_journal_end"]
+_FOLD_JOURNAL = QUERIES["fold_task_run_journal"]
+_CLEAR_JOURNAL = QUERIES["clear_task_run_journal"]
+# Fold the journal into task_runs after this many appends from this process, so it
+# stays small even when nobody reads during a long flow run.
+_FOLD_EVERY = 1024
 _SET_CACHE_ENTRY = QUERIES["set_cache_entry"]
 _INSERT_LOG = QUERIES["insert_log"]
 _GET_FLOW_RUN = QUERIES["get_flow_run"]
@@ -70,6 +76,7 @@ class SQLiteStore(Store):
         except BaseException:
             self._db.close()
             raise
+        self._appended = 0
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -247,8 +254,11 @@ class SQLiteStore(Store):
                 raise RunOwnershipLost(run_id)
             if log_rows:
                 conn.executemany(_INSERT_LOG, log_rows)
+            # A run that stops leaves its task runs folded, ready for any reader.
+            _fold_journal(conn)
 
         self._db.write(update)
+        self._appended = 0
 
     def transition_flow_run(
         self,
@@ -335,10 +345,18 @@ class SQLiteStore(Store):
             )
         log_rows = [rows.log_params(log) for log in logs] if logs else None
 
+        if cache_params is None and not log_rows:
+            if self._db.write_one(_JOURNAL_TASK_RUN, params) == 0:
+                raise RunOwnershipLost(task_run.flow_run_id)
+            self._appended += 1
+            if self._appended >= _FOLD_EVERY:
+                self._fold()
+            return
+
         def record(conn: sqlite3.Connection) -> None:
             # The insert is conditional on the owner token (see queries.sql):
             # no row changed means the run belongs to someone else now.
-            if conn.execute(_RECORD_TASK_RUN, params).rowcount == 0:
+            if conn.execute(_JOURNAL_TASK_RUN, params).rowcount == 0:
                 raise RunOwnershipLost(task_run.flow_run_id)
             if cache_params is not None:
                 conn.execute(_SET_CACHE_ENTRY, cache_params)
@@ -346,27 +364,50 @@ class SQLiteStore(Store):
                 conn.executemany(_INSERT_LOG, log_rows)
 
         self._db.write(record)
+        self._appended += 1
+        if self._appended >= _FOLD_EVERY:
+            self._fold()
+
+    # Task runs are appended to a journal and folded into task_runs (see
+    # queries.sql): every read of task_runs folds first, so reads always see
+    # every committed record.
+
+    def _fold(self) -> None:
+        self._appended = 0
+        if self._db.fetchone(_JOURNAL_END, ())[0] is None:
+            return
+        self._db.write(_fold_journal)
+
+    def _fold_if_needed(self) -> None:
+        if self._db.fetchone(_JOURNAL_END, ())[0] is not None:
+            self._db.write(_fold_journal)
 
     def get_task_run(self, task_run_id: str) -> TaskRun | None:
+        self._fold_if_needed()
         row = self._db.fetchone(QUERIES["get_task_run"], (task_run_id,))
         return None if row is None else rows.task_run_from_row(row)
 
     def find_task_run(self, flow_run_id: str, call_key: str) -> TaskRun | None:
+        self._fold_if_needed()
         row = self._db.fetchone(QUERIES["find_task_run"], (flow_run_id, call_key))
         return None if row is None else rows.task_run_from_row(row)
 
     def list_task_runs(self, flow_run_id: str) -> list[TaskRun]:
+        self._fold_if_needed()
         found = self._db.fetchall(QUERIES["list_task_runs"], (flow_run_id,))
         return [rows.task_run_from_row(row) for row in found]
 
     def count_task_runs(self, flow_run_id: str) -> dict[StateType, int]:
+        self._fold_if_needed()
         found = self._db.fetchall(QUERIES["count_task_runs"], (flow_run_id,))
         return {rows.state_of(state): count for state, count in found}
 
     def get_task_result(self, task_run_id: str) -> StoredResult | None:
+        self._fold_if_needed()
         return rows.stored_result(self._db.fetchone(QUERIES["get_task_result"], (task_run_id,)))
 
     def mark_rolled_back(self, task_run_ids: Sequence[str], owner_token: str) -> None:
+        self._fold_if_needed()
         if not task_run_ids:
             return
         ids = rows.to_json(list(task_run_ids), "task run ids")
@@ -380,6 +421,7 @@ class SQLiteStore(Store):
         self._db.write(mark)
 
     def get_cached_result(self, cache_key: str, now: datetime) -> CachedResult | None:
+        self._fold_if_needed()
         row = self._db.fetchone(QUERIES["get_cached_result"], (cache_key, rows.to_epoch(now)))
         if row is None:
             return None
@@ -415,3 +457,11 @@ class SQLiteStore(Store):
                 QUERIES["read_task_logs"], (flow_run_id, after_id, task_run_id, limit)
             )
         return [rows.log_from_row(row) for row in found]
+
+
+def _fold_journal(conn: sqlite3.Connection) -> None:
+    end = conn.execute(_JOURNAL_END).fetchone()[0]
+    if end is None:
+        return  # another process folded it first
+    conn.execute(_FOLD_JOURNAL, (end,))
+    conn.execute(_CLEAR_JOURNAL, (end,))
