@@ -293,3 +293,59 @@ def test_cancelled_flow_raises_flow_cancelled(default_store: Store) -> None:
     run = only_run(default_store)
     assert run.state is StateType.CANCELLED
     assert [t.call_key for t in default_store.list_task_runs(run.id)] == ["request_cancel[0]"]
+
+
+def test_cancel_requested_by_a_failing_attempt_stops_flow_retries(default_store: Store) -> None:
+    from legato.records import utcnow
+
+    attempts = []
+
+    @task
+    def cancel_then_fail() -> None:
+        attempts.append(1)
+        default_store.request_cancellation(get_run_context().flow_run_id, now=utcnow())
+        raise RuntimeError("failing after the cancel request")
+
+    @flow(retries=3)
+    def retried() -> None:
+        cancel_then_fail()
+
+    with pytest.raises(FlowCancelled):
+        retried()
+    assert attempts == [1]
+    assert only_run(default_store).state is StateType.CANCELLED
+
+
+def test_cancel_while_waiting_for_a_flow_retry(default_store: Store) -> None:
+    import threading
+
+    from legato.client import Client
+
+    attempts = []
+
+    @task
+    def always_fails() -> None:
+        attempts.append(1)
+        raise RuntimeError("down")
+
+    @flow(retries=3, retry_delay_seconds=1.5)
+    def slow_retries() -> None:
+        always_fails()
+
+    def cancel_when_pending() -> None:
+        client = Client(default_store)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            runs = default_store.list_flow_runs()
+            if runs and runs[0].state is StateType.PENDING and runs[0].attempts == 1:
+                client.cancel_run(runs[0].id)
+                return
+            time.sleep(0.02)
+
+    canceller = threading.Thread(target=cancel_when_pending)
+    canceller.start()
+    state = slow_retries(return_state=True)
+    canceller.join()
+    assert state.type is StateType.CANCELLED
+    assert attempts == [1]
+    assert only_run(default_store).state is StateType.CANCELLED

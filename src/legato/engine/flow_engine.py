@@ -94,13 +94,18 @@ class FlowExecution:
 
     # -- attempts -----------------------------------------------------------------
 
-    def _start(self, from_states: Iterable[StateType]) -> FlowRunContext:
+    def _start(self, from_states: Iterable[StateType]) -> FlowRunContext | None:
+        """Start an attempt; None when the run was cancelled while awaiting a retry."""
         token = new_id()
         started = self.store.start_flow_run(
             self.run.id, current_owner(token), from_states=list(from_states), now=utcnow()
         )
         if started is None:
             current = self.store.get_flow_run(self.run.id)
+            retrying = self._first_attempt is not None
+            if retrying and current is not None and current.state is StateType.CANCELLED:
+                self.run = current
+                return None
             state = current.state.value if current else "missing"
             raise RunStateError(
                 f"flow run {self.run.id} cannot start: it is {state}; only "
@@ -132,6 +137,8 @@ class FlowExecution:
         states = list(from_states)
         while True:
             ctx = self._start(states)
+            if ctx is None:
+                return self._cancelled_between_attempts()
             outcome: BaseException | None = None
             value: Any = None
             try:
@@ -143,13 +150,15 @@ class FlowExecution:
                 return state
             if retry_in > 0:
                 time.sleep(retry_in)
-            states = [StateType.FAILED]
+            states = [StateType.PENDING]
 
     async def execute_async(self, from_states: Iterable[StateType]) -> State:
         """Same as `execute`, for ``async def`` flows, on the running event loop."""
         states = list(from_states)
         while True:
             ctx = self._start(states)
+            if ctx is None:
+                return self._cancelled_between_attempts()
             outcome: BaseException | None = None
             value: Any = None
             try:
@@ -161,7 +170,7 @@ class FlowExecution:
                 return state
             if retry_in > 0:
                 await asyncio.sleep(retry_in)
-            states = [StateType.FAILED]
+            states = [StateType.PENDING]
 
     # -- the body -----------------------------------------------------------------
 
@@ -306,15 +315,21 @@ class FlowExecution:
             raise outcome
         attempt = ctx.run.attempts
         retries_left = self.flow.retries - self._attempts_here(ctx)
+        if retries_left > 0 and self._cancel_requested(ctx):
+            return self._record_outcome(ctx, None, CancelledRun(run_id))
         if retries_left > 0:
             delay = self.flow.retry_delay_seconds or 0.0
+            # PENDING while it waits: a cancel request in that gap cancels it at once.
             store.finish_flow_run(
                 run_id,
                 token,
-                state=StateType.FAILED,
+                state=StateType.PENDING,
                 now=now(),
                 error=error_info(outcome),
-                message=f"attempt {attempt} failed; retrying in {delay:g}s",
+                message=(
+                    f"attempt {attempt} failed with {type(outcome).__name__}: {outcome}; "
+                    f"retrying in {delay:g}s"
+                ),
                 logs=ctx.take_logs(),
             )
             self._log_to_stderr(
@@ -334,6 +349,20 @@ class FlowExecution:
         state = State(StateType.FAILED, str(outcome), now(), run_id, _exception=outcome)
         self._after(ctx, state)
         return state, None
+
+    def _cancel_requested(self, ctx: FlowRunContext) -> bool:
+        if ctx.cancel_requested:
+            return True
+        current = self.store.get_flow_run(self.run.id)
+        return current is not None and current.cancel_requested
+
+    def _cancelled_between_attempts(self) -> State:
+        cancelled = FlowCancelled(self.run.id)
+        state = State(
+            StateType.CANCELLED, str(cancelled), utcnow(), self.run.id, _exception=cancelled
+        )
+        run_hooks(self.flow, self.run, state, self.flow.on_cancellation)
+        return state
 
     def _attempts_here(self, ctx: FlowRunContext) -> int:
         # Attempts made by this execution: flow retries count per execution, so a
