@@ -6,7 +6,6 @@ changing its imports.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import inspect
 import json
@@ -216,6 +215,8 @@ class Task(Generic[P, R]):
     # -- calling -----------------------------------------------------------------
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        import asyncio
+
         flow_ctx = FLOW_CONTEXT.get()
         if flow_ctx is None:
             # Outside a flow a task is a plain function call, unrecorded.
@@ -223,6 +224,8 @@ class Task(Generic[P, R]):
         wait_for = kwargs.pop("wait_for", None) if kwargs and self._takes_wait_for else None
         call = TaskCall(self, flow_ctx, args, kwargs, wait_for)  # type: ignore[arg-type]
         if self.is_async:
+            import asyncio
+
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
@@ -302,6 +305,8 @@ def _submit_call(call: TaskCall, flow_ctx: Any) -> LegatoFuture[Any]:
     if call.task.is_async:
 
         def work() -> Any:
+            import asyncio
+
             return asyncio.run(call.run_async())
     else:
         work = call.run

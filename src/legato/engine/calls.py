@@ -3,7 +3,6 @@ resuming a stored run."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext
@@ -60,6 +59,8 @@ async def _await_state(coro: Any, return_state: bool) -> Any:
 
 
 def _in_event_loop() -> bool:
+    import asyncio
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -71,6 +72,8 @@ def run_flow_with_observer(
     flow: Flow[Any, Any], params: dict[str, Any], observer: RunObserver | None, store: Store
 ) -> State:
     """Run a top-level flow with already-validated parameters; returns its final state."""
+    import asyncio
+
     run = create_flow_run(flow, store, params)
     execution = FlowExecution(flow, store, run, params, observer=observer, fresh=True)
     if flow.is_async:
@@ -130,6 +133,8 @@ def _subflow_state(execution: FlowExecution, state: State, return_state: bool) -
 def _call_subflow(
     flow: Flow[Any, Any], params: dict[str, Any], parent: FlowRunContext, return_state: bool
 ) -> Any:
+    import asyncio
+
     execution = _prepare_subflow(flow, params, parent)
     if isinstance(execution, State):
         return unwrap_state(execution, return_state)
@@ -169,6 +174,8 @@ def resume_run(
     Input for a paused run is validated before anything runs; invalid input
     raises `InvalidRunInputError` and the run stays paused.
     """
+    import asyncio
+
     store = store or get_default_store()
     found = store.get_flow_run(run_id)
     if found is None:

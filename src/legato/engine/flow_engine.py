@@ -9,7 +9,6 @@ outcome.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -154,6 +153,8 @@ class FlowExecution:
 
     async def execute_async(self, from_states: Iterable[StateType]) -> State:
         """Same as `execute`, for ``async def`` flows, on the running event loop."""
+        import asyncio
+
         states = list(from_states)
         while True:
             ctx = self._start(states)
@@ -199,6 +200,8 @@ class FlowExecution:
             FLOW_CONTEXT.reset(flow_token)
 
     async def _body_async(self, ctx: FlowRunContext) -> Any:
+        import asyncio
+
         flow_token = FLOW_CONTEXT.set(ctx)
         task_token = TASK_CONTEXT.set(None)
         try:

@@ -10,7 +10,6 @@ record, its result and the logs written meanwhile, in one transaction.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import time
@@ -479,6 +478,8 @@ class TaskCall:
 
     async def run_async(self) -> Any:
         """Execute an ``async def`` task on the running event loop."""
+        import asyncio
+
         done, value = self.replayed()
         if done:
             return value

@@ -9,9 +9,9 @@ Python, but the flow has already moved on.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import ctypes
+import inspect
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,9 +36,11 @@ def run_with_timeout(
     context = contextvars.copy_context()
 
     def target() -> None:
+        import asyncio
+
         try:
             value = context.run(fn, *args, **kwargs)
-            if asyncio.iscoroutine(value):
+            if inspect.iscoroutine(value):
                 value = asyncio.run(value)
             outcome["value"] = value
         except TimeoutInterrupt:
@@ -61,6 +63,8 @@ def run_with_timeout(
 async def run_async_with_timeout(
     awaitable: Awaitable[Any], timeout: float | None, name: str
 ) -> Any:
+    import asyncio
+
     if timeout is None:
         return await awaitable
     try:
