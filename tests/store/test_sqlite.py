@@ -398,3 +398,87 @@ def test_many_processes_share_one_file(tmp_path: Path) -> None:
             assert len(store.read_logs(run_id)) == 4
     finally:
         store.close()
+
+
+# --- the task run journal ------------------------------------------------------
+
+
+def _journal_rows(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT count(*) FROM task_run_journal").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _started_run(store: SQLiteStore) -> tuple[FlowRun, RunOwner]:
+    run = make_run()
+    store.create_flow_run(run)
+    owner = RunOwner(token=uuid.uuid4().hex, host="h", pid=os.getpid())
+    started = store.start_flow_run(run.id, owner, from_states=[StateType.PENDING], now=NOW)
+    assert started is not None
+    return started, owner
+
+
+def _task(run: FlowRun, i: int, state: StateType = StateType.COMPLETED) -> TaskRun:
+    return TaskRun(
+        id=uuid.uuid4().hex,
+        flow_run_id=run.id,
+        call_key=f"t[{i}]",
+        task_name="t",
+        name=f"t[{i}]",
+        state=state,
+        attempts=1,
+        start_time=datetime.fromtimestamp(1_700_000_000 + i, UTC),
+    )
+
+
+def test_journal_is_folded_in_batches_and_reads_see_everything(tmp_path: Path) -> None:
+    from legato.store.sqlite.store import _FOLD_EVERY
+
+    path = tmp_path / "j.db"
+    store = SQLiteStore(path)
+    run, owner = _started_run(store)
+    count = _FOLD_EVERY * 2 + 7
+    for i in range(count):
+        store.record_task_run(_task(run, i), owner.token)
+    # Appends fold every _FOLD_EVERY records, so the journal stays small...
+    assert _journal_rows(path) < _FOLD_EVERY
+    # ...and a read folds the rest first: every record, in recording order.
+    keys = [t.call_key for t in store.list_task_runs(run.id)]
+    assert keys == [f"t[{i}]" for i in range(count)]
+    assert _journal_rows(path) == 0
+    store.close()
+
+
+def test_another_connection_reads_records_still_in_the_journal(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    writer = SQLiteStore(path)
+    reader = SQLiteStore(path)  # as another process would
+    run, owner = _started_run(writer)
+    writer.record_task_run(_task(run, 0, StateType.RUNNING), owner.token)
+    writer.record_task_run(_task(run, 0, StateType.COMPLETED), owner.token)
+    writer.record_task_run(_task(run, 1), owner.token)
+    assert _journal_rows(path) == 3
+    found = reader.find_task_run(run.id, "t[0]")
+    assert found is not None and found.state is StateType.COMPLETED
+    assert reader.count_task_runs(run.id) == {StateType.COMPLETED: 2}
+    assert _journal_rows(path) == 0
+    writer.close()
+    reader.close()
+
+
+def test_finishing_a_run_folds_its_journal(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    store = SQLiteStore(path)
+    run, owner = _started_run(store)
+    for i in range(5):
+        store.record_task_run(_task(run, i), owner.token)
+    store.finish_flow_run(run.id, owner.token, state=StateType.COMPLETED, now=NOW)
+    assert _journal_rows(path) == 0
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM task_runs").fetchone()[0] == 5
+    finally:
+        conn.close()
+    store.close()
