@@ -29,11 +29,11 @@ from legato.errors import (
     TaskCallError,
     UpstreamTaskFailedError,
 )
+from legato.futures import LegatoFuture
 from legato.records import Dependency, ErrorInfo, TaskRun, utcnow
 from legato.states import State, StateType
 
 if TYPE_CHECKING:
-    from legato.futures import LegatoFuture
     from legato.tasks import Task
 
 _PLAIN = (int, float, str, bool, bytes, type(None))
@@ -132,8 +132,6 @@ class TaskCall:
                         break
                 else:
                     return ()
-        from legato.futures import LegatoFuture
-
         deps: list[Dependency] = []
         names = self.task.parameter_names
 
@@ -178,27 +176,27 @@ class TaskCall:
         """Replace futures in the arguments by their results (waiting for them)."""
         if not self.has_futures and not self.wait_for:
             return
-        from legato.futures import LegatoFuture
+        try:
+            if self.wait_for:
+                for item in self.wait_for:
+                    if isinstance(item, LegatoFuture):
+                        self._upstream_value(item)
+            if self.has_futures:
+                self.args = tuple(self._resolved(a) for a in self.args)
+                self.kwargs = {k: self._resolved(v) for k, v in self.kwargs.items()}
+        finally:
+            # The task's own time starts once its inputs are there.
+            self.start_time = datetime.now(UTC)
 
-        if self.wait_for:
-            for item in self.wait_for:
-                if isinstance(item, LegatoFuture):
-                    self._upstream_value(item)
-        if not self.has_futures:
-            return
-
-        def resolve(value: Any) -> Any:
-            if isinstance(value, LegatoFuture):
-                return self._upstream_value(value)
-            kind = type(value)
-            if kind in _COLLECTIONS:
-                return kind(resolve(v) for v in value)
-            if kind is dict:
-                return {k: resolve(v) for k, v in value.items()}
-            return value
-
-        self.args = tuple(resolve(a) for a in self.args)
-        self.kwargs = {k: resolve(v) for k, v in self.kwargs.items()}
+    def _resolved(self, value: Any) -> Any:
+        if isinstance(value, LegatoFuture):
+            return self._upstream_value(value)
+        kind = type(value)
+        if kind in _COLLECTIONS:
+            return kind(self._resolved(v) for v in value)
+        if kind is dict:
+            return {k: self._resolved(v) for k, v in value.items()}
+        return value
 
     def _upstream_value(self, future: LegatoFuture[Any]) -> Any:
         state = future.wait_state()
