@@ -317,7 +317,8 @@ class FlowExecution:
             self._after(ctx, state)
             raise outcome
         attempt = ctx.run.attempts
-        retries_left = self.flow.retries - self._attempts_here(ctx)
+        # retries=N allows N retries after the first attempt: N + 1 attempts in all.
+        retries_left = self.flow.retries - (self._attempts_here(ctx) - 1)
         if retries_left > 0 and self._cancel_requested(ctx):
             return self._record_outcome(ctx, None, CancelledRun(run_id))
         if retries_left > 0:
