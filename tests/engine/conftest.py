@@ -8,7 +8,7 @@ import pytest
 from _engine_support import Journal
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Journal:
     """A journal whose path module-level tasks find in ``$LEGATO_TEST_JOURNAL``."""
     path = tmp_path / "journal.txt"

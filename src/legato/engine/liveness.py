@@ -46,7 +46,9 @@ def current_owner(token: str) -> RunOwner:
 
 def process_alive(owner: RunOwner) -> bool:
     if owner.pid == os.getpid():
-        return True
+        # This process, unless the run was recorded by an earlier process that had
+        # the same pid (a restarted container often reuses the same small pid).
+        return owner.pid_started is None or owner.pid_started == process_start_time(owner.pid)
     try:
         os.kill(owner.pid, 0)
     except ProcessLookupError:
