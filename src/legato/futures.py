@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
+from queue import Empty, SimpleQueue
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from legato.errors import CancelledRun
 from legato.states import State, StateType
+from legato.task_runners import TaskHandle
 
 R = TypeVar("R")
 
@@ -22,7 +24,7 @@ class LegatoFuture(Generic[R]):
         task_run_id: str,
         call_key: str,
         task_name: str,
-        future: cf.Future[Any] | None = None,
+        future: TaskHandle | None = None,
         state: State | None = None,
     ) -> None:
         self.task_run_id = task_run_id
@@ -40,7 +42,7 @@ class LegatoFuture(Generic[R]):
     def wait(self, timeout: float | None = None) -> None:
         """Block until the task run ends (or ``timeout`` seconds pass)."""
         if self._future is not None:
-            cf.wait([self._future], timeout=timeout)
+            self._future.wait(timeout)
 
     def wait_state(self) -> State:
         self.wait()
@@ -64,13 +66,11 @@ class LegatoFuture(Generic[R]):
 
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:
         """The task's return value; raises its exception if it failed."""
-        if self._future is not None and not self._future.done():
-            done, _ = cf.wait([self._future], timeout=timeout)
-            if not done:
-                raise TimeoutError(
-                    f"task {self.call_key} did not finish within {timeout}s; "
-                    f"call result() again to keep waiting"
-                )
+        if self._future is not None and not self._future.wait(timeout):
+            raise TimeoutError(
+                f"task {self.call_key} did not finish within {timeout}s; "
+                f"call result() again to keep waiting"
+            )
         return self.state.result(raise_on_failure=raise_on_failure)
 
 
@@ -82,25 +82,54 @@ class DoneAndNotDone(NamedTuple):
 def wait(futures: Iterable[LegatoFuture[Any]], timeout: float | None = None) -> DoneAndNotDone:
     """Wait for all ``futures`` (or until ``timeout``); returns (done, not_done)."""
     futures = list(futures)
-    inner = {f._future: f for f in futures if f._future is not None}
-    cf.wait(list(inner), timeout=timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for f in futures:
+        if deadline is None:
+            f.wait()
+        else:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            f.wait(remaining)
     done = {f for f in futures if f.done()}
     return DoneAndNotDone(done, {f for f in futures if f not in done})
+
+
+def _put_when_done(
+    queue: SimpleQueue[LegatoFuture[Any]], future: LegatoFuture[Any]
+) -> Callable[[TaskHandle], None]:
+    def callback(_handle: TaskHandle) -> None:
+        queue.put(future)
+
+    return callback
 
 
 def as_completed(
     futures: Iterable[LegatoFuture[Any]], timeout: float | None = None
 ) -> Iterator[LegatoFuture[Any]]:
-    """Yield ``futures`` as they finish."""
+    """Yield ``futures`` as they finish; raises TimeoutError if ``timeout`` passes first."""
     futures = list(futures)
-    pending: dict[cf.Future[Any], LegatoFuture[Any]] = {}
+    finished: SimpleQueue[LegatoFuture[Any]] = SimpleQueue()
+    pending = 0
     for f in futures:
         if f._future is None:
             yield f
         else:
-            pending[f._future] = f
-    for inner in cf.as_completed(pending, timeout=timeout):
-        yield pending[inner]
+            pending += 1
+            f._future.add_done_callback(_put_when_done(finished, f))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while pending:
+        try:
+            if deadline is None:
+                item = finished.get()
+            else:
+                item = finished.get(timeout=max(deadline - time.monotonic(), 0))
+        except Empty:
+            raise TimeoutError(
+                f"{pending} of {len(futures)} futures did not finish within {timeout}s"
+            ) from None
+        pending -= 1
+        yield item
 
 
 class unmapped:

@@ -853,3 +853,35 @@ def test_threads_share_one_store(store: Store) -> None:
     for run, _ in runs:
         assert store.count_task_runs(run.id) == {S.COMPLETED: 25}
         assert len(store.read_logs(run.id)) == 25
+
+
+def test_concurrent_task_writes_are_each_fenced(store: Store) -> None:
+    # Many threads record task runs at once (as a .map fan-out does): every write
+    # by the owner lands, every write with a stale token fails, and neither kind
+    # leaks into the other even when a backend commits them together.
+    run, owner = started(store)
+    stale = "stale-" + owner.token
+    outcomes: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def work(worker: int) -> None:
+        for i in range(40):
+            key = f"w{worker}[{i}]"
+            token = stale if i % 5 == 0 else owner.token
+            try:
+                store.record_task_run(make_task(run, key), token, result=pickled(i))
+                outcome = "ok"
+            except RunOwnershipLost:
+                outcome = "lost"
+            with lock:
+                outcomes[key] = outcome
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    expected = {f"w{w}[{i}]": ("lost" if i % 5 == 0 else "ok") for w in range(6) for i in range(40)}
+    assert outcomes == expected
+    recorded = {t.call_key for t in store.list_task_runs(run.id)}
+    assert recorded == {key for key, outcome in expected.items() if outcome == "ok"}

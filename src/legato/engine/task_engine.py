@@ -10,6 +10,7 @@ record, its result and the logs written meanwhile, in one transaction.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import time
@@ -44,10 +45,23 @@ def new_id() -> str:
     return os.urandom(16).hex()
 
 
+_process_tag = os.urandom(4).hex()
+_counter = itertools.count()
+
+
+def _new_process_tag() -> None:
+    global _process_tag
+    _process_tag = os.urandom(4).hex()
+
+
+os.register_at_fork(after_in_child=_new_process_tag)
+
+
 def new_task_run_id() -> str:
     """A 32-hex id that sorts by creation time, so the store's id index grows at its
-    right edge instead of touching a random page per task run."""
-    return f"{time.time_ns():016x}{os.urandom(8).hex()}"
+    right edge instead of touching a random page per task run. Unique by time, a
+    random tag per process and a counter; no system call per id."""
+    return f"{time.time_ns():016x}{_process_tag}{next(_counter) & 0xFFFFFFFF:08x}"
 
 
 def error_info(exc: BaseException) -> ErrorInfo:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -77,6 +79,17 @@ class SQLiteStore(Store):
             self._db.close()
             raise
         self._appended = 0
+        # Group commit of task runs recorded by several threads at once.
+        self._queue: list[_Pending] = []
+        self._queue_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        _stores.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        # Another thread may have held these at the fork; the child starts clean.
+        self._queue = []
+        self._queue_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -346,11 +359,7 @@ class SQLiteStore(Store):
         log_rows = [rows.log_params(log) for log in logs] if logs else None
 
         if cache_params is None and not log_rows:
-            if self._db.write_one(_JOURNAL_TASK_RUN, params) == 0:
-                raise RunOwnershipLost(task_run.flow_run_id)
-            self._appended += 1
-            if self._appended >= _FOLD_EVERY:
-                self._fold()
+            self._group_commit(_Pending(params, task_run.flow_run_id))
             return
 
         def record(conn: sqlite3.Connection) -> None:
@@ -365,6 +374,49 @@ class SQLiteStore(Store):
 
         self._db.write(record)
         self._appended += 1
+        if self._appended >= _FOLD_EVERY:
+            self._fold()
+
+    def _group_commit(self, pending: _Pending) -> None:
+        """Commit ``pending`` together with the task runs other threads are recording.
+
+        Each caller returns only once its own record is committed; a caller that
+        finds the commit lock free writes everything queued so far in one
+        transaction. With one thread this is one single-statement write; with a
+        fan-out on many threads, many task runs share one commit.
+        """
+        with self._queue_lock:
+            self._queue.append(pending)
+        with self._commit_lock:
+            if not pending.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._write_batch(batch)
+        if pending.error is not None:
+            raise pending.error
+
+    def _write_batch(self, batch: list[_Pending]) -> None:
+        try:
+            if len(batch) == 1:
+                only = batch[0]
+                if self._db.write_one(_JOURNAL_TASK_RUN, only.params) == 0:
+                    only.error = RunOwnershipLost(only.flow_run_id)
+            else:
+
+                def write(conn: sqlite3.Connection) -> None:
+                    for item in batch:
+                        if conn.execute(_JOURNAL_TASK_RUN, item.params).rowcount == 0:
+                            item.error = RunOwnershipLost(item.flow_run_id)
+
+                self._db.write(write)
+        except BaseException as exc:
+            for item in batch:
+                item.error = exc
+                item.done = True
+            raise
+        for item in batch:
+            item.done = True
+        self._appended += len(batch)
         if self._appended >= _FOLD_EVERY:
             self._fold()
 
@@ -465,3 +517,26 @@ def _fold_journal(conn: sqlite3.Connection) -> None:
         return  # another process folded it first
     conn.execute(_FOLD_JOURNAL, (end,))
     conn.execute(_CLEAR_JOURNAL, (end,))
+
+
+class _Pending:
+    """A task run waiting in the group commit queue."""
+
+    __slots__ = ("done", "error", "flow_run_id", "params")
+
+    def __init__(self, params: tuple[Any, ...], flow_run_id: str) -> None:
+        self.params = params
+        self.flow_run_id = flow_run_id
+        self.done = False
+        self.error: BaseException | None = None
+
+
+_stores: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for store in list(_stores):
+        store._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
