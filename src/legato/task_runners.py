@@ -107,7 +107,8 @@ class ThreadPoolTaskRunner:
         self._queue: SimpleQueue[tuple[TaskHandle, contextvars.Context, Callable[[], Any]] | None]
         self._queue = SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._idle = 0
+        self._idle = 0  # threads waiting for work
+        self._queued = 0  # calls submitted and not yet picked up
         self._lock = threading.Lock()
 
     def duplicate(self) -> ThreadPoolTaskRunner:
@@ -115,27 +116,29 @@ class ThreadPoolTaskRunner:
 
     def submit(self, fn: Callable[[], Any]) -> TaskHandle:
         handle = TaskHandle()
+        with self._lock:
+            # Every queued call needs a thread of its own (up to the limit): a call
+            # may block until another queued call runs.
+            self._queued += 1
+            if self._queued > self._idle and len(self._threads) < self._limit:
+                thread = threading.Thread(
+                    target=self._work, name=f"legato-task-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                self._idle += 1
+                thread.start()
         self._queue.put((handle, contextvars.copy_context(), fn))
-        if self._idle <= 0 and len(self._threads) < self._limit:
-            with self._lock:
-                if self._idle <= 0 and len(self._threads) < self._limit:
-                    thread = threading.Thread(
-                        target=self._work,
-                        name=f"legato-task-{len(self._threads)}",
-                        daemon=True,
-                    )
-                    self._threads.append(thread)
-                    self._idle += 1
-                    thread.start()
         return handle
 
     def _work(self) -> None:
         queue = self._queue
+        lock = self._lock
         while True:
             item = queue.get()
             if item is None:
                 return
-            with self._lock:
+            with lock:
+                self._queued -= 1
                 self._idle -= 1
             handle, context, fn = item
             try:
@@ -144,7 +147,7 @@ class ThreadPoolTaskRunner:
                 handle._finish(None, exc)
             else:
                 handle._finish(value, None)
-            with self._lock:
+            with lock:
                 self._idle += 1
 
     def shutdown(self, wait: bool = True) -> None:
@@ -156,6 +159,7 @@ class ThreadPoolTaskRunner:
             for thread in threads:
                 thread.join()
         self._idle = 0
+        self._queued = 0
 
     def __repr__(self) -> str:
         return f"ThreadPoolTaskRunner(max_workers={self.max_workers})"
