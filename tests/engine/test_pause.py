@@ -205,11 +205,6 @@ def same_key_twice() -> str:
     return "done"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a second pause_flow_run with a key already answered in this run "
-    "returns at once (it finds the first pause's input) instead of pausing or refusing",
-)
 def test_reusing_a_pause_key_does_not_skip_the_second_pause(
     default_store: Store, journal: Journal
 ) -> None:

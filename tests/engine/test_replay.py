@@ -242,11 +242,6 @@ def pay_twice() -> tuple[int, int]:
     return first, second
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: two calls with the same explicit call_key in one run share one "
-    "record; the second overwrites the first and a resume replays it for both calls",
-)
 def test_same_explicit_call_key_twice_in_a_run_is_an_error(
     default_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

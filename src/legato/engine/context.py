@@ -48,6 +48,7 @@ class FlowRunContext:
 
     __slots__ = (
         "cancel_requested",
+        "explicit_keys",
         "flow",
         "in_flight",
         "lock",
@@ -97,12 +98,26 @@ class FlowRunContext:
         self.runner: ThreadPoolTaskRunner | None = None
         self.transactions: list[Transaction] = []
         self.cancel_requested = False
+        # Keys chosen by the user (call_key=, pause key=): each may be used once.
+        self.explicit_keys: set[str] = set()
         self.stopped = False  # set when the run ended; late task threads must stop
         self.log_prints = flow.log_prints
 
     @property
     def run_id(self) -> str:
         return self.run.id
+
+    def claim_key(self, key: str, what: str) -> None:
+        """Reserve a user-chosen key; a second use in the same run is an error."""
+        from legato.errors import ConfigurationError
+
+        with self.lock:
+            if key in self.explicit_keys:
+                raise ConfigurationError(
+                    f"{what} '{key}' is used twice in flow run {self.run.id}; each call "
+                    f"needs its own key, or replay could not tell them apart"
+                )
+            self.explicit_keys.add(key)
 
     def check_cancelled(self) -> None:
         if self.cancel_requested or self.stopped:

@@ -113,9 +113,11 @@ class TaskCall:
         if parent is not None and parent.flow_ctx is not flow_ctx:
             parent = None
         scope = parent.scope if parent is not None else flow_ctx.scope
-        self.call_key = (
-            f"{scope.prefix}{task.call_key}" if task.call_key else scope.next_key(task.name)
-        )
+        if task.call_key:
+            self.call_key = f"{scope.prefix}{task.call_key}"
+            flow_ctx.claim_key(self.call_key, f"call_key of task '{task.name}'")
+        else:
+            self.call_key = scope.next_key(task.name)
         self.task = task
         self.flow_ctx = flow_ctx
         self.args = args
