@@ -288,7 +288,7 @@ def test_as_completed_yields_in_finishing_order() -> None:
 def test_as_completed_timeout() -> None:
     @task
     def sleeper() -> None:
-        time.sleep(1)
+        time.sleep(0.3)
 
     @flow
     def f() -> None:
