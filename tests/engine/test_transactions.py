@@ -292,11 +292,6 @@ def trip(declined: bool) -> str:
     return room
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a cache hit can return the result of a task run that was rolled "
-    "back, so the compensated side effect is never redone",
-)
 def test_rolled_back_result_is_not_a_cache_hit(default_store: Store) -> None:
     BOOKED.clear()
     with pytest.raises(RuntimeError):

@@ -329,9 +329,13 @@ class TaskCall:
         if key is None:
             return False, None
         self.cache_key = str(key)
-        hit = self.flow_ctx.store.get_cached_result(self.cache_key, utcnow())
+        store = self.flow_ctx.store
+        hit = store.get_cached_result(self.cache_key, utcnow())
         if hit is None:
             return False, None
+        source = store.get_task_run(hit.task_run_id)
+        if source is not None and source.rolled_back:
+            return False, None  # its effects were compensated: run it again
         value = _results.deserialize(hit.result, f"cached result of task '{task.name}'")
         self._leave_flight()
         record = self.record(StateType.COMPLETED, cached=True, has_result=True)
