@@ -517,3 +517,58 @@ def test_flow_retries_make_retries_plus_one_attempts(default_store: Store, retri
     run = latest_run(default_store, "always_failing")
     assert run.attempts == retries + 1
     assert run.state is StateType.FAILED
+
+
+SCRIPT = """
+import legato
+from legato import flow, task
+
+print("module body executed")
+FAIL = True
+
+
+@task
+def step() -> str:
+    return "step"
+
+
+@flow
+def scripted() -> str:
+    value = step()
+    if FAIL:
+        raise RuntimeError("flag still set")
+    return value + " ok"
+
+
+if __name__ == "__main__":
+    try:
+        scripted()
+    except RuntimeError:
+        pass
+    from legato.client import Client
+
+    run_id = Client().list_runs(limit=1)[0].id
+    FAIL = False
+    print(legato.resume_flow_run(run_id))
+"""
+
+
+def test_resume_inside_the_script_that_defines_the_flow(tmp_path: Path, legato_home: Path) -> None:
+    import subprocess
+    import sys
+
+    from _engine_support import subprocess_env
+
+    script = tmp_path / "script_flow.py"
+    script.write_text(SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        env=subprocess_env(legato_home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # The running script's own flow (and its globals) resumes the run; the file is
+    # not executed a second time as another module.
+    assert proc.stdout.splitlines() == ["module body executed", "step ok"], proc.stderr
+    assert proc.returncode == 0, proc.stderr

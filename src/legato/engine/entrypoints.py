@@ -94,6 +94,12 @@ def load_file(path_str: str) -> ModuleType:
     key = str(path)
     if key in _loaded_files:
         return _loaded_files[key]
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    if main is not None and main_file and Path(main_file).resolve() == path:
+        # The script running now: use it, do not execute it again as another module
+        # (its flows and globals are the ones the caller means).
+        return main
     stem = path.stem
     name = stem if stem.isidentifier() and stem not in sys.modules else None
     if name is None:
