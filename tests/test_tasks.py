@@ -398,6 +398,64 @@ def test_cache_misses_on_different_inputs(default_store: Store) -> None:
     assert cached == [True, False, False]  # newest first
 
 
+def test_different_tasks_with_equal_inputs_do_not_share_the_cache(default_store: Store) -> None:
+    @task(cache_key_fn=task_input_hash)
+    def double(x: int) -> int:
+        return 2 * x
+
+    @task(cache_key_fn=task_input_hash)
+    def square(x: int) -> int:
+        return x * x
+
+    @flow
+    def f() -> tuple[int, int]:
+        return double(3), square(3)
+
+    assert f() == (6, 9)
+    assert f() == (6, 9)  # and the second run hits the right entries
+    latest = default_store.list_flow_runs(limit=1)[0]
+    assert all(t.cached for t in default_store.list_task_runs(latest.id))
+
+
+def test_cache_key_fn_sees_the_task_in_its_context() -> None:
+    seen: list[tuple[str | None, str | None, str | None]] = []
+
+    def key_fn(ctx: Any, args: dict[str, Any]) -> str:
+        seen.append((ctx.task_name, ctx.call_key, ctx.task_run_id))
+        return "k"
+
+    @task(cache_key_fn=key_fn)
+    def t() -> None:
+        pass
+
+    @flow
+    def f() -> None:
+        t()
+
+    f()
+    ((name, call_key, task_run_id),) = seen
+    assert (name, call_key) == ("t", "t[0]")
+    assert task_run_id
+
+
+def test_same_named_tasks_from_different_code_do_not_share_the_cache() -> None:
+    def make(prefix: str) -> Any:
+        @task(name="fetch", cache_key_fn=task_input_hash)
+        def fetch(x: int) -> str:
+            return f"{prefix}:{x}"
+
+        return fetch
+
+    users = make("users")
+    orders = task(name="fetch", cache_key_fn=task_input_hash)(lambda x: f"orders:{x}")
+
+    @flow
+    def f() -> list[str]:
+        return [users(1), orders(1)]
+
+    assert f() == ["users:1", "orders:1"]
+
+
 def test_cache_expiration(default_store: Store) -> None:
     calls: list[int] = []
 

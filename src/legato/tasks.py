@@ -48,6 +48,13 @@ def task_input_hash(context: RunContext, arguments: dict[str, Any]) -> str | Non
     inputs returns the stored result without running.
     """
     task_key = context.task_name or ""
+    from legato.engine.context import TASK_CONTEXT
+
+    task_ctx = TASK_CONTEXT.get()
+    if task_ctx is not None and task_ctx.call_key == context.call_key:
+        # Two tasks that share a name but not their code must not share entries.
+        fn = task_ctx.task.fn
+        task_key += f"\0{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}"
     try:
         payload = json.dumps(arguments, sort_keys=True, default=_reject).encode()
     except (TypeError, ValueError):

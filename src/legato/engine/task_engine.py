@@ -320,12 +320,16 @@ class TaskCall:
         from legato.engine.context import get_run_context
 
         params = self.bound_parameters()
+        # The key function sees this task's context (name, call key, task run id).
+        token = TASK_CONTEXT.set(self.task_context())
         try:
             key = task.cache_key_fn(get_run_context(), params)
         except Exception as exc:
             raise TaskCallError(
                 f"cache_key_fn of task '{task.name}' raised {type(exc).__name__}: {exc}"
             ) from exc
+        finally:
+            TASK_CONTEXT.reset(token)
         if key is None:
             return False, None
         self.cache_key = str(key)
