@@ -572,3 +572,66 @@ def test_resume_inside_the_script_that_defines_the_flow(tmp_path: Path, legato_h
     # not executed a second time as another module.
     assert proc.stdout.splitlines() == ["module body executed", "step ok"], proc.stderr
     assert proc.returncode == 0, proc.stderr
+
+
+@flow(persist_result=False)
+def unpersisted_child() -> int:
+    record("unpersisted_child body")
+    return 5
+
+
+@flow
+def parent_of_unpersisted() -> int:
+    value = unpersisted_child()
+    must_not_be_broken()
+    return value + 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug: resuming a parent whose completed child run kept no result "
+    "(persist_result=False) raises RunStateError 'cannot start: it is completed' instead "
+    "of re-running the child, as a persist_result=False task would be",
+)
+def test_resume_parent_after_a_completed_child_without_stored_result(
+    default_store: Store, journal: Journal
+) -> None:
+    marker().touch()
+    with pytest.raises(RuntimeError):
+        parent_of_unpersisted()
+    parent = latest_run(default_store, "parent_of_unpersisted")
+    marker().unlink()
+    assert legato.resume_flow_run(parent.id) == 6
+
+
+@task
+def inner_step(x: int) -> int:
+    record(f"inner_step {x}")
+    return x
+
+
+@task
+def outer_step() -> int:
+    total = inner_step(1) + inner_step(2)
+    if marker().exists():
+        raise RuntimeError("outer broken")
+    return total
+
+
+@flow
+def nested_flow() -> int:
+    return outer_step()
+
+
+def test_nested_task_calls_replay_inside_a_rerun_outer_task(
+    default_store: Store, journal: Journal
+) -> None:
+    marker().touch()
+    with pytest.raises(RuntimeError, match="outer broken"):
+        nested_flow()
+    run = latest_run(default_store, "nested_flow")
+    marker().unlink()
+    assert legato.resume_flow_run(run.id) == 3
+    assert journal.counts() == {"inner_step 1": 1, "inner_step 2": 1}
+    keys = set(tasks_by_key(default_store, run.id))
+    assert keys == {"outer_step[0]", "outer_step[0]/inner_step[0]", "outer_step[0]/inner_step[1]"}
