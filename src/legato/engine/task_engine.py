@@ -16,6 +16,7 @@ import random
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from contextvars import Token
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -461,25 +462,13 @@ class TaskCall:
 
     def run(self) -> Any:
         """Execute synchronously (replay, cache, attempts) and return the value."""
-        done, value = self.replayed()
+        done, value = self._prepare()
         if done:
             return value
-        self.begin()
-        try:
-            self._resolve_inputs()
-            hit, value = self.check_cache()
-            if hit:
-                return value
-        except BaseException as exc:
-            self._end_with(exc)
-            raise
         fn = self.task.fn
         timeout = self.task.timeout_seconds
-        self.attempts_this_execution = 0
         while True:
-            self.attempts += 1
-            self.attempts_this_execution += 1
-            token = TASK_CONTEXT.set(self.task_context())
+            token = self._next_attempt()
             try:
                 if timeout is None:
                     value = fn(*self.args, **self.kwargs)
@@ -487,11 +476,9 @@ class TaskCall:
                     value = run_with_timeout(fn, self.args, self.kwargs, timeout, self.task.name)
             except BaseException as exc:
                 TASK_CONTEXT.reset(token)
-                delay = self.retry_delay(exc)
+                delay = self._retry_or_end(exc)
                 if delay is None:
-                    self._end_with(exc)
                     raise
-                self.note_retry(exc, delay)
                 if delay > 0:
                     time.sleep(delay)
                 continue
@@ -502,41 +489,55 @@ class TaskCall:
         """Execute an ``async def`` task on the running event loop."""
         import asyncio
 
-        done, value = self.replayed()
+        done, value = self._prepare()
         if done:
             return value
-        self.begin()
-        try:
-            self._resolve_inputs()
-            hit, value = self.check_cache()
-            if hit:
-                return value
-        except BaseException as exc:
-            self._end_with(exc)
-            raise
         fn = self.task.fn
         timeout = self.task.timeout_seconds
-        self.attempts_this_execution = 0
         while True:
-            self.attempts += 1
-            self.attempts_this_execution += 1
-            token = TASK_CONTEXT.set(self.task_context())
+            token = self._next_attempt()
             try:
                 value = await run_async_with_timeout(
                     fn(*self.args, **self.kwargs), timeout, self.task.name
                 )
             except BaseException as exc:
                 TASK_CONTEXT.reset(token)
-                delay = self.retry_delay(exc)
+                delay = self._retry_or_end(exc)
                 if delay is None:
-                    self._end_with(exc)
                     raise
-                self.note_retry(exc, delay)
                 if delay > 0:
                     await asyncio.sleep(delay)
                 continue
             TASK_CONTEXT.reset(token)
             return self.complete(value)
+
+    def _prepare(self) -> tuple[bool, Any]:
+        """Replay, start, inputs, cache: (True, value) when no attempt is needed."""
+        done, value = self.replayed()
+        if done:
+            return True, value
+        self.begin()
+        try:
+            self._resolve_inputs()
+            return self.check_cache()
+        except BaseException as exc:
+            self._end_with(exc)
+            raise
+
+    def _next_attempt(self) -> Token[TaskRunContext | None]:
+        self.attempts += 1
+        self.attempts_this_execution += 1
+        return TASK_CONTEXT.set(self.task_context())
+
+    def _retry_or_end(self, exc: BaseException) -> float | None:
+        """Seconds before the next attempt; None (with the failure recorded) when the
+        call fails for good."""
+        delay = self.retry_delay(exc)
+        if delay is None:
+            self._end_with(exc)
+            return None
+        self.note_retry(exc, delay)
+        return delay
 
     def _end_with(self, exc: BaseException) -> None:
         if isinstance(exc, RunOwnershipLost):
