@@ -587,12 +587,6 @@ def parent_of_unpersisted() -> int:
     return value + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: resuming a parent whose completed child run kept no result "
-    "(persist_result=False) raises RunStateError 'cannot start: it is completed' instead "
-    "of re-running the child, as a persist_result=False task would be",
-)
 def test_resume_parent_after_a_completed_child_without_stored_result(
     default_store: Store, journal: Journal
 ) -> None:

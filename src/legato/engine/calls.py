@@ -112,6 +112,16 @@ def _prepare_subflow(
     return FlowExecution(flow, store, existing, params, observer=parent.observer)
 
 
+def _subflow_start_states(execution: FlowExecution) -> tuple[StateType, ...]:
+    if execution.fresh:
+        return START_STATES
+    if execution.run.state is StateType.COMPLETED:
+        # A completed child that kept no result (persist_result=False) runs again,
+        # as a task without a stored result does; its own tasks still replay.
+        return (StateType.COMPLETED,)
+    return RESUME_STATES
+
+
 def _subflow_state(execution: FlowExecution, state: State, return_state: bool) -> Any:
     if state.type is StateType.PAUSED:
         # Pause the parent too, at "child_id>child_key"; resuming the parent finds
@@ -138,7 +148,7 @@ def _call_subflow(
     execution = _prepare_subflow(flow, params, parent)
     if isinstance(execution, State):
         return unwrap_state(execution, return_state)
-    from_states = START_STATES if execution.fresh else RESUME_STATES
+    from_states = _subflow_start_states(execution)
     if flow.is_async:
         state = asyncio.run(execution.execute_async(from_states))
     else:
@@ -152,7 +162,7 @@ async def _call_subflow_async(
     execution = _prepare_subflow(flow, params, parent)
     if isinstance(execution, State):
         return unwrap_state(execution, return_state)
-    from_states = START_STATES if execution.fresh else RESUME_STATES
+    from_states = _subflow_start_states(execution)
     state = await execution.execute_async(from_states)
     return _subflow_state(execution, state, return_state)
 
