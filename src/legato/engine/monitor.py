@@ -67,10 +67,10 @@ class RunMonitor:
         # final record) between our check and our RUNNING write.
         with ctx.lock:
             for entry in ctx.in_flight.values():
-                started_mono, written, task_run = entry
+                started_mono, written, task_call = entry
                 if not written and started_mono <= threshold:
                     try:
-                        store.record_task_run(task_run, ctx.owner_token)
+                        store.record_task_run(task_call.running_record(), ctx.owner_token)
                     except RunOwnershipLost:
                         ctx.stopped = True
                         return
