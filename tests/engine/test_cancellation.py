@@ -287,3 +287,29 @@ def test_legato_cancel_stops_a_legato_run(
     tasks = {t.call_key: t.state for t in default_store.list_task_runs(run.id)}
     assert tasks["in_flight[0]"] is StateType.COMPLETED
     assert tasks.get("later[0]", StateType.CANCELLED) is StateType.CANCELLED
+
+
+def test_cancel_during_a_task_retry_ends_the_task_run(default_store: Store) -> None:
+    attempts: list[int] = []
+
+    @task(retries=3, retry_delay_seconds=0.05)
+    def flaky() -> None:
+        attempts.append(1)
+        ctx = FLOW_CONTEXT.get()
+        assert ctx is not None
+        Client().cancel_run(ctx.run.id)
+        assert wait_for_cancel_request()
+        raise ConnectionError("flaky")
+
+    @flow
+    def f() -> None:
+        flaky()
+
+    with pytest.raises(FlowCancelled):
+        f()
+    assert attempts == [1]  # no retry after the cancel request
+    run = default_store.list_flow_runs()[0]
+    assert run.state is StateType.CANCELLED
+    (tr,) = default_store.list_task_runs(run.id)
+    assert tr.state is not StateType.RUNNING  # no task run left running in a finished run
+    assert tr.end_time is not None

@@ -536,7 +536,11 @@ class TaskCall:
         if delay is None:
             self._end_with(exc)
             return None
-        self.note_retry(exc, delay)
+        try:
+            self.note_retry(exc, delay)
+        except BaseException as stop:  # cancelled (or the run lost) before the retry
+            self._end_with(stop)
+            raise
         return delay
 
     def _end_with(self, exc: BaseException) -> None:
