@@ -358,3 +358,27 @@ def test_return_state_of_a_paused_flow(default_store: Store) -> None:
     assert state.is_paused()
     with pytest.raises(FlowPaused):
         state.result()
+
+
+@flow
+def pausing_leaf() -> int:
+    pause_flow_run()
+    return 1
+
+
+@flow
+def parent_of_pausing_leaf() -> int:
+    return pausing_leaf()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: cancelling a parent paused by its subflow leaves the child run paused "
+    "forever (Client.cancel_run does not reach child runs)",
+)
+def test_cancelling_a_paused_parent_cancels_its_paused_child(default_store: Store) -> None:
+    parent_id, _ = paused_run_id(parent_of_pausing_leaf)
+    (child,) = default_store.list_flow_runs(parent_run_id=parent_id)
+    assert child.state is StateType.PAUSED
+    assert Client().cancel_run(parent_id).state is StateType.CANCELLED
+    assert stored(default_store, child.id).state is StateType.CANCELLED

@@ -629,3 +629,20 @@ def test_nested_task_calls_replay_inside_a_rerun_outer_task(
     assert journal.counts() == {"inner_step 1": 1, "inner_step 2": 1}
     keys = set(tasks_by_key(default_store, run.id))
     assert keys == {"outer_step[0]", "outer_step[0]/inner_step[0]", "outer_step[0]/inner_step[1]"}
+
+
+@flow
+def odd_parameters(tags: set[str], when: Any) -> str:
+    must_not_be_broken()
+    return f"{sorted(tags)} {type(when).__name__}"
+
+
+def test_resume_restores_parameters_json_cannot_hold(default_store: Store) -> None:
+    from datetime import datetime
+
+    marker().touch()
+    with pytest.raises(RuntimeError):
+        odd_parameters({"b", "a"}, datetime(2026, 1, 2))
+    run = latest_run(default_store, "odd_parameters")
+    marker().unlink()
+    assert legato.resume_flow_run(run.id) == "['a', 'b'] datetime"
