@@ -182,6 +182,13 @@ def test_retry_on_retries_listed_types_only(default_store: Store) -> None:
     assert by_name["not_retried"].state is StateType.FAILED
 
 
+def test_retry_on_accepts_a_list() -> None:
+    fn = flaky_fn(failures=1, exc=KeyError)
+    t = task(retries=1, retry_on=[ValueError, KeyError])(fn)
+    assert t.retry_on == (ValueError, KeyError)
+    assert run_task_in_flow(t) == "ok"
+
+
 def test_retry_on_subclasses_are_retried() -> None:
     fn = flaky_fn(failures=1, exc=ConnectionRefusedError)
     t = task(retries=1, retry_on=OSError)(fn)

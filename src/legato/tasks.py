@@ -84,7 +84,10 @@ class Task(Generic[P, R]):
         retry_delay_seconds: RetryDelay = None,
         retry_jitter_factor: float | None = None,
         retry_condition_fn: Callable[..., bool] | None = None,
-        retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        retry_on: type[BaseException]
+        | tuple[type[BaseException], ...]
+        | list[type[BaseException]]
+        | None = None,
         timeout_seconds: float | None = None,
         cache_key_fn: Callable[[RunContext, dict[str, Any]], str | None] | None = None,
         cache_expiration: timedelta | float | None = None,
@@ -114,7 +117,9 @@ class Task(Generic[P, R]):
             raise ConfigurationError(f"task '{self.name}': retry_jitter_factor must be >= 0")
         self.retry_jitter_factor = retry_jitter_factor
         self.retry_condition_fn = retry_condition_fn
-        if retry_on is not None and not isinstance(retry_on, tuple):
+        if isinstance(retry_on, (list, set, frozenset)):
+            retry_on = tuple(retry_on)
+        elif retry_on is not None and not isinstance(retry_on, tuple):
             retry_on = (retry_on,)
         if retry_on is not None and not all(
             isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
