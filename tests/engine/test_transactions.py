@@ -302,3 +302,27 @@ def test_rolled_back_result_is_not_a_cache_hit(default_store: Store) -> None:
     latest = default_store.list_flow_runs(limit=1)[0]
     (book_run,) = (t for t in default_store.list_task_runs(latest.id) if t.task_name == "book")
     assert not book_run.cached
+
+
+@task(on_rollback=[undo])
+def slow_reserve(item: str) -> str:
+    import time
+
+    time.sleep(0.2)
+    record(f"reserve {item}")
+    return f"reservation:{item}"
+
+
+def test_task_still_running_when_the_block_fails_is_compensated(
+    default_store: Store, journal: Journal
+) -> None:
+    @flow
+    def f() -> None:
+        with legato.transaction():
+            slow_reserve.submit("late")
+            raise ValueError("failed before the reservation finished")
+
+    with pytest.raises(ValueError):
+        f()
+    assert journal.count("reserve late") == 1  # it did run to completion
+    assert [r[1] for r in ROLLBACKS] == ["slow_reserve[0]"]

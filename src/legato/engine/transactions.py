@@ -36,9 +36,14 @@ def transaction() -> Iterator[Transaction]:
         raise TaskCallError("legato.transaction() must be used inside a @flow function")
     txn = Transaction()
     ctx.transactions.append(txn)
+    submitted_before = len(ctx.outstanding)
     try:
         yield txn
     except Exception:
+        # Tasks submitted inside the block may still run: let them finish (joining
+        # this transaction as they complete) so that their effects are compensated too.
+        for future in ctx.outstanding[submitted_before:]:
+            future.wait()
         ctx.transactions.remove(txn)
         _roll_back(ctx, txn)
         raise
