@@ -73,7 +73,6 @@ def test_pause_with_input_model_suspends_the_run(default_store: Store, journal: 
     assert run.pause.input_schema is not None
     assert set(run.pause.input_schema["properties"]) == {"approved", "note"}
     assert run.pause.input_schema["required"] == ["approved"]
-    assert run.owner is None or run.owner.pid  # the process is free either way
     assert journal.counts() == {"prepare": 1}
 
 
