@@ -73,6 +73,7 @@ def test_pause_with_input_model_suspends_the_run(default_store: Store, journal: 
     assert run.pause.input_schema is not None
     assert set(run.pause.input_schema["properties"]) == {"approved", "note"}
     assert run.pause.input_schema["required"] == ["approved"]
+    assert run.owner is None  # the process is free: no owner, nothing for liveness to check
     assert journal.counts() == {"prepare": 1}
 
 
