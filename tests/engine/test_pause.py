@@ -371,11 +371,6 @@ def parent_of_pausing_leaf() -> int:
     return pausing_leaf()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: cancelling a parent paused by its subflow leaves the child run paused "
-    "forever (Client.cancel_run does not reach child runs)",
-)
 def test_cancelling_a_paused_parent_cancels_its_paused_child(default_store: Store) -> None:
     parent_id, _ = paused_run_id(parent_of_pausing_leaf)
     (child,) = default_store.list_flow_runs(parent_run_id=parent_id)

@@ -143,6 +143,14 @@ class Client:
     def cancel_run(self, id_or_prefix: str) -> FlowRun:
         """Request cancellation; returns the run after the request."""
         run = self.resolve_run(id_or_prefix)
-        if not run.state.is_final:
-            self.store.request_cancellation(run.id, now=utcnow())
+        self._cancel_tree(run)
         return self.get_run(run.id)
+
+    def _cancel_tree(self, run: FlowRun) -> None:
+        # Subflow runs go too: a parent paused by its child would otherwise leave
+        # the child paused forever, and a running child must stop with its parent.
+        if run.state.is_final:
+            return
+        self.store.request_cancellation(run.id, now=utcnow())
+        for child in self.store.list_flow_runs(limit=10_000, parent_run_id=run.id):
+            self._cancel_tree(reconcile(self.store, child))
