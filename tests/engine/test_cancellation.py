@@ -313,3 +313,30 @@ def test_cancel_during_a_task_retry_ends_the_task_run(default_store: Store) -> N
     (tr,) = default_store.list_task_runs(run.id)
     assert tr.state is not StateType.RUNNING  # no task run left running in a finished run
     assert tr.end_time is not None
+
+
+def test_cancel_during_a_retry_delay_prevents_the_next_attempt(
+    default_store: Store, journal: Journal
+) -> None:
+    @task(retries=2, retry_delay_seconds=0.5)
+    def flaky() -> None:
+        record("attempt")
+        raise ConnectionError("flaky")
+
+    @flow
+    def f() -> None:
+        flaky()
+
+    def cancel_during_the_delay() -> None:
+        wait_until(lambda: journal.count("attempt") == 1, what="the first attempt")
+        Client().cancel_run(default_store.list_flow_runs(limit=1)[0].id)
+
+    canceller = threading.Thread(target=cancel_during_the_delay)
+    canceller.start()
+    with pytest.raises(FlowCancelled):
+        f()
+    canceller.join()
+    assert journal.count("attempt") == 1
+    run = default_store.list_flow_runs()[0]
+    (tr,) = default_store.list_task_runs(run.id)
+    assert tr.state is StateType.CANCELLED

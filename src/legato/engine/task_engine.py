@@ -481,6 +481,7 @@ class TaskCall:
                     raise
                 if delay > 0:
                     time.sleep(delay)
+                self._check_cancelled_before_retry()
                 continue
             TASK_CONTEXT.reset(token)
             return self.complete(value)
@@ -507,6 +508,7 @@ class TaskCall:
                     raise
                 if delay > 0:
                     await asyncio.sleep(delay)
+                self._check_cancelled_before_retry()
                 continue
             TASK_CONTEXT.reset(token)
             return self.complete(value)
@@ -542,6 +544,14 @@ class TaskCall:
             self._end_with(stop)
             raise
         return delay
+
+    def _check_cancelled_before_retry(self) -> None:
+        """A cancel request that came during the retry wait ends the call here."""
+        try:
+            self.flow_ctx.check_cancelled()
+        except BaseException as stop:
+            self._end_with(stop)
+            raise
 
     def _end_with(self, exc: BaseException) -> None:
         if isinstance(exc, RunOwnershipLost):
