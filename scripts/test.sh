@@ -4,11 +4,40 @@
 #   ./scripts/test.sh            # the whole suite (what CI runs)
 #   ./scripts/test.sh -k replay  # extra arguments go to pytest
 #
-# Python packages go into .venv (created on first use). System packages that
-# later parts of the suite need (PostgreSQL, Chromium) are installed here too,
-# with apt-get, when those parts exist.
+# Python packages go into .venv (created on first use). PostgreSQL: the store
+# tests use LEGATO_TEST_DATABASE_URL when it is set (its user must be allowed
+# to create databases); otherwise they start a throwaway cluster of their own
+# on 127.0.0.1 with the distribution's binaries, which are installed here
+# (Debian/Ubuntu, apt-get) when missing. The distribution's default cluster is
+# neither created nor started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+have_postgres_binaries() {
+    command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1 && return 0
+    compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null
+}
+
+if [ -z "${LEGATO_TEST_DATABASE_URL:-}" ] && ! have_postgres_binaries; then
+    if command -v apt-get >/dev/null 2>&1; then
+        SUDO=""
+        [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+        echo "installing PostgreSQL (Debian package) for the store tests..." >&2
+        # No default cluster: the tests start their own, in a temporary folder.
+        # postgresql-common reads this before creating one; ucf keeps our file.
+        if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+            $SUDO mkdir -p /etc/postgresql-common
+            printf '%s\n' "# written by legato's scripts/test.sh" "create_main_cluster = false" |
+                $SUDO tee /etc/postgresql-common/createcluster.conf >/dev/null
+        fi
+        $SUDO apt-get update -qq
+        $SUDO env DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 \
+            apt-get install -y -qq postgresql >/dev/null
+    else
+        echo "no PostgreSQL binaries and no apt-get: install PostgreSQL, or set" \
+            "LEGATO_TEST_DATABASE_URL; the PostgreSQL tests will be skipped (fail in CI)" >&2
+    fi
+fi
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

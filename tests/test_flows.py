@@ -22,6 +22,9 @@ from legato import (
 from legato.errors import FlowTimeoutError
 from legato.store.base import Store
 
+# Every test here runs on SQLite and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 @task
 def add(x: int, y: int) -> int:

@@ -1,6 +1,6 @@
-"""A separate process hammering one SQLite store file (used by test_sqlite.py).
+"""A separate process hammering one store (used by test_sqlite.py and test_postgres.py).
 
-    python _stress_worker.py DB_PATH writer|reader START_AT SECONDS
+    python _stress_worker.py DB_PATH_OR_URL writer|reader START_AT SECONDS
 
 Waits until the wall clock reaches START_AT so that all workers overlap,
 works for SECONDS, then prints a JSON summary on stdout. Any exception ends
@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 
 from legato.records import FlowRun, LogRecord, RunOwner, StoredResult, TaskRun
 from legato.states import StateType
-from legato.store.sqlite import SQLiteStore
+from legato.store import open_store
+from legato.store.base import Store
 
 TASKS_PER_RUN = 3
 
@@ -29,7 +30,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def write(store: SQLiteStore, seconds: float) -> dict[str, object]:
+def write(store: Store, seconds: float) -> dict[str, object]:
     run_ids: list[str] = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -76,7 +77,7 @@ def write(store: SQLiteStore, seconds: float) -> dict[str, object]:
     return {"runs": run_ids}
 
 
-def read(store: SQLiteStore, seconds: float) -> dict[str, object]:
+def read(store: Store, seconds: float) -> dict[str, object]:
     reads = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -93,7 +94,7 @@ def read(store: SQLiteStore, seconds: float) -> dict[str, object]:
 
 def main() -> None:
     path, role, start_at, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-    store = SQLiteStore(path)
+    store = open_store(path)
     try:
         time.sleep(max(0.0, start_at - time.time()))
         summary = write(store, seconds) if role == "writer" else read(store, seconds)

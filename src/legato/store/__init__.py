@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from legato.errors import ConfigurationError
+from legato.errors import ConfigurationError, MissingExtraError
 from legato.settings import database_url
 from legato.store.base import Store
 
@@ -20,14 +20,23 @@ def open_store(url: str | None = None) -> Store:
 
     ``url`` defaults to ``LEGATO_DATABASE_URL``, else the SQLite file under
     ``LEGATO_HOME``. Accepted: ``sqlite:///abs/path.db``, ``sqlite:///:memory:``
-    is refused (runs must outlive the process), or a plain file path.
+    is refused (runs must outlive the process), a plain file path, or
+    ``postgresql://user:password@host:5432/db`` (also ``postgres://``), which
+    needs the ``postgres`` extra.
     """
     url = url or database_url()
-    if url.startswith(("postgresql://", "postgres://", "postgresql+")):
-        raise ConfigurationError(
-            "PostgreSQL stores are not available in this version of legato yet; "
-            "unset LEGATO_DATABASE_URL to use the embedded SQLite store"
-        )
+    from legato.store.postgres.urls import display_url, is_postgres_url
+
+    if is_postgres_url(url):
+        try:
+            from legato.store.postgres.store import PostgresStore
+        except ImportError as exc:
+            if not (exc.name or "").startswith("psycopg") and "psycopg" not in str(exc):
+                raise
+            raise MissingExtraError(
+                "postgres", "psycopg", f"the PostgreSQL store {display_url(url)}"
+            ) from None
+        return PostgresStore(url)
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://")
         path = path.removeprefix("/") if path.startswith("//") else path
@@ -35,7 +44,7 @@ def open_store(url: str | None = None) -> Store:
         scheme = url.split("://", 1)[0]
         raise ConfigurationError(
             f"unsupported store URL scheme '{scheme}://' in LEGATO_DATABASE_URL; "
-            f"use sqlite:///path/to/legato.db"
+            f"use sqlite:///path/to/legato.db or postgresql://user:password@host:5432/db"
         )
     else:
         path = url

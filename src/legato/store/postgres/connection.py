@@ -1,0 +1,215 @@
+"""The connections behind a PostgreSQL store: a psycopg pool, errors, forks.
+
+Every store call borrows a connection from a ``psycopg_pool.ConnectionPool``
+for one statement and gives it back: connections are in autocommit mode and
+each store method is a single statement (see queries.sql), so nothing is
+held between calls and threads never wait on each other for more than a
+statement. psycopg prepares a statement on a connection after a few uses, so
+the hot path costs one Bind/Execute round trip.
+
+Errors: psycopg's exceptions become `StoreError` naming the store by its
+display URL, with any password in the message masked (a password can only
+come back from libpq's parse errors, but those repeat the URL). Connection
+failures drop the original exception (``from None``) since its text is the
+unmasked one.
+
+Forks: a child process must never touch the parent's sockets (libpq's
+``PQfinish`` would even end the parent's sessions), nor a pool whose worker
+threads did not survive the fork. The pid is checked on every call; a child
+parks what it inherited and opens its own pool on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import TupleRow
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from legato.errors import StoreError
+from legato.store.postgres.urls import Redactor, display_url, libpq_url
+
+T = TypeVar("T")
+Connection = psycopg.Connection[TupleRow]
+
+DEFAULT_POOL_SIZE = 8
+DEFAULT_TIMEOUT = 30.0
+_getpid = os.getpid
+
+# Pools inherited through a fork: kept referenced (and never closed) so that
+# neither their __del__ (which would wait for worker threads that do not exist
+# in the child) nor the connections' finalizers run in the child.
+_inherited: list[object] = []
+
+
+def _readable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+class Database:
+    """A pool of connections to one PostgreSQL database, opened lazily after a fork."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.display_url = display_url(url)
+        self.redact = Redactor(url)
+        self.pool_size = pool_size
+        self.timeout = timeout
+        self.conninfo = self._conninfo(libpq_url(url), timeout)
+        self._pid = _getpid()
+        self._closed = False
+        self._pool: ConnectionPool[Connection] | None = None
+
+    def _conninfo(self, url: str, timeout: float) -> str:
+        try:
+            given = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"LEGATO_DATABASE_URL {self.display_url} is not a valid PostgreSQL URL: "
+                f"{self.redact(str(exc)).strip()}"
+            ) from None
+        # Times come back as UTC datetimes (and naive ones are read as UTC):
+        # the session time zone decides both.
+        options = f"{given.get('options') or ''} -c TimeZone=UTC".strip()
+        extra: dict[str, Any] = {"options": options}
+        if not given.get("application_name"):
+            extra["application_name"] = "legato"
+        if not given.get("connect_timeout"):
+            extra["connect_timeout"] = max(1, round(min(timeout, 30.0)))
+        return make_conninfo(url, **extra)
+
+    # --- connections -------------------------------------------------------------
+
+    def connect(self, *, autocommit: bool = False) -> Connection:
+        """A connection of its own (for migrations), outside the pool."""
+        try:
+            return psycopg.connect(self.conninfo, autocommit=autocommit)
+        except psycopg.Error as exc:
+            self.connection_failed(exc)
+
+    def connection_failed(self, exc: Exception) -> NoReturn:
+        message = self.redact(str(exc)).strip()
+        raise StoreError(
+            f"cannot connect to the PostgreSQL store {self.display_url}: {message}; check "
+            f"LEGATO_DATABASE_URL and that the server is running and reachable"
+        ) from None
+
+    def _open_pool(self) -> ConnectionPool[Connection]:
+        if self._closed:
+            raise StoreError(f"the PostgreSQL store {self.display_url} was closed; open a new one")
+        pool: ConnectionPool[Connection] = ConnectionPool(
+            self.conninfo,
+            kwargs={"autocommit": True},
+            min_size=1,
+            max_size=self.pool_size,
+            timeout=self.timeout,
+            name="legato",
+            num_workers=1,
+            open=False,
+        )
+        pool.open(wait=False)
+        self._pool = pool
+        return pool
+
+    def start(self) -> None:
+        """Open the pool; its first connection is made by a background worker."""
+        self._pool_here()
+
+    def _pool_here(self) -> ConnectionPool[Connection]:
+        if self._pid != _getpid():
+            self._adopt_fork()
+        return self._pool or self._open_pool()
+
+    def _adopt_fork(self) -> None:
+        if self._pool is not None:
+            _inherited.append(self._pool)
+        self._pool = None
+        self._pid = _getpid()
+
+    def close(self) -> None:
+        self._closed = True
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if self._pid != _getpid():
+            _inherited.append(pool)  # the parent's: leave it alone
+            return
+        pool.close(timeout=5.0)
+
+    # --- running statements ---------------------------------------------------------
+
+    def _checkout(self, pool: ConnectionPool[Connection]) -> Connection:
+        # An idle connection has nothing to read: if its socket is readable,
+        # the server has closed it (restarted, or ended the session) and sent
+        # its farewell. Such a connection is dropped before a statement is
+        # sent on it, which costs one poll() instead of a failed call per
+        # pooled connection after every server restart.
+        for _ in range(self.pool_size):
+            conn = pool.getconn()
+            if conn.closed or not _readable(conn.pgconn.socket):
+                return conn
+            conn.close()
+            pool.putconn(conn)  # the pool discards it and opens another
+        return pool.getconn()
+
+    def run(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` on a pooled connection (autocommit: each statement commits)."""
+        pool = self._pool_here()
+        try:
+            conn = self._checkout(pool)
+        except PoolTimeout as exc:
+            raise StoreError(
+                f"no connection to the PostgreSQL store {self.display_url} within "
+                f"{self.timeout:g}s ({self.redact(str(exc)).strip()}); check that the server "
+                f"is up and accepts connections, or raise its max_connections"
+            ) from None
+        except PoolClosed:
+            raise StoreError(
+                f"the PostgreSQL store {self.display_url} was closed; open a new one"
+            ) from None
+        try:
+            return fn(conn)
+        except psycopg.Error as exc:
+            raise self.error(exc) from (None if conn.broken else exc)
+        finally:
+            pool.putconn(conn)
+
+    def transaction(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in a transaction on a pooled connection; rolled back if it raises."""
+
+        def in_transaction(conn: Connection) -> T:
+            with conn.transaction():
+                return fn(conn)
+
+        return self.run(in_transaction)
+
+    def execute(self, sql: str, params: tuple[Any, ...]) -> int:
+        """Run one statement; the number of rows it changed."""
+        return self.run(lambda conn: conn.execute(sql, params).rowcount)
+
+    def fetchone(self, sql: str, params: tuple[Any, ...]) -> Any:
+        return self.run(lambda conn: conn.execute(sql, params).fetchone())
+
+    def fetchall(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        return self.run(lambda conn: conn.execute(sql, params).fetchall())
+
+    def error(self, exc: psycopg.Error) -> StoreError:
+        message = " ".join(self.redact(str(exc)).split())
+        if isinstance(exc, psycopg.OperationalError):
+            return StoreError(
+                f"the PostgreSQL store {self.display_url} failed: {message}; check that the "
+                f"server is up and reachable"
+            )
+        return StoreError(f"PostgreSQL store {self.display_url}: {message}")

@@ -1,0 +1,107 @@
+-- 0001: the initial schema.
+
+CREATE TABLE schema_migrations (
+    version integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL
+);
+
+CREATE TABLE flow_runs (
+    id text COLLATE "C" PRIMARY KEY,
+    -- Creation order, the tie-breaker of "newest first" between equal times.
+    seq bigint GENERATED ALWAYS AS IDENTITY,
+    state text NOT NULL,
+    owner_token text COLLATE "C",
+    flow_name text NOT NULL,
+    name text NOT NULL,
+    created timestamptz NOT NULL,
+    start_time timestamptz,
+    end_time timestamptz,
+    heartbeat_at timestamptz,
+    attempts integer NOT NULL DEFAULT 0,
+    cancel_requested boolean NOT NULL DEFAULT false,
+    parent_run_id text COLLATE "C",
+    parent_call_key text COLLATE "C",
+    entrypoint text,
+    flow_version text,
+    owner_host text,
+    owner_pid integer,
+    owner_pid_started double precision,
+    result_serializer text,
+    state_message text,
+    tags jsonb,
+    parameters json NOT NULL,
+    error jsonb,
+    pause json,
+    parameters_blob bytea,
+    result bytea
+) WITH (fillfactor = 90);
+-- fillfactor: room on each page for the new row version of a heartbeat (once
+-- a second per running run), so that it stays a HOT update touching no index.
+
+-- (created, seq) lets "newest first" walk an index backwards.
+CREATE INDEX flow_runs_created ON flow_runs (created, seq);
+CREATE INDEX flow_runs_state ON flow_runs (state, created, seq);
+CREATE INDEX flow_runs_flow_name ON flow_runs (flow_name, created, seq);
+-- Only subflow runs have a parent: a partial index stays small.
+CREATE INDEX flow_runs_parent ON flow_runs (parent_run_id, parent_call_key, created, seq)
+    WHERE parent_run_id IS NOT NULL;
+
+CREATE TABLE task_runs (
+    flow_run_id text COLLATE "C" NOT NULL,
+    call_key text COLLATE "C" NOT NULL,
+    id text COLLATE "C" NOT NULL,
+    -- Recording order; kept when a call key is recorded again (the upsert
+    -- updates the row in place).
+    seq bigint GENERATED ALWAYS AS IDENTITY,
+    task_name text NOT NULL,
+    name text NOT NULL,
+    state text NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    cached boolean NOT NULL DEFAULT false,
+    rolled_back boolean NOT NULL DEFAULT false,
+    -- start_time of the first record at this call key: the listing order.
+    first_start timestamptz,
+    start_time timestamptz,
+    end_time timestamptz,
+    parent_task_run_id text COLLATE "C",
+    cache_key text COLLATE "C",
+    cache_expires_at timestamptz,
+    result_serializer text,
+    tags jsonb,
+    dependencies jsonb,
+    inputs json,
+    error jsonb,
+    result bytea,
+    PRIMARY KEY (flow_run_id, call_key)
+) WITH (fillfactor = 90);
+-- fillfactor: a task recorded as running and then as finished is updated in
+-- place, usually as a HOT update.
+
+CREATE UNIQUE INDEX task_runs_id ON task_runs (id);
+
+-- One entry per cache key: the newest completed task run that produced it.
+CREATE TABLE task_cache (
+    cache_key text COLLATE "C" PRIMARY KEY,
+    task_run_id text COLLATE "C" NOT NULL,
+    expires_at timestamptz,
+    created timestamptz NOT NULL
+);
+
+CREATE TABLE run_inputs (
+    flow_run_id text COLLATE "C" NOT NULL,
+    key text COLLATE "C" NOT NULL,
+    value json,
+    PRIMARY KEY (flow_run_id, key)
+);
+
+CREATE TABLE logs (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    flow_run_id text COLLATE "C" NOT NULL,
+    task_run_id text COLLATE "C",
+    timestamp timestamptz NOT NULL,
+    level integer NOT NULL,
+    logger text NOT NULL,
+    message text NOT NULL
+);
+
+CREATE INDEX logs_flow_run ON logs (flow_run_id, id);

@@ -1,0 +1,359 @@
+-- Named queries of the PostgreSQL store.
+--
+-- A line "-- name --" starts a block that runs until the next such line;
+-- legato.store.postgres.sql loads them into a dict once, at import. "{name}"
+-- inside a block is replaced by the block of that name (shared column lists).
+-- Parameters are psycopg's positional "%s"; each block's comment lists them in
+-- order. Every parameter that is not compared with a column carries a cast,
+-- so the server never has to guess a type. A list of values is bound as one
+-- array. Each store method is one statement, so one round trip: writes that
+-- touch several tables are data-modifying CTEs, atomic as a single statement.
+--
+-- Fencing: a write on behalf of a run's owner reads the run's row with
+-- "owner_token = %s ... FOR SHARE". The share lock makes the check hold until
+-- commit: a takeover (start_flow_run, an UPDATE of that row) waits for the
+-- write to commit, and a write that started after a takeover began waits for
+-- it and then re-checks the token on the new row version, so it fails.
+
+-- flow_run_columns --
+-- Column order read by rows.flow_run_from_row.
+id, state, owner_token, flow_name, name, created, start_time, end_time, heartbeat_at,
+attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
+owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
+parameters, error, pause, result IS NOT NULL
+
+-- task_run_columns --
+-- Column order read by rows.task_run_from_row.
+id, flow_run_id, call_key, task_name, name, state, attempts, cached, rolled_back,
+start_time, end_time, parent_task_run_id, cache_key, cache_expires_at,
+result_serializer, tags, dependencies, inputs, error, result IS NOT NULL
+
+-- log_columns --
+-- Column order read by rows.log_from_row.
+id, flow_run_id, task_run_id, timestamp, level, logger, message
+
+-- log_rows --
+-- Six arrays of equal length (flow_run_id, task_run_id, timestamp, level,
+-- logger, message) as rows; ordinality keeps ids in the order given.
+unnest(
+    %s::text[], %s::text[], %s::timestamptz[], %s::integer[], %s::text[], %s::text[]
+) WITH ORDINALITY AS l (flow_run_id, task_run_id, timestamp, level, logger, message, n)
+
+-- insert_log_rows --
+-- Used after "FROM <fence>, " in the CTEs below: only when the fence holds.
+INSERT INTO logs (flow_run_id, task_run_id, timestamp, level, logger, message)
+SELECT l.flow_run_id, l.task_run_id, l.timestamp, l.level, l.logger, l.message
+
+-- schema_state --
+-- does schema_migrations exist, does flow_runs exist (in the schema where
+-- CREATE TABLE puts tables). Read from the catalog tables themselves, not with
+-- to_regclass: that one answers from this backend's catalog cache, which may
+-- still hold "no such table" from before another process created it while we
+-- waited for the migration lock; opening pg_class here also makes the backend
+-- catch up with such changes for the statements that follow.
+SELECT
+    EXISTS (
+        SELECT FROM pg_catalog.pg_class AS c
+        JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+        WHERE n.nspname = current_schema() AND c.relname = 'schema_migrations'
+    ),
+    EXISTS (
+        SELECT FROM pg_catalog.pg_class AS c
+        JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+        WHERE n.nspname = current_schema() AND c.relname = 'flow_runs'
+    )
+
+-- schema_version --
+SELECT max(version) FROM schema_migrations
+
+-- record_migration --
+-- version
+INSERT INTO schema_migrations (version, applied_at) VALUES (%s, now())
+
+-- migration_lock --
+-- lock key: held until the migrating transaction ends, so that processes
+-- opening the store together migrate one after the other (and only once)
+SELECT pg_advisory_xact_lock(%s::bigint)
+
+-- insert_flow_run --
+-- the 25 columns below, in order
+INSERT INTO flow_runs (
+    id, state, owner_token, flow_name, name, created, start_time, end_time, heartbeat_at,
+    attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
+    owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
+    parameters, error, pause, parameters_blob
+) VALUES (
+    %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+    %s::jsonb, %s::json, %s::jsonb, %s::json, %s
+)
+
+-- get_flow_run --
+-- id
+SELECT {flow_run_columns} FROM flow_runs WHERE id = %s
+
+-- match_run_ids --
+-- low, high, limit: ids compare byte-wise (COLLATE "C"), so [prefix, next) is
+-- exactly the ids starting with prefix, as a range seek on the primary key
+SELECT id FROM flow_runs WHERE id >= %s AND id < %s ORDER BY id LIMIT %s
+
+-- match_run_ids_unbounded --
+-- low, limit: for a prefix with no next string (empty, or only U+10FFFF)
+SELECT id FROM flow_runs WHERE id >= %s ORDER BY id LIMIT %s
+
+-- list_flow_runs --
+-- parameters of the where_* fragments joined into {where}, then limit
+SELECT {flow_run_columns} FROM flow_runs {where}
+ORDER BY created DESC, seq DESC LIMIT %s
+
+-- list_flow_runs_in_states --
+-- array of states, parameters of the where_* fragments, limit, limit: the
+-- newest few of each state, each an index walk in order, then merged; one
+-- "state = ANY(...)" would sort every run in those states to return a few
+SELECT r.* FROM unnest(%s::text[]) AS s (state)
+CROSS JOIN LATERAL (
+    SELECT {flow_run_columns}, seq AS run_seq FROM flow_runs
+    WHERE state = s.state {and_where}
+    ORDER BY created DESC, seq DESC LIMIT %s
+) AS r
+ORDER BY r.created DESC, r.run_seq DESC LIMIT %s
+
+-- where_flow_name --
+flow_name = %s
+
+-- where_parent --
+parent_run_id = %s
+
+-- get_parameters_blob --
+-- id
+SELECT parameters_blob FROM flow_runs WHERE id = %s
+
+-- find_child_run --
+-- parent_run_id, parent_call_key
+SELECT {flow_run_columns} FROM flow_runs
+WHERE parent_run_id = %s AND parent_call_key = %s
+ORDER BY created DESC, seq DESC LIMIT 1
+
+-- start_flow_run --
+-- owner token, host, pid, pid_started, now (first start), now (heartbeat), id, states
+UPDATE flow_runs SET
+    state = 'running',
+    owner_token = %s, owner_host = %s, owner_pid = %s, owner_pid_started = %s,
+    start_time = coalesce(start_time, %s),
+    heartbeat_at = %s,
+    end_time = NULL, state_message = NULL, error = NULL, pause = NULL,
+    cancel_requested = false,
+    attempts = attempts + 1
+WHERE id = %s AND state = ANY(%s::text[])
+RETURNING {flow_run_columns}
+
+-- heartbeat_flow_run --
+-- now, id, owner_token, id: (still owner, cancel requested, state), no row when
+-- there is no such run
+WITH beat AS (
+    UPDATE flow_runs SET heartbeat_at = %s WHERE id = %s AND owner_token = %s
+    RETURNING cancel_requested, state
+)
+SELECT true, cancel_requested, state FROM beat
+UNION ALL
+SELECT false, cancel_requested, state FROM flow_runs
+WHERE id = %s AND NOT EXISTS (SELECT FROM beat)
+
+-- finish_flow_run --
+-- state, end_time, message, error, result serializer, result, id, owner_token,
+-- then the six log arrays; returns 1 when the owner still had the run
+WITH run AS (
+    UPDATE flow_runs SET
+        state = %s, end_time = %s, state_message = %s, error = %s::jsonb,
+        result_serializer = coalesce(%s, result_serializer), result = %s
+    WHERE id = %s AND owner_token = %s
+    RETURNING id
+), logged AS (
+    {insert_log_rows}
+    FROM run, {log_rows}
+    ORDER BY l.n
+)
+SELECT count(*) FROM run
+
+-- pause_flow_run --
+-- pause JSON, id, owner_token, then the six log arrays; the owner is released
+-- so that any process may resume; returns 1 when the owner still had the run
+WITH run AS (
+    UPDATE flow_runs SET
+        state = 'paused', pause = %s::json,
+        owner_token = NULL, owner_host = NULL, owner_pid = NULL, owner_pid_started = NULL,
+        heartbeat_at = NULL
+    WHERE id = %s AND owner_token = %s
+    RETURNING id
+), logged AS (
+    {insert_log_rows}
+    FROM run, {log_rows}
+    ORDER BY l.n
+)
+SELECT count(*) FROM run
+
+-- transition_flow_run --
+-- state, end_time, message, error, id, states
+UPDATE flow_runs SET state = %s, end_time = %s, state_message = %s, error = %s::jsonb
+WHERE id = %s AND state = ANY(%s::text[])
+
+-- transition_owned_flow_run --
+-- state, end_time, message, error, id, states, expected owner_token
+UPDATE flow_runs SET state = %s, end_time = %s, state_message = %s, error = %s::jsonb
+WHERE id = %s AND state = ANY(%s::text[]) AND owner_token = %s
+
+-- request_cancellation --
+-- end_time, id, id: a running run is flagged, a paused, scheduled or pending one
+-- is cancelled at once (SET sees the old row, so "state" there is the old
+-- state); returns the state after the call, no row when there is no such run
+WITH changed AS (
+    UPDATE flow_runs SET
+        cancel_requested = cancel_requested OR state = 'running',
+        end_time = CASE WHEN state = 'running' THEN end_time ELSE %s END,
+        state_message = CASE WHEN state = 'running' THEN state_message END,
+        pause = CASE WHEN state = 'running' THEN pause END,
+        state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END
+    WHERE id = %s AND state IN ('running', 'paused', 'scheduled', 'pending')
+    RETURNING state
+)
+SELECT state FROM changed
+UNION ALL
+SELECT state FROM flow_runs WHERE id = %s AND NOT EXISTS (SELECT FROM changed)
+
+-- get_flow_result --
+-- id
+SELECT result_serializer, result FROM flow_runs WHERE id = %s
+
+-- save_run_input --
+-- flow_run_id, key, value
+INSERT INTO run_inputs (flow_run_id, key, value) VALUES (%s, %s, %s::json)
+ON CONFLICT (flow_run_id, key) DO UPDATE SET value = excluded.value
+
+-- get_run_input --
+-- flow_run_id, key: the JSON text exactly as saved
+SELECT value::text FROM run_inputs WHERE flow_run_id = %s AND key = %s
+
+-- task_run_insert --
+-- The 20 task run columns (all but flow_run_id, taken from the fenced row),
+-- then flow_run_id and owner_token for the fence: the row is written only if
+-- the token still owns the flow run (no row = the run was lost).
+INSERT INTO task_runs (
+    id, call_key, task_name, name, state, attempts, cached, rolled_back,
+    first_start, start_time, end_time, parent_task_run_id, cache_key, cache_expires_at,
+    result_serializer, tags, dependencies, inputs, error, result, flow_run_id
+)
+SELECT
+    %s::text, %s::text, %s::text, %s::text, %s::text, %s::integer, %s::boolean,
+    %s::boolean, %s::timestamptz, %s::timestamptz, %s::timestamptz, %s::text, %s::text,
+    %s::timestamptz, %s::text, %s::jsonb, %s::jsonb, %s::json, %s::jsonb, %s::bytea, f.id
+FROM flow_runs AS f WHERE f.id = %s AND f.owner_token = %s
+FOR SHARE
+ON CONFLICT (flow_run_id, call_key) DO UPDATE SET
+    id = excluded.id,
+    task_name = excluded.task_name,
+    name = excluded.name,
+    state = excluded.state,
+    attempts = excluded.attempts,
+    cached = excluded.cached,
+    rolled_back = excluded.rolled_back,
+    first_start = coalesce(task_runs.first_start, excluded.first_start),
+    start_time = excluded.start_time,
+    end_time = excluded.end_time,
+    parent_task_run_id = excluded.parent_task_run_id,
+    cache_key = excluded.cache_key,
+    cache_expires_at = excluded.cache_expires_at,
+    result_serializer = excluded.result_serializer,
+    tags = excluded.tags,
+    dependencies = excluded.dependencies,
+    inputs = excluded.inputs,
+    error = excluded.error,
+    result = excluded.result
+
+-- record_task_run --
+-- the parameters of task_run_insert: the engine's write for a task call
+-- without logs or a cache entry (the usual case); rows changed 0 = lost
+{task_run_insert}
+
+-- record_task_run_with_extras --
+-- the parameters of task_run_insert, then cache_key, expires_at, created (all
+-- NULL for no cache entry), then the six log arrays; returns 1 when written
+WITH task AS (
+    {task_run_insert}
+    RETURNING id
+), cached AS (
+    INSERT INTO task_cache (cache_key, task_run_id, expires_at, created)
+    SELECT c.cache_key, task.id, c.expires_at, c.created
+    FROM task, (SELECT %s::text, %s::timestamptz, %s::timestamptz)
+        AS c (cache_key, expires_at, created)
+    WHERE c.cache_key IS NOT NULL
+    ON CONFLICT (cache_key) DO UPDATE SET
+        task_run_id = excluded.task_run_id,
+        expires_at = excluded.expires_at,
+        created = excluded.created
+), logged AS (
+    {insert_log_rows}
+    FROM task, {log_rows}
+    ORDER BY l.n
+)
+SELECT count(*) FROM task
+
+-- get_cached_result --
+-- cache_key, now
+SELECT c.task_run_id, c.expires_at, t.result_serializer, t.result
+FROM task_cache AS c JOIN task_runs AS t ON t.id = c.task_run_id
+WHERE c.cache_key = %s AND (c.expires_at IS NULL OR c.expires_at > %s)
+    AND t.state = 'completed' AND t.result IS NOT NULL
+
+-- get_task_run --
+-- id
+SELECT {task_run_columns} FROM task_runs WHERE id = %s
+
+-- find_task_run --
+-- flow_run_id, call_key
+SELECT {task_run_columns} FROM task_runs WHERE flow_run_id = %s AND call_key = %s
+
+-- list_task_runs --
+-- flow_run_id; never-started task runs last, ties in recording order
+SELECT {task_run_columns} FROM task_runs WHERE flow_run_id = %s
+ORDER BY first_start NULLS LAST, seq
+
+-- count_task_runs --
+-- flow_run_id
+SELECT state, count(*) FROM task_runs WHERE flow_run_id = %s GROUP BY state
+
+-- get_task_result --
+-- id
+SELECT result_serializer, result FROM task_runs WHERE id = %s
+
+-- mark_rolled_back --
+-- task run ids, owner_token, task run ids: flags the task runs only if the
+-- token owns every flow run they belong to (each locked as in a fenced write);
+-- returns the id of a flow run the token does not own, no row when all is well
+WITH runs AS (
+    SELECT DISTINCT flow_run_id FROM task_runs WHERE id = ANY(%s::text[])
+), owned AS (
+    SELECT f.id FROM flow_runs AS f JOIN runs ON f.id = runs.flow_run_id
+    WHERE f.owner_token = %s
+    FOR SHARE OF f
+), lost AS (
+    SELECT flow_run_id FROM runs WHERE flow_run_id NOT IN (SELECT id FROM owned) LIMIT 1
+), marked AS (
+    UPDATE task_runs SET rolled_back = true
+    WHERE id = ANY(%s::text[]) AND NOT EXISTS (SELECT FROM lost)
+)
+SELECT flow_run_id FROM lost
+
+-- append_logs --
+-- the six log arrays
+{insert_log_rows}
+FROM {log_rows}
+ORDER BY l.n
+
+-- read_logs --
+-- flow_run_id, after_id, limit
+SELECT {log_columns} FROM logs
+WHERE flow_run_id = %s AND id > %s ORDER BY id LIMIT %s
+
+-- read_task_logs --
+-- flow_run_id, after_id, task_run_id, limit
+SELECT {log_columns} FROM logs
+WHERE flow_run_id = %s AND id > %s AND task_run_id = %s ORDER BY id LIMIT %s
