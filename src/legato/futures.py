@@ -108,7 +108,7 @@ def as_completed(
     futures: Iterable[LegatoFuture[Any]], timeout: float | None = None
 ) -> Iterator[LegatoFuture[Any]]:
     """Yield ``futures`` as they finish; raises TimeoutError if ``timeout`` passes first."""
-    futures = list(futures)
+    futures = list(dict.fromkeys(futures))  # each future once, as concurrent.futures does
     finished: SimpleQueue[LegatoFuture[Any]] = SimpleQueue()
     pending = 0
     for f in futures:

@@ -55,6 +55,8 @@ def task_input_hash(context: RunContext, arguments: dict[str, Any]) -> str | Non
         # Two tasks that share a name but not their code must not share entries.
         fn = task_ctx.task.fn
         task_key += f"\0{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}"
+        # Editing the task's code starts a fresh cache, as in Prefect.
+        task_key += f"\0{task_ctx.task.code_hash}"
     try:
         payload = json.dumps(arguments, sort_keys=True, default=_reject).encode()
     except (TypeError, ValueError):
@@ -186,6 +188,22 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"Task(name={self.name!r})"
+
+    @property
+    def code_hash(self) -> str:
+        """A hash of the function's source (of its code object when there is no source)."""
+        cached = self.__dict__.get("_code_hash")
+        if cached is None:
+            try:
+                text = inspect.getsource(self.fn).encode()
+            except (OSError, TypeError):
+                import marshal
+
+                code = getattr(self.fn, "__code__", None)
+                text = marshal.dumps(code) if code is not None else repr(self.fn).encode()
+            cached = hashlib.sha256(text).hexdigest()[:16]
+            self.__dict__["_code_hash"] = cached
+        return str(cached)
 
     def with_options(self, **options: Any) -> Task[P, R]:
         """A copy of this task with some options changed."""

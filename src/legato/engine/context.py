@@ -99,7 +99,7 @@ class FlowRunContext:
         self.transactions: list[Transaction] = []
         self.cancel_requested = False
         # Keys chosen by the user (call_key=, pause key=): each may be used once.
-        self.explicit_keys: set[str] = set()
+        self.explicit_keys: set[tuple[str, str]] = set()
         self.stopped = False  # set when the run ended; late task threads must stop
         self.log_prints = flow.log_prints
 
@@ -107,17 +107,18 @@ class FlowRunContext:
     def run_id(self) -> str:
         return self.run.id
 
-    def claim_key(self, key: str, what: str) -> None:
-        """Reserve a user-chosen key; a second use in the same run is an error."""
+    def claim_key(self, kind: str, key: str, what: str) -> None:
+        """Reserve a user-chosen key of one kind ("call", "pause"); a second use in the
+        same run is an error. ``what`` names it in the message."""
         from legato.errors import ConfigurationError
 
         with self.lock:
-            if key in self.explicit_keys:
+            if (kind, key) in self.explicit_keys:
                 raise ConfigurationError(
-                    f"{what} '{key}' is used twice in flow run {self.run.id}; each call "
-                    f"needs its own key, or replay could not tell them apart"
+                    f"{what} is used twice in flow run {self.run.id}; give each call its "
+                    f"own key, or replay could not tell them apart"
                 )
-            self.explicit_keys.add(key)
+            self.explicit_keys.add((kind, key))
 
     def check_cancelled(self) -> None:
         if self.cancel_requested or self.stopped:

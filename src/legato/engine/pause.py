@@ -68,7 +68,7 @@ def pause_flow_run(
         raise ConfigurationError(f"pause_flow_run(timeout={timeout!r}) must be > 0 seconds")
     ctx.check_cancelled()
     if key:
-        ctx.claim_key(f"pause:{key}", "pause key")
+        ctx.claim_key("pause", key, f"pause key '{key}'")
     pause_key = key or ctx.scope.next_key("pause")
     if ctx.recorded is not None:
         found, value = ctx.store.get_run_input(ctx.run.id, pause_key)

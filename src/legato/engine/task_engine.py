@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from legato.tasks import Task
 
 _PLAIN = (int, float, str, bool, bytes, type(None))
+# Results of direct calls remembered (by identity) to record data edges.
+MAX_TRACKED_RESULTS = 10_000
 _COLLECTIONS = (list, tuple, set, frozenset)
 
 
@@ -116,7 +118,9 @@ class TaskCall:
         scope = parent.scope if parent is not None else flow_ctx.scope
         if task.call_key:
             self.call_key = f"{scope.prefix}{task.call_key}"
-            flow_ctx.claim_key(self.call_key, f"call_key of task '{task.name}'")
+            flow_ctx.claim_key(
+                "call", self.call_key, f"call_key '{self.call_key}' (task '{task.name}')"
+            )
         else:
             self.call_key = scope.next_key(task.name)
         self.task = task
@@ -241,7 +245,12 @@ class TaskCall:
 
     def _remember(self, value: Any, task_run: TaskRun) -> None:
         if type(value) not in _PLAIN:
-            self.flow_ctx.result_sources[id(value)] = (value, task_run.id)
+            sources = self.flow_ctx.result_sources
+            sources[id(value)] = (value, task_run.id)
+            if len(sources) > MAX_TRACKED_RESULTS:
+                # Forget the oldest: memory stays flat in long runs; a value passed on
+                # long after it was made just loses its graph edge, nothing else.
+                del sources[next(iter(sources))]
         txns = self.flow_ctx.transactions
         if txns and self.task.on_rollback:
             txns[-1].add(self.task, task_run, value)
