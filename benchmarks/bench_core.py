@@ -168,8 +168,10 @@ def bench_memory(n: int) -> dict[str, Any]:
     )
     data = json.loads(out.stdout)
     samples = {int(k): v for k, v in data["samples"].items()}
-    half, full = n // 2, n
-    growth = (samples[full] - samples[half]) * 1024 * 1024 / (full - half)
+    # Growth over the last 40% of the run: by then SQLite's page cache (16 MB) is
+    # full, so what is left is what legato itself keeps per task.
+    start, full = n * 6 // 10, n
+    growth = (samples[full] - samples[start]) * 1024 * 1024 / (full - start)
     return {"peak_mb": data["peak_mb"], "growth_bytes_per_task": growth, "rss_mb": samples}
 
 
@@ -211,7 +213,7 @@ def main() -> None:
         ("import legato", f"{results['import']['import_ms']:.0f} ms", "≤ 150 ms"),
         (f"peak RSS, {n_mem:,}-task flow", f"{results['memory']['peak_mb']:.0f} MB", "≤ 300 MB"),
         (
-            "RSS growth per task (2nd half of that flow)",
+            "RSS growth per task (last 40% of that flow)",
             f"{results['memory']['growth_bytes_per_task']:.1f} B",
             "≈ 0",
         ),

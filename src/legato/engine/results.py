@@ -38,6 +38,13 @@ def serialize(value: Any, serializer: str, what: str) -> StoredResult:
     return StoredResult(serializer=serializer, payload=payload)
 
 
+def serialize_fast(value: Any, serializer: str) -> StoredResult | None:
+    """The common case (pickle) with no error handling; None means use `serialize`."""
+    if serializer == "pickle":
+        return StoredResult("pickle", pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    return None
+
+
 def deserialize(stored: StoredResult | None, what: str) -> Any:
     if stored is None:
         raise ResultNotAvailableError(

@@ -380,12 +380,18 @@ class TaskCall:
         stored = None
         if task.persist_result:
             try:
-                stored = _results.serialize(
-                    value, task.result_serializer, f"task '{task.name}' ({self.call_key})"
-                )
-            except ResultNotSerializableError as exc:
-                self.fail(exc)
-                raise
+                stored = _results.serialize_fast(value, task.result_serializer)
+            except Exception:
+                stored = None
+            if stored is None:
+                # Slow path: encodes again with an error that names the task and type.
+                try:
+                    stored = _results.serialize(
+                        value, task.result_serializer, f"task '{task.name}' ({self.call_key})"
+                    )
+                except ResultNotSerializableError as exc:
+                    self.fail(exc)
+                    raise
         record = self.record(StateType.COMPLETED, has_result=stored is not None)
         self._write(record, stored)
         self._remember(value, record)
