@@ -76,6 +76,20 @@ def _memory_folder() -> str | None:
     return None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet waited for) is as dead as it gets
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -96,11 +110,16 @@ class ThrowawayCluster:
         "log_min_error_statement": "panic",
     }
 
+    PREFIX = "legato-pg-"
+
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
         self.password = secrets.token_urlsafe(18)
         self.port = 0
-        self.folder = Path(tempfile.mkdtemp(prefix="legato-pg-", dir=_memory_folder()))
+        parent = _memory_folder() or tempfile.gettempdir()
+        self._reap_orphans(Path(parent))
+        self.folder = Path(tempfile.mkdtemp(prefix=self.PREFIX, dir=parent))
+        (self.folder / "owner.pid").write_text(str(os.getpid()))
         self.data = self.folder / "data"
         self.log = self.folder / "server.log"
         self._as_user: list[str] = []
@@ -123,6 +142,31 @@ class ThrowawayCluster:
             self._uid, self._gid = user.pw_uid, user.pw_gid
         else:
             self._uid, self._gid = os.getuid(), os.getgid()
+
+    def _reap_orphans(self, parent: Path) -> None:
+        """Stop and delete clusters left behind by test sessions that were killed."""
+        for folder in parent.glob(self.PREFIX + "*"):
+            try:
+                owner = int((folder / "owner.pid").read_text())
+            except (OSError, ValueError):
+                continue
+            if _alive(owner):
+                continue
+            if (folder / "data" / "postmaster.pid").exists():
+                subprocess.run(
+                    [*self._as_user_for(folder), str(self.bindir / "pg_ctl"), "stop"]
+                    + ["-D", str(folder / "data"), "-m", "immediate"],
+                    capture_output=True,
+                    timeout=60,
+                    check=False,
+                )
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _as_user_for(self, folder: Path) -> list[str]:
+        runuser = shutil.which("runuser")
+        if os.geteuid() == 0 and runuser and folder.stat().st_uid != 0:
+            return [runuser, "-u", pwd.getpwuid(folder.stat().st_uid).pw_name, "--"]
+        return []
 
     @property
     def url(self) -> str:
@@ -402,6 +446,7 @@ def require_server() -> PostgresServer:
     try:
         return get_server()
     except ServerUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required in CI: {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+        reason = str(exc)
+    if os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL is required in CI: {reason}", pytrace=False)
+    pytest.skip(f"PostgreSQL tests skipped: {reason}")

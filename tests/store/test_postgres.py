@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -29,13 +30,13 @@ from legato.errors import (
     SchemaVersionError,
     StoreError,
 )
-from legato.records import ErrorInfo, FlowRun, LogRecord, RunOwner, TaskRun
+from legato.records import ErrorInfo, FlowRun, LogRecord, RunOwner, StoredResult, TaskRun
 from legato.states import StateType
 from legato.store import open_store
 from legato.store.postgres import PostgresStore, migrate
 from legato.store.postgres.sql import LATEST_VERSION, MIGRATIONS, QUERIES, Migration
 from legato.store.postgres.urls import display_url
-from postgres_server import PostgresServer, require_server
+from postgres_server import PostgresServer, require_server, with_database
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -343,6 +344,58 @@ def test_prefix_match_beyond_ascii(store: PostgresStore) -> None:
     assert len(store.match_run_ids("", limit=10)) == 3
 
 
+def test_each_store_call_is_one_statement(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One statement, so one round trip and atomic on its own: the writes that
+    # touch several tables (a task run with its cache entry and logs, a run's
+    # end with its logs) are single statements with CTEs.
+    statements: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counting(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        statements.append(str(query))
+        return execute(self, query, params, **kwargs)
+
+    run, owner = started_run(store)
+    result = StoredResult("pickle", b"x")
+    log = LogRecord(flow_run_id=run.id, timestamp=NOW, level=20, message="m")
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+    calls: list[tuple[str, Any]] = [
+        ("plain task run", lambda: store.record_task_run(make_task(run, "a[0]"), owner.token)),
+        (
+            "task run with cache entry and logs",
+            lambda: store.record_task_run(
+                make_task(run, "b[0]", cache_key="k"), owner.token, result=result, logs=[log]
+            ),
+        ),
+        ("heartbeat", lambda: store.heartbeat_flow_run(run.id, owner.token, NOW)),
+        ("cancel request", lambda: store.request_cancellation(run.id, now=NOW)),
+        ("rollback marks", lambda: store.mark_rolled_back(["x"], owner.token)),
+        (
+            "finish with logs",
+            lambda: store.finish_flow_run(
+                run.id, owner.token, state=StateType.COMPLETED, now=NOW, logs=[log]
+            ),
+        ),
+        (
+            "restart",
+            lambda: store.start_flow_run(run.id, owner, from_states=[StateType.COMPLETED], now=NOW),
+        ),
+        (
+            "list in states",
+            lambda: store.list_flow_runs(states=[StateType.RUNNING, StateType.FAILED]),
+        ),
+    ]
+    for what, call in calls:
+        statements.clear()
+        call()
+        assert len(statements) == 1, f"{what}: {statements}"
+    monkeypatch.undo()
+    assert store.get_cached_result("k", NOW) is not None
+    assert len(store.read_logs(run.id)) == 2
+
+
 # --- values SQLite takes and PostgreSQL refuses, or rewrites -------------------------
 
 
@@ -434,43 +487,51 @@ def test_display_url_never_shows_a_password(given: str, shown: str | None) -> No
     assert "***" in displayed or ":" not in given.split("@")[0].split("//")[1]
 
 
-def test_store_url_hides_the_password(server: PostgresServer, url: str) -> None:
-    password_url = server.password_url or url
-    store = open_store(password_url)
+def test_store_url_hides_the_password(url: str) -> None:
+    password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+    store = open_store(url)
     try:
         assert store.backend == "postgresql"
-        password = psycopg.conninfo.conninfo_to_dict(password_url).get("password")
+        assert store.display_url == display_url(url)
         if password:
             assert str(password) not in store.display_url
             assert ":***@" in store.display_url
-        assert str(password) not in repr(store)
+            assert str(password) not in repr(store)
     finally:
         store.close()
 
 
-def test_wrong_password_error_shows_neither_password(server: PostgresServer) -> None:
+def test_wrong_password_error_shows_neither_password(
+    server: PostgresServer, empty_url: str
+) -> None:
     if server.password_url is None:
         pytest.skip("no URL with a password to test against")
     right = str(psycopg.conninfo.conninfo_to_dict(server.password_url).get("password") or "")
-    wrong = "wr0ng-" + uuid.uuid4().hex
-    bad_url = server.password_url.replace(f":{right}@", f":{wrong}@", 1) if right else ""
-    if not right or bad_url == server.password_url:
+    if not right:
         pytest.skip("the test server's URL has no password in it")
-    with pytest.raises(StoreError) as caught:
-        open_store(bad_url)
-    message = str(caught.value)
-    if "password authentication failed" not in message:
-        pytest.skip(f"the server did not check the password: {message}")
+    wrong = "wr0ng-" + uuid.uuid4().hex
+    # A disposable database: should the server not check passwords, nothing else is touched.
+    bad_url = with_database(
+        server.password_url.replace(f":{right}@", f":{wrong}@", 1),
+        urlsplit(empty_url).path.lstrip("/"),
+    )
+    try:
+        open_store(bad_url).close()
+    except StoreError as exc:
+        caught = exc
+    else:
+        pytest.skip("the test server does not check passwords")
+    message = str(caught)
+    assert "password authentication failed" in message
     assert wrong not in message and right not in message
     assert display_url(bad_url) in message
-    assert caught.value.__cause__ is None  # psycopg's own text is not chained
+    assert caught.__cause__ is None  # psycopg's own text is not chained
     # A server that is not there: the message still names the store, masked.
     gone = f"postgresql://u:{wrong}@127.0.0.1:1/db?connect_timeout=2"
-    with pytest.raises(StoreError) as caught:
+    with pytest.raises(StoreError) as refused:
         open_store(gone)
-    assert wrong not in str(caught.value) and "postgresql://u:***@127.0.0.1:1/db" in str(
-        caught.value
-    )
+    assert wrong not in str(refused.value)
+    assert "postgresql://u:***@127.0.0.1:1/db" in str(refused.value)
 
 
 def test_malformed_url_error_hides_the_password() -> None:
