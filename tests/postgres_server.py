@@ -153,9 +153,9 @@ class ThrowawayCluster:
             if _alive(owner):
                 continue
             if (folder / "data" / "postmaster.pid").exists():
+                pg_ctl = str(self.bindir / "pg_ctl")
                 subprocess.run(
-                    [*self._as_user_for(folder), str(self.bindir / "pg_ctl"), "stop"]
-                    + ["-D", str(folder / "data"), "-m", "immediate"],
+                    [*self._as_user_for(folder), pg_ctl, "stop", "-D", str(folder / "data")],
                     capture_output=True,
                     timeout=60,
                     check=False,
