@@ -10,9 +10,10 @@ throwaway cluster on 127.0.0.1 started with the test helper
 (``tests/postgres_server.py``: fsync, synchronous_commit and
 full_page_writes off, data in memory when /dev/shm exists), reached over
 loopback TCP. ``--sync`` starts the cluster with the server's durable
-defaults instead (synchronous_commit and fsync on), so each task also waits
-for a WAL flush. Also prints the store alone: ``record_task_run`` per call.
-Results are saved to benchmarks/results/postgres.json.
+defaults instead (fsync, synchronous_commit, full_page_writes on) on disk
+(the temporary folder), so each task also waits for a WAL flush. Also
+prints a bare round trip and the store alone (``record_task_run`` per call).
+Results are saved to benchmarks/results/postgres.json (postgres-sync.json).
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ def main() -> None:
     if args.sync:
         for key in ("fsync", "synchronous_commit", "full_page_writes"):
             postgres_server.ThrowawayCluster.SETTINGS[key] = "on"
+        postgres_server.ThrowawayCluster.IN_MEMORY = False
 
     server = postgres_server.get_server()
     try:

@@ -111,12 +111,15 @@ class ThrowawayCluster:
     }
 
     PREFIX = "legato-pg-"
+    #: put the cluster in memory (/dev/shm) when possible; benchmarks of
+    #: durable commits turn this off to measure a disk
+    IN_MEMORY = True
 
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
         self.password = secrets.token_urlsafe(18)
         self.port = 0
-        parent = _memory_folder() or tempfile.gettempdir()
+        parent = (_memory_folder() if self.IN_MEMORY else None) or tempfile.gettempdir()
         self._reap_orphans(Path(parent))
         self.folder = Path(tempfile.mkdtemp(prefix=self.PREFIX, dir=parent))
         (self.folder / "owner.pid").write_text(str(os.getpid()))
@@ -153,9 +156,17 @@ class ThrowawayCluster:
             if _alive(owner):
                 continue
             if (folder / "data" / "postmaster.pid").exists():
-                pg_ctl = str(self.bindir / "pg_ctl")
+                pg_ctl, data = str(self.bindir / "pg_ctl"), folder / "data"
                 subprocess.run(
-                    [*self._as_user_for(folder), pg_ctl, "stop", "-D", str(folder / "data")],
+                    [
+                        *self._as_user_for(folder),
+                        pg_ctl,
+                        "stop",
+                        "-m",
+                        "immediate",
+                        "-D",
+                        str(data),
+                    ],
                     capture_output=True,
                     timeout=60,
                     check=False,

@@ -341,6 +341,9 @@ def test_prefix_match_beyond_ascii(store: PostgresStore) -> None:
     assert store.match_run_ids("é\U0010ffff", limit=10) == [ids[1]]
     assert store.match_run_ids("\U0010ffff", limit=10) == []
     assert store.match_run_ids("\ud7ff") == []
+    assert store.match_run_ids("\udcff") == []  # a byte argv could not decode
+    with pytest.raises(StoreError, match="not valid text"):
+        store.get_flow_run("\udcff")
     assert len(store.match_run_ids("", limit=10)) == 3
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import select
+import threading
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -86,6 +87,7 @@ class Database:
         self.conninfo = self._conninfo(libpq_url(url), timeout)
         self._pid = _getpid()
         self._closed = False
+        self._lock = threading.Lock()  # guards opening the pool, never held for a statement
         self._pool: ConnectionPool[PooledConnection] | None = None
 
     def _conninfo(self, url: str, timeout: float) -> str:
@@ -123,8 +125,17 @@ class Database:
         ) from None
 
     def _open_pool(self) -> ConnectionPool[PooledConnection]:
-        if self._closed:
-            raise StoreError(f"the PostgreSQL store {self.display_url} was closed; open a new one")
+        with self._lock:
+            if self._pool is not None:
+                return self._pool  # another thread got here first
+            if self._closed:
+                raise StoreError(
+                    f"the PostgreSQL store {self.display_url} was closed; open a new one"
+                )
+            self._pool = self._new_pool()
+            return self._pool
+
+    def _new_pool(self) -> ConnectionPool[PooledConnection]:
         pool: ConnectionPool[PooledConnection] = ConnectionPool(
             self.conninfo,
             connection_class=PooledConnection,
@@ -137,7 +148,6 @@ class Database:
             open=False,
         )
         pool.open(wait=False)
-        self._pool = pool
         return pool
 
     def start(self) -> None:
@@ -153,6 +163,7 @@ class Database:
         if self._pool is not None:
             _inherited.append(self._pool)
         self._pool = None
+        self._lock = threading.Lock()  # the parent's may have been held by a thread
         self._pid = _getpid()
 
     def close(self) -> None:
@@ -200,6 +211,11 @@ class Database:
             return fn(conn)
         except psycopg.Error as exc:
             raise self.error(exc) from (None if conn.broken else exc)
+        except UnicodeEncodeError as exc:
+            # A lone surrogate (argv decoded with surrogateescape) cannot be sent.
+            raise StoreError(
+                f"PostgreSQL store {self.display_url}: a value is not valid text: {exc}"
+            ) from None
         finally:
             pool.putconn(conn)
 

@@ -60,6 +60,17 @@ def _prefix_end(prefix: str) -> str | None:
     return None
 
 
+def _encodable(text: str) -> bool:
+    """False for text with lone surrogates (from undecodable bytes), which no id holds."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _pool_size() -> int:
     size = env_float("LEGATO_PG_POOL_SIZE", DEFAULT_POOL_SIZE)
     if size != int(size):
@@ -132,7 +143,7 @@ class PostgresStore(Store):
         return None if row is None else rows.flow_run_from_row(row)
 
     def match_run_ids(self, prefix: str, limit: int = 2) -> list[str]:
-        if limit <= 0:
+        if limit <= 0 or not _encodable(prefix):
             return []
         end = _prefix_end(prefix)
         if end is None:
