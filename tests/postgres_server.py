@@ -31,6 +31,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 ENV_URL = "LEGATO_TEST_DATABASE_URL"
@@ -189,10 +190,8 @@ class ThrowawayCluster:
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(
-                f"CREATE ROLE {SECRET_ROLE} LOGIN PASSWORD '{self.password}'"  # type: ignore[arg-type]
-            )
-            conn.execute(f"CREATE DATABASE {SECRET_ROLE} OWNER {SECRET_ROLE}")  # type: ignore[arg-type]
+            conn.execute(f"CREATE ROLE {SECRET_ROLE} LOGIN PASSWORD '{self.password}'")
+            conn.execute(f"CREATE DATABASE {SECRET_ROLE} OWNER {SECRET_ROLE}")
         password = quote(self.password)
         return f"postgresql://{SECRET_ROLE}:{password}@127.0.0.1:{self.port}/{SECRET_ROLE}"
 
@@ -284,7 +283,8 @@ class PostgresServer:
         self._lock = threading.Lock()
         self._counter = 0
         self._pending_drops: list[str] = []
-        self._admin_conn: object | None = None
+        self._admin_conn: Any = None  # a psycopg connection, imported lazily
+        self.version = 0  # server_version_num, known once connected
 
     # --- admin statements --------------------------------------------------------
 
@@ -294,9 +294,10 @@ class PostgresServer:
 
         with self._lock:
             conn = self._admin_conn
-            if conn is None or conn.closed:  # type: ignore[attr-defined]
+            if conn is None or conn.closed:
                 conn = self._admin_conn = psycopg.connect(self.admin_url, autocommit=True)
-            conn.execute(sql)  # type: ignore[attr-defined]
+                self.version = conn.info.server_version
+            conn.execute(sql)
 
     def url(self, dbname: str) -> str:
         return with_database(self.admin_url, dbname)
@@ -321,8 +322,10 @@ class PostgresServer:
         name = self._new_name()
         source = "template0" if empty else self.template
         # FILE_COPY copies the template's files instead of WAL-logging every
-        # block: faster for a small template on a cluster without fsync.
-        self.admin(f'CREATE DATABASE "{name}" TEMPLATE "{source}" STRATEGY FILE_COPY')
+        # block: faster for a small template on a cluster without fsync (and
+        # what servers before 15, which have no STRATEGY, always do).
+        strategy = " STRATEGY FILE_COPY" if self.version >= 150000 else ""
+        self.admin(f'CREATE DATABASE "{name}" TEMPLATE "{source}"{strategy}')
         self._created.add(name)
         return self.url(name)
 
@@ -340,8 +343,9 @@ class PostgresServer:
         with self._lock:
             names, self._pending_drops = self._pending_drops, []
         for name in names:
-            # FORCE ends connections a failing test may have left behind.
-            self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            # FORCE (13+) ends connections a failing test may have left behind.
+            force = " WITH (FORCE)" if self.version >= 130000 else ""
+            self.admin(f'DROP DATABASE IF EXISTS "{name}"{force}')
             self._created.discard(name)
 
     @contextlib.contextmanager
@@ -358,12 +362,13 @@ class PostgresServer:
                 self._drop_pending()
             for name in sorted(self._created):
                 with contextlib.suppress(Exception):
-                    self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    force = " WITH (FORCE)" if self.version >= 130000 else ""
+                    self.admin(f'DROP DATABASE IF EXISTS "{name}"{force}')
         with self._lock:
             conn, self._admin_conn = self._admin_conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
-                conn.close()  # type: ignore[attr-defined]
+                conn.close()
         if self.cluster is not None:
             self.cluster.stop()
 
