@@ -8,15 +8,62 @@ them because only the engine knows how to decode them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from legato.states import StateType
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_T = TypeVar("_T")
+
+
+def _fast_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen slots dataclass an ``__init__`` that fills its slots directly.
+
+    The generated frozen ``__init__`` sets each field through
+    ``object.__setattr__``, about 0.2 µs a field; the engine builds a record
+    per task call, where that came to 5 µs. Slot descriptors set the same
+    fields without the detour. Behaviour is otherwise the dataclass's own:
+    same parameters, defaults and default factories, still frozen afterwards.
+    """
+    params = []
+    body = []
+    namespace: dict[str, Any] = {"MISSING": MISSING}
+    for f in fields(cls):  # type: ignore[arg-type]
+        namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+        if f.default is not MISSING:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+            body.append(f"    _set_{f.name}(self, {f.name})")
+        elif f.default_factory is not MISSING:
+            namespace[f"_factory_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=MISSING")
+            body.append(
+                f"    _set_{f.name}(self, _factory_{f.name}() if {f.name} is MISSING else {f.name})"
+            )
+        else:
+            params.append(f.name)
+            body.append(f"    _set_{f.name}(self, {f.name})")
+    required = [p for p in params if "=" not in p]
+    optional = [p for p in params if "=" in p]
+    # Setters and defaults become closure variables (fast lookups), not globals.
+    free = [name for name in namespace if name != "MISSING"]
+    source = (
+        f"def _make({', '.join(free)}):\n"
+        f"  def __init__(self, {', '.join(required + optional)}):\n"
+        + "\n".join("  " + line for line in body)
+        + "\n  return __init__"
+    )
+    exec(source, namespace)
+    init = namespace["_make"](*(namespace[name] for name in free))
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +128,7 @@ class PauseInfo:
     timeout_at: datetime | None = None
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class FlowRun:
     """One execution of a flow, across all its attempts and resumes."""
@@ -109,6 +157,7 @@ class FlowRun:
     has_result: bool = False
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class TaskRun:
     """One task call inside a flow run, identified by its call key."""
@@ -163,6 +212,7 @@ class CachedResult:
     expires_at: datetime | None
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class LogRecord:
     """One log line of a flow run (and of a task run when ``task_run_id`` is set)."""
