@@ -352,3 +352,22 @@ def test_cancel_while_waiting_for_a_flow_retry(default_store: Store) -> None:
     assert state.type is StateType.CANCELLED
     assert attempts == [1]
     assert only_run(default_store).state is StateType.CANCELLED
+
+
+def test_non_finite_float_parameters_survive_a_resume(default_store: Store) -> None:
+    from legato.engine.calls import resume_run
+
+    seen: list[float] = []
+
+    @flow
+    def takes_floats(x: float) -> float:
+        seen.append(x)
+        if len(seen) == 1:
+            raise RuntimeError("first attempt fails")
+        return x
+
+    state = takes_floats(float("inf"), return_state=True)
+    assert state.is_failed()
+    assert default_store.get_parameters_blob(state.run_id or "") is not None
+    assert resume_run(state.run_id or "", flow=takes_floats).result() == float("inf")
+    assert seen == [float("inf"), float("inf")]

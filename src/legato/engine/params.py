@@ -163,7 +163,7 @@ class ParameterModel:
 def encode_parameters(params: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
     """A JSON view of the parameters, plus a pickle when JSON cannot hold them exactly."""
     try:
-        text = json.dumps(params)
+        text = json.dumps(params, allow_nan=False)  # NaN and infinities are not JSON
         if json.loads(text) == params:
             return params, None
     except (TypeError, ValueError):
