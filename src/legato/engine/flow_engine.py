@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from legato.engine import results as _results
 from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext
+from legato.engine.ids import error_info, new_id
 from legato.engine.liveness import current_owner
 from legato.engine.monitor import get_monitor
 from legato.engine.params import encode_parameters
-from legato.engine.task_engine import error_info, new_id
 from legato.engine.timeouts import run_with_timeout
 from legato.errors import (
     CancelledRun,

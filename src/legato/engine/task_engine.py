@@ -10,11 +10,8 @@ record, its result and the logs written meanwhile, in one transaction.
 
 from __future__ import annotations
 
-import itertools
-import os
 import random
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from contextvars import Token
 from datetime import UTC, datetime, timedelta
@@ -22,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from legato.engine import results as _results
 from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext, TaskRunContext
+from legato.engine.ids import error_info, new_task_run_id, short_repr
 from legato.engine.timeouts import run_async_with_timeout, run_with_timeout
 from legato.errors import (
     CancelledRun,
@@ -42,45 +40,6 @@ _PLAIN = (int, float, str, bool, bytes, type(None))
 # Results of direct calls remembered (by identity) to record data edges.
 MAX_TRACKED_RESULTS = 10_000
 _COLLECTIONS = (list, tuple, set, frozenset)
-
-
-def new_id() -> str:
-    return os.urandom(16).hex()
-
-
-_process_tag = os.urandom(4).hex()
-_counter = itertools.count()
-
-
-def _new_process_tag() -> None:
-    global _process_tag
-    _process_tag = os.urandom(4).hex()
-
-
-os.register_at_fork(after_in_child=_new_process_tag)
-
-
-def new_task_run_id() -> str:
-    """A 32-hex id that sorts by creation time, so the store's id index grows at its
-    right edge instead of touching a random page per task run. Unique by time, a
-    random tag per process and a counter; no system call per id."""
-    return f"{time.time_ns():016x}{_process_tag}{next(_counter) & 0xFFFFFFFF:08x}"
-
-
-def error_info(exc: BaseException) -> ErrorInfo:
-    return ErrorInfo(
-        type=type(exc).__name__,
-        message=str(exc),
-        traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-    )
-
-
-def short_repr(value: Any, limit: int = 200) -> str:
-    try:
-        text = repr(value)
-    except Exception as exc:
-        text = f"<unrepresentable {type(value).__name__}: {exc}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class TaskCall:
