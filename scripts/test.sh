@@ -32,7 +32,8 @@ if [ -z "${LEGATO_TEST_DATABASE_URL:-}" ] && ! have_postgres_binaries; then
         fi
         $SUDO apt-get update -qq
         $SUDO env DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 \
-            apt-get install -y -qq postgresql >/dev/null
+            apt-get install -y -qq -o Dpkg::Options::=--force-confdef \
+            -o Dpkg::Options::=--force-confold postgresql >/dev/null
     else
         echo "no PostgreSQL binaries and no apt-get: install PostgreSQL, or set" \
             "LEGATO_TEST_DATABASE_URL; the PostgreSQL tests will be skipped (fail in CI)" >&2
