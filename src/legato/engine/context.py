@@ -135,10 +135,9 @@ class FlowRunContext:
         with self.lock:
             self.log_buffer.append(record)
         if self.observer is not None:
-            try:
-                self.observer.log(record)
-            except Exception:
-                pass
+            from legato.engine.observer import notify
+
+            notify(self.observer.log, record)
 
 
 class TaskRunContext:

@@ -18,6 +18,7 @@ from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext
 from legato.engine.ids import error_info, new_id
 from legato.engine.liveness import current_owner
 from legato.engine.monitor import get_monitor
+from legato.engine.observer import notify
 from legato.engine.params import encode_parameters
 from legato.engine.timeouts import run_with_timeout
 from legato.errors import (
@@ -125,10 +126,7 @@ class FlowExecution:
         )
         get_monitor().add(ctx)
         if self.observer is not None:
-            try:
-                self.observer.flow_started(started)
-            except Exception:
-                pass
+            notify(self.observer.flow_started, started)
         return ctx
 
     def execute(self, from_states: Iterable[StateType]) -> State:
@@ -388,10 +386,7 @@ class FlowExecution:
         }.get(state.type, [])
         run_hooks(self.flow, fresh, state, hooks)
         if self.observer is not None:
-            try:
-                self.observer.flow_finished(fresh, state)
-            except Exception:
-                pass
+            notify(self.observer.flow_finished, fresh, state)
 
     @staticmethod
     def _log_to_stderr(message: str) -> None:

@@ -6,7 +6,8 @@ never let them raise (the engine ignores their exceptions).
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from legato.records import FlowRun, LogRecord, TaskRun
 from legato.states import State
@@ -22,6 +23,14 @@ class RunObserver(Protocol):
     def task_finished(self, task_run: TaskRun) -> None: ...
 
     def log(self, record: LogRecord) -> None: ...
+
+
+def notify(method: Callable[..., None], *args: Any) -> None:
+    """Call an observer method; an observer's bug must never break the run it watches."""
+    try:
+        method(*args)
+    except Exception:
+        pass
 
 
 class NullObserver:

@@ -92,10 +92,10 @@ class ParameterModel:
     def _coerce(self, params: dict[str, Any]) -> dict[str, Any]:
         from pydantic import ValidationError
 
-        adapter = self._get_adapter()
-        hinted = {k: v for k, v in params.items() if k in adapter.fields}
+        model_type, field_names = self._get_adapter()
+        hinted = {k: v for k, v in params.items() if k in field_names}
         try:
-            model = adapter.model.model_validate(hinted)
+            model = model_type.model_validate(hinted)
         except ValidationError as exc:
             problems = []
             for err in exc.errors():
@@ -130,13 +130,7 @@ class ParameterModel:
                 **fields,
             )
 
-            class _Adapter:
-                pass
-
-            adapter = _Adapter()
-            adapter.model = model  # type: ignore[attr-defined]
-            adapter.fields = set(fields)  # type: ignore[attr-defined]
-            self._adapter = adapter
+            self._adapter = (model, set(fields))
         return self._adapter
 
     def call_args(self, params: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from legato.engine import results as _results
 from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext, TaskRunContext
 from legato.engine.ids import error_info, new_task_run_id, short_repr
+from legato.engine.observer import notify
 from legato.engine.timeouts import run_async_with_timeout, run_with_timeout
 from legato.errors import (
     CancelledRun,
@@ -275,7 +276,7 @@ class TaskCall:
             flow_ctx.in_flight[self.call_key] = [time.monotonic(), False, self]
         observer = flow_ctx.observer
         if observer is not None:
-            _notify(observer.task_started, self.running_record())
+            notify(observer.task_started, self.running_record())
 
     def _leave_flight(self) -> None:
         flow_ctx = self.flow_ctx
@@ -360,7 +361,7 @@ class TaskCall:
     def _finished(self, record: TaskRun, value: Any) -> None:
         observer = self.flow_ctx.observer
         if observer is not None:
-            _notify(observer.task_finished, record)
+            notify(observer.task_finished, record)
         if self.task.on_completion:
             state = State(StateType.COMPLETED, timestamp=record.end_time, _value=value)
             for hook in self.task.on_completion:
@@ -372,7 +373,7 @@ class TaskCall:
         self._write(record)
         observer = self.flow_ctx.observer
         if observer is not None:
-            _notify(observer.task_finished, record)
+            notify(observer.task_finished, record)
         if state is StateType.FAILED and self.task.on_failure:
             st = State(StateType.FAILED, message=str(exc), _exception=exc)
             for hook in self.task.on_failure:
@@ -536,13 +537,6 @@ class TaskCall:
             self.fail(exc)
         else:
             self.fail(exc, StateType.CRASHED)
-
-
-def _notify(method: Callable[[TaskRun], None], record: TaskRun) -> None:
-    try:
-        method(record)
-    except Exception:
-        pass
 
 
 def _run_hook(hook: Callable[..., Any], task: Any, record: TaskRun, state: State, ctx: Any) -> None:
