@@ -155,6 +155,11 @@ class FlowRun:
     pause: PauseInfo | None = None
     result_serializer: str | None = None
     has_result: bool = False
+    # Queued for workers: the queue that picks it up, its priority (higher
+    # first) and when it is due. A run started in-process has no queue.
+    work_queue: str | None = None
+    priority: int = 0
+    scheduled_time: datetime | None = None
 
 
 @_fast_init
@@ -232,3 +237,27 @@ class HeartbeatReply:
 
     still_owner: bool
     cancel_requested: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A named lease held by one holder until it expires: a singleton duty (leader
+    election) or, later, a slot of a concurrency limit.
+
+    ``generation`` grows by one each time the lease changes hands, so a duty
+    can be fenced: work done under generation 3 is stale once it is 4.
+    """
+
+    name: str
+    holder: str
+    generation: int
+    acquired_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A wake-up received on a channel (`Store.listen`)."""
+
+    channel: str
+    payload: str = ""

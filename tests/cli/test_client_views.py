@@ -93,6 +93,13 @@ def test_flow_run_dict_has_documented_fields_and_is_json() -> None:
     assert "secret-token" not in json.dumps(data)
 
 
+def test_flow_run_dict_shows_where_a_queued_run_waits() -> None:
+    assert flow_run_to_dict(make_run())["work_queue"] is None
+    data = flow_run_to_dict(make_run(work_queue="gpu", priority=3, scheduled_time=T0))
+    assert (data["work_queue"], data["priority"]) == ("gpu", 3)
+    assert data["scheduled_time"] == "2026-11-22T08:00:00.123456+00:00"
+
+
 def test_flow_run_dict_tracebacks_only_on_request() -> None:
     data = flow_run_to_dict(make_run(), tracebacks=True)
     assert data["error"]["traceback"].endswith("ValueError: boom")

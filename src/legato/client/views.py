@@ -161,6 +161,10 @@ def flow_run_to_dict(run: FlowRun, *, tracebacks: bool = False) -> dict[str, Any
         "pid": owner.pid if owner else None,
         "heartbeat_at": isoformat(run.heartbeat_at),
         "has_result": run.has_result,
+        # Set for runs queued for workers: the queue, its priority, and when it is due.
+        "work_queue": run.work_queue,
+        "priority": run.priority,
+        "scheduled_time": isoformat(run.scheduled_time),
     }
 
 

@@ -22,6 +22,7 @@ from legato.records import (
     ErrorInfo,
     FlowRun,
     HeartbeatReply,
+    Lease,
     LogRecord,
     PauseInfo,
     RunOwner,
@@ -29,6 +30,15 @@ from legato.records import (
     TaskRun,
 )
 from legato.states import StateType
+from legato.store.notifications import ChangeListener
+
+
+def queued_due_time(run: FlowRun) -> datetime | None:
+    """The scheduled_time a backend stores: a run queued for workers without one
+    is due at its creation, so that every queued run sorts by one column."""
+    if run.scheduled_time is not None or run.work_queue is None:
+        return run.scheduled_time
+    return run.created
 
 
 class Store(ABC):
@@ -56,7 +66,12 @@ class Store(ABC):
 
     @abstractmethod
     def create_flow_run(self, run: FlowRun, parameters_blob: bytes | None = None) -> None:
-        """Insert a new flow run. ``parameters_blob`` keeps parameters JSON cannot hold."""
+        """Insert a new flow run. ``parameters_blob`` keeps parameters JSON cannot hold.
+
+        A SCHEDULED run with a ``work_queue`` is queued for workers: it is stored
+        with ``scheduled_time`` defaulting to ``created``, and listeners of
+        `RUNS_QUEUED` are notified (payload: the queue) when it commits.
+        """
 
     @abstractmethod
     def get_flow_run(self, run_id: str) -> FlowRun | None:
@@ -233,3 +248,54 @@ class Store(ABC):
         task_run_id: str | None = None,
     ) -> list[LogRecord]:
         """Logs of a flow run with id greater than ``after_id``, oldest first."""
+
+    # --- coordination: queued runs, leases, notifications ---------------------
+
+    @abstractmethod
+    def claim_flow_run(
+        self,
+        work_queues: Sequence[str],
+        owner: RunOwner,
+        *,
+        now: datetime,
+        lease_seconds: float,
+    ) -> FlowRun | None:
+        """Atomically take the next run for ``owner`` from ``work_queues``, or None.
+
+        Candidates: SCHEDULED runs in one of the queues that are due
+        (``scheduled_time``, else ``created``, at or before ``now``), and runs
+        in those queues left PENDING or RUNNING by an owner whose heartbeat is
+        older than ``lease_seconds`` (its lease lapsed: it died or lost touch).
+        Higher priority first, then the earliest due. The claimed run becomes
+        PENDING under ``owner`` with a fresh heartbeat; a previous owner's
+        fenced writes then raise `RunOwnershipLost`. Any number of processes
+        may claim at once: each run goes to exactly one of them. The owner
+        keeps the lease with `heartbeat_flow_run`.
+        """
+
+    @abstractmethod
+    def acquire_lease(
+        self, name: str, holder: str, *, now: datetime, ttl_seconds: float
+    ) -> Lease | None:
+        """Take or renew the lease ``name`` for ``holder`` until ``now + ttl_seconds``.
+
+        Succeeds when nobody holds it, when ``holder`` already does (a renewal,
+        same generation), or when the current holder's lease expired (a new
+        generation). Returns the lease held, or None when someone else holds it.
+        """
+
+    @abstractmethod
+    def release_lease(self, name: str, holder: str) -> bool:
+        """Give the lease up if ``holder`` holds it; True when it did."""
+
+    @abstractmethod
+    def get_lease(self, name: str) -> Lease | None:
+        """The lease ``name`` as stored (possibly expired), or None."""
+
+    @abstractmethod
+    def notify(self, channel: str, payload: str = "") -> None:
+        """Wake every listener of ``channel`` (see `legato.store.notifications`)."""
+
+    @abstractmethod
+    def listen(self, channels: Sequence[str]) -> ChangeListener:
+        """A listener for notifications on ``channels`` sent from now on."""

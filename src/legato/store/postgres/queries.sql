@@ -20,7 +20,7 @@
 id, state, owner_token, flow_name, name, created, start_time, end_time, heartbeat_at,
 attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
 owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
-parameters, error, pause, result IS NOT NULL
+parameters, error, pause, result IS NOT NULL, work_queue, priority, scheduled_time
 
 -- task_run_columns --
 -- Column order read by rows.task_run_from_row.
@@ -76,15 +76,15 @@ INSERT INTO schema_migrations (version, applied_at) VALUES (%s, now())
 SELECT pg_advisory_xact_lock(%s::bigint)
 
 -- insert_flow_run --
--- the 25 columns below, in order
+-- the 28 columns below, in order
 INSERT INTO flow_runs (
     id, state, owner_token, flow_name, name, created, start_time, end_time, heartbeat_at,
     attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
     owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
-    parameters, error, pause, parameters_blob
+    parameters, error, pause, parameters_blob, work_queue, priority, scheduled_time
 ) VALUES (
     %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-    %s::jsonb, %s::json, %s::jsonb, %s::json, %s
+    %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s
 )
 
 -- get_flow_run --
@@ -357,3 +357,72 @@ WHERE flow_run_id = %s AND id > %s ORDER BY id LIMIT %s
 -- flow_run_id, after_id, task_run_id, limit
 SELECT {log_columns} FROM logs
 WHERE flow_run_id = %s AND id > %s AND task_run_id = %s ORDER BY id LIMIT %s
+
+-- insert_queued_flow_run --
+-- the 28 columns of insert_flow_run: the insert, then a NOTIFY (sent at commit)
+-- to wake the workers of its queue, in one statement
+WITH inserted AS (
+    INSERT INTO flow_runs (
+        id, state, owner_token, flow_name, name, created, start_time, end_time,
+        heartbeat_at, attempts, cancel_requested, parent_run_id, parent_call_key,
+        entrypoint, flow_version, owner_host, owner_pid, owner_pid_started,
+        result_serializer, state_message, tags, parameters, error, pause,
+        parameters_blob, work_queue, priority, scheduled_time
+    ) VALUES (
+        %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+        %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s
+    )
+    RETURNING work_queue
+)
+SELECT pg_notify('legato_runs_queued', work_queue) FROM inserted
+
+-- claim_flow_run --
+-- JSON-free arrays: queues, now (due by), queues, lapsed before (now - lease),
+-- then owner token, host, pid, pid_started, now (heartbeat). SKIP LOCKED lets
+-- claimers pass each other's candidates; the row lock re-checks the WHERE
+-- against the newest row version, so a run claimed meanwhile is passed over.
+WITH candidate AS (
+    SELECT id FROM flow_runs
+    WHERE (state = 'scheduled' AND work_queue = ANY(%s::text[])
+            AND scheduled_time <= %s::timestamptz)
+        OR (state IN ('pending', 'running') AND work_queue = ANY(%s::text[])
+            AND heartbeat_at < %s::timestamptz)
+    ORDER BY priority DESC, scheduled_time
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE flow_runs SET
+    state = 'pending',
+    owner_token = %s, owner_host = %s, owner_pid = %s, owner_pid_started = %s,
+    heartbeat_at = %s,
+    state_message = CASE state WHEN 'scheduled' THEN NULL
+        ELSE 'claimed again: the lease of its previous owner lapsed' END
+WHERE id = (SELECT id FROM candidate)
+RETURNING {flow_run_columns}
+
+-- acquire_lease --
+-- name, holder, now, expires at. Taken when free, renewed by its holder (same
+-- generation), taken over once expired (next generation). SET reads the old row.
+INSERT INTO leases AS l (name, holder, generation, acquired_at, expires_at)
+VALUES (%s, %s, 1, %s::timestamptz, %s::timestamptz)
+ON CONFLICT (name) DO UPDATE SET
+    generation = CASE WHEN l.holder = excluded.holder
+        THEN l.generation ELSE l.generation + 1 END,
+    acquired_at = CASE WHEN l.holder = excluded.holder
+        THEN l.acquired_at ELSE excluded.acquired_at END,
+    holder = excluded.holder,
+    expires_at = excluded.expires_at
+WHERE l.holder = excluded.holder OR l.expires_at <= excluded.acquired_at
+RETURNING name, holder, generation, acquired_at, expires_at
+
+-- release_lease --
+-- name, holder. The row stays (expired) so that generations keep growing.
+UPDATE leases SET expires_at = acquired_at WHERE name = %s AND holder = %s
+
+-- get_lease --
+-- name
+SELECT name, holder, generation, acquired_at, expires_at FROM leases WHERE name = %s
+
+-- notify --
+-- channel, payload
+SELECT pg_notify(%s::text, %s::text)

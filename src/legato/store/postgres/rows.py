@@ -35,6 +35,7 @@ from legato.records import (
     TaskRun,
 )
 from legato.states import StateType
+from legato.store.base import queued_due_time
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _STATES: dict[str, StateType] = {state.value: state for state in StateType}
@@ -165,6 +166,9 @@ def flow_run_params(run: FlowRun, parameters_blob: bytes | None) -> tuple[Any, .
         error_json(run.error),
         pause_json(run.pause),
         parameters_blob,
+        run.work_queue,
+        run.priority,
+        queued_due_time(run),
     )
 
 
@@ -197,6 +201,9 @@ def flow_run_from_row(row: Sequence[Any]) -> FlowRun:
         error=None if error is None else error_from(error),
         pause=None if pause is None else pause_from(pause),
         has_result=row[24],
+        work_queue=row[25],
+        priority=row[26],
+        scheduled_time=row[27],
     )
 
 

@@ -52,7 +52,11 @@ CREATE TABLE flow_runs (
     error jsonb,
     pause json,
     parameters_blob bytea,
-    result bytea
+    result bytea,
+    -- Added by migration 0002.
+    work_queue text COLLATE "C",
+    priority integer NOT NULL DEFAULT 0,
+    scheduled_time timestamptz
 ) WITH (fillfactor = 90);
 -- fillfactor: room on each page for the new row version of a heartbeat (once
 -- a second per running run), so that it stays a HOT update touching no index.
@@ -64,6 +68,9 @@ CREATE INDEX flow_runs_flow_name ON flow_runs (flow_name, created, seq);
 -- Only subflow runs have a parent: a partial index stays small.
 CREATE INDEX flow_runs_parent ON flow_runs (parent_run_id, parent_call_key, created, seq)
     WHERE parent_run_id IS NOT NULL;
+-- The claim order of the runs waiting in each queue; only waiting runs are in it.
+CREATE INDEX flow_runs_queued ON flow_runs (work_queue, priority DESC, scheduled_time)
+    WHERE state = 'scheduled';
 
 CREATE TABLE task_runs (
     flow_run_id text COLLATE "C" NOT NULL,
@@ -124,3 +131,12 @@ CREATE TABLE logs (
 );
 
 CREATE INDEX logs_flow_run ON logs (flow_run_id, id);
+
+-- Named leases: leader election for singleton duties.
+CREATE TABLE leases (
+    name text COLLATE "C" PRIMARY KEY,
+    holder text COLLATE "C" NOT NULL,
+    generation bigint NOT NULL,
+    acquired_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL
+);

@@ -29,6 +29,7 @@ from legato.store.postgres.connection import (
     Connection,
     Database,
 )
+from legato.store.postgres.coordination import PostgresCoordination
 from legato.store.postgres.migrate import ensure_schema
 from legato.store.postgres.sql import QUERIES
 
@@ -78,7 +79,7 @@ def _pool_size() -> int:
     return int(size)
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresCoordination, Store):
     """A state store in a PostgreSQL database, safe for many threads, processes and machines.
 
     ``url`` is a libpq URL, ``postgresql://user:password@host:5432/dbname``
@@ -127,10 +128,12 @@ class PostgresStore(Store):
 
     def create_flow_run(self, run: FlowRun, parameters_blob: bytes | None = None) -> None:
         params = rows.flow_run_params(run, parameters_blob)
+        queued = run.work_queue is not None and run.state is StateType.SCHEDULED
+        query = QUERIES["insert_queued_flow_run" if queued else "insert_flow_run"]
 
         def insert(conn: Connection) -> None:
             try:
-                conn.execute(QUERIES["insert_flow_run"], params)
+                conn.execute(query, params)
             except psycopg.errors.UniqueViolation:
                 raise StoreError(
                     f"a flow run with id {run.id} already exists in {self.display_url}"

@@ -13,7 +13,7 @@
 id, state, owner_token, flow_name, name, created, start_time, end_time, heartbeat_at,
 attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
 owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
-parameters, error, pause, result IS NOT NULL
+parameters, error, pause, result IS NOT NULL, work_queue, priority, scheduled_time
 
 -- task_run_columns --
 -- Column order read by rows.task_run_from_row.
@@ -35,13 +35,15 @@ SELECT max(version) FROM schema_migrations
 INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)
 
 -- insert_flow_run --
--- the 25 columns below, in order
+-- the 28 columns below, in order
 INSERT INTO flow_runs (
     id, state, owner_token, flow_name, name, created, start_time, end_time, heartbeat_at,
     attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
     owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
-    parameters, error, pause, parameters_blob
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    parameters, error, pause, parameters_blob, work_queue, priority, scheduled_time
+) VALUES (
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+)
 
 -- get_flow_run --
 -- id
@@ -263,3 +265,59 @@ WHERE flow_run_id = ? AND id > ? ORDER BY id LIMIT ?
 -- flow_run_id, after_id, task_run_id, limit
 SELECT id, flow_run_id, task_run_id, timestamp, level, logger, message FROM logs
 WHERE flow_run_id = ? AND id > ? AND task_run_id = ? ORDER BY id LIMIT ?
+
+-- claim_flow_run --
+-- owner token, host, pid, pid_started, now (heartbeat), JSON queues, now (due by),
+-- JSON queues, lapsed before (now - lease). One statement: atomic on its own.
+UPDATE flow_runs SET
+    state = 'pending',
+    owner_token = ?, owner_host = ?, owner_pid = ?, owner_pid_started = ?,
+    heartbeat_at = ?,
+    state_message = CASE state WHEN 'scheduled' THEN NULL
+        ELSE 'claimed again: the lease of its previous owner lapsed' END
+WHERE id = (
+    SELECT id FROM (
+        SELECT id, priority, scheduled_time FROM flow_runs
+        WHERE state = 'scheduled' AND work_queue IN (SELECT value FROM json_each(?))
+            AND scheduled_time <= ?
+        UNION ALL
+        SELECT id, priority, scheduled_time FROM flow_runs
+        WHERE state IN ('pending', 'running')
+            AND work_queue IN (SELECT value FROM json_each(?)) AND heartbeat_at < ?
+    )
+    ORDER BY priority DESC, scheduled_time LIMIT 1
+)
+RETURNING {flow_run_columns}
+
+-- acquire_lease --
+-- name, holder, now, expires at. Taken when free, renewed by its holder (same
+-- generation), taken over once expired (next generation). SET reads the old row.
+INSERT INTO leases (name, holder, generation, acquired_at, expires_at) VALUES (?, ?, 1, ?, ?)
+ON CONFLICT (name) DO UPDATE SET
+    generation = CASE WHEN leases.holder = excluded.holder
+        THEN leases.generation ELSE leases.generation + 1 END,
+    acquired_at = CASE WHEN leases.holder = excluded.holder
+        THEN leases.acquired_at ELSE excluded.acquired_at END,
+    holder = excluded.holder,
+    expires_at = excluded.expires_at
+WHERE leases.holder = excluded.holder OR leases.expires_at <= excluded.acquired_at
+RETURNING name, holder, generation, acquired_at, expires_at
+
+-- release_lease --
+-- name, holder. The row stays (expired) so that generations keep growing.
+UPDATE leases SET expires_at = acquired_at WHERE name = ? AND holder = ?
+
+-- get_lease --
+-- name
+SELECT name, holder, generation, acquired_at, expires_at FROM leases WHERE name = ?
+
+-- notify --
+-- channel, payload
+INSERT INTO notifications (channel, version, payload) VALUES (?, 1, ?)
+ON CONFLICT (channel) DO UPDATE SET
+    version = notifications.version + 1, payload = excluded.payload
+
+-- poll_notifications --
+-- JSON channels
+SELECT channel, version, payload FROM notifications
+WHERE channel IN (SELECT value FROM json_each(?))

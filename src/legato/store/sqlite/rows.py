@@ -25,6 +25,7 @@ from legato.records import (
     TaskRun,
 )
 from legato.states import StateType
+from legato.store.base import queued_due_time
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _decode = json.loads
@@ -38,6 +39,13 @@ def to_epoch(value: datetime | None) -> float | None:
     if value.tzinfo is None:
         # The records promise UTC; a naive value is taken as UTC rather than
         # as local time (which is what datetime.timestamp() would assume).
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def epoch(value: datetime) -> float:
+    """`to_epoch` for a value that is never None."""
+    if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.timestamp()
 
@@ -141,6 +149,9 @@ def flow_run_params(run: FlowRun, parameters_blob: bytes | None) -> tuple[Any, .
         error_json(run.error),
         pause_json(run.pause),
         parameters_blob,
+        run.work_queue,
+        run.priority,
+        to_epoch(queued_due_time(run)),
     )
 
 
@@ -176,6 +187,9 @@ def flow_run_from_row(row: Sequence[Any]) -> FlowRun:
         error=None if error is None else error_from(error),
         pause=None if pause is None else pause_from(pause),
         has_result=bool(row[24]),
+        work_queue=row[25],
+        priority=row[26],
+        scheduled_time=None if row[27] is None else _fromtimestamp(row[27], UTC),
     )
 
 

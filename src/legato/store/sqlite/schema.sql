@@ -41,7 +41,12 @@ CREATE TABLE flow_runs (
     error TEXT,
     pause TEXT,
     parameters_blob BLOB,
-    result BLOB
+    result BLOB,
+    -- Added by migration 0003 (ALTER TABLE appends): small, but after the
+    -- blobs; reading them touches overflow pages only for runs with big results.
+    work_queue TEXT,
+    priority INTEGER NOT NULL DEFAULT 0,
+    scheduled_time REAL
 );
 
 -- Ordering by (created, rowid) lets "newest first" walk an index backwards.
@@ -49,6 +54,9 @@ CREATE INDEX flow_runs_created ON flow_runs (created);
 CREATE INDEX flow_runs_state ON flow_runs (state, created);
 CREATE INDEX flow_runs_flow_name ON flow_runs (flow_name, created);
 CREATE INDEX flow_runs_parent ON flow_runs (parent_run_id, parent_call_key, created);
+-- The claim order of the runs waiting in each queue; only waiting runs are in it.
+CREATE INDEX flow_runs_queued ON flow_runs (work_queue, priority DESC, scheduled_time)
+WHERE state = 'scheduled';
 
 CREATE TABLE task_runs (
     -- Recording order (a rowid table appends cheaply); kept when a call key is
@@ -134,3 +142,18 @@ CREATE TABLE task_run_journal (
     error TEXT,
     result BLOB
 );
+
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    acquired_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+
+-- One counter per channel: notify() bumps it, listeners poll it.
+CREATE TABLE notifications (
+    channel TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    payload TEXT NOT NULL
+) WITHOUT ROWID;

@@ -27,8 +27,10 @@ from legato.records import (
 from legato.settings import env_float
 from legato.states import StateType
 from legato.store.base import Store
+from legato.store.notifications import RUNS_QUEUED
 from legato.store.sqlite import rows
 from legato.store.sqlite.connection import DEFAULT_LOCK_TIMEOUT, Database
+from legato.store.sqlite.coordination import SQLiteCoordination
 from legato.store.sqlite.migrate import ensure_schema
 from legato.store.sqlite.sql import QUERIES
 
@@ -51,7 +53,7 @@ _GET_FLOW_RUN = QUERIES["get_flow_run"]
 _COMPLETED = StateType.COMPLETED
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteCoordination, Store):
     """A state store in one SQLite file (WAL mode), safe for many threads and processes.
 
     ``lock_timeout`` bounds how long a call waits for another process's write
@@ -110,6 +112,7 @@ class SQLiteStore(Store):
 
     def create_flow_run(self, run: FlowRun, parameters_blob: bytes | None = None) -> None:
         params = rows.flow_run_params(run, parameters_blob)
+        queued = run.work_queue is not None and run.state is StateType.SCHEDULED
 
         def insert(conn: sqlite3.Connection) -> None:
             try:
@@ -118,6 +121,8 @@ class SQLiteStore(Store):
                 raise StoreError(
                     f"a flow run with id {run.id} already exists in {self.path}"
                 ) from exc
+            if queued:
+                conn.execute(QUERIES["notify"], (RUNS_QUEUED, run.work_queue))
 
         self._db.write(insert)
 

@@ -1,0 +1,124 @@
+"""Coordination on PostgreSQL: claiming queued runs, leases, LISTEN/NOTIFY.
+
+Mixed into `PostgresStore`. A claim is one UPDATE over a ``FOR UPDATE SKIP
+LOCKED`` pick, so any number of processes on any number of machines can claim
+at once and each run goes to one of them. Notifications are PostgreSQL's own:
+a listener keeps one connection of its own (outside the pool, which hands
+connections from thread to thread) in LISTEN mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from legato.errors import StoreError
+from legato.records import FlowRun, Lease, Notification, RunOwner
+from legato.store.notifications import (
+    ChangeListener,
+    check_channel,
+    check_channels,
+    check_payload,
+)
+from legato.store.postgres import rows
+from legato.store.postgres.connection import Connection, Database
+from legato.store.postgres.sql import QUERIES
+
+_CLAIM = QUERIES["claim_flow_run"]
+
+
+def _lease_from_row(row: Any) -> Lease:
+    name, holder, generation, acquired_at, expires_at = row
+    return Lease(name, holder, generation, acquired_at, expires_at)
+
+
+class PostgresCoordination:
+    """The coordination part of the store contract (see `legato.store.base.Store`)."""
+
+    _db: Database
+
+    def claim_flow_run(
+        self,
+        work_queues: Sequence[str],
+        owner: RunOwner,
+        *,
+        now: datetime,
+        lease_seconds: float,
+    ) -> FlowRun | None:
+        queues = list(work_queues)
+        lapsed_before = now - timedelta(seconds=lease_seconds)
+        params = (
+            queues,
+            now,
+            queues,
+            lapsed_before,
+            owner.token,
+            owner.host,
+            owner.pid,
+            owner.pid_started,
+            now,
+        )
+        row = self._db.fetchone(_CLAIM, params)
+        return None if row is None else rows.flow_run_from_row(row)
+
+    def acquire_lease(
+        self, name: str, holder: str, *, now: datetime, ttl_seconds: float
+    ) -> Lease | None:
+        params = (name, holder, now, now + timedelta(seconds=ttl_seconds))
+        row = self._db.fetchone(QUERIES["acquire_lease"], params)
+        return None if row is None else _lease_from_row(row)
+
+    def release_lease(self, name: str, holder: str) -> bool:
+        return self._db.execute(QUERIES["release_lease"], (name, holder)) > 0
+
+    def get_lease(self, name: str) -> Lease | None:
+        row = self._db.fetchone(QUERIES["get_lease"], (name,))
+        return None if row is None else _lease_from_row(row)
+
+    def notify(self, channel: str, payload: str = "") -> None:
+        params = (check_channel(channel), check_payload(payload))
+        self._db.fetchone(QUERIES["notify"], params)
+
+    def listen(self, channels: Sequence[str]) -> ChangeListener:
+        return PostgresListener(self._db, check_channels(channels))
+
+
+class PostgresListener(ChangeListener):
+    """LISTEN on a dedicated autocommit connection; `wait` blocks on its socket."""
+
+    def __init__(self, db: Database, channels: tuple[str, ...]) -> None:
+        self.channels = channels
+        self._db = db
+        conn = db.connect(autocommit=True)
+        try:
+            for channel in channels:
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        except psycopg.Error as exc:
+            conn.close()
+            raise db.error(exc) from None
+        self._conn: Connection | None = conn
+
+    def wait(self, timeout: float) -> list[Notification]:
+        conn = self._conn
+        if conn is None:
+            raise StoreError(f"the listener on {self._db.display_url} was closed; create a new one")
+        received: list[Notification] = []
+        try:
+            for notify in conn.notifies(timeout=max(timeout, 0.0), stop_after=1):
+                received.append(Notification(notify.channel, notify.payload))
+            if received:
+                # Whatever else already arrived, without waiting for more.
+                for notify in conn.notifies(timeout=0.0):
+                    received.append(Notification(notify.channel, notify.payload))
+        except psycopg.Error as exc:
+            raise self._db.error(exc) from None
+        return received
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
