@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from legato.states import StateType
@@ -160,6 +161,10 @@ class FlowRun:
     work_queue: str | None = None
     priority: int = 0
     scheduled_time: datetime | None = None
+    # Runs of a deployment carry its name; a schedule slot's run also carries an
+    # idempotency key, unique in the store, so that no slot is ever run twice.
+    deployment: str | None = None
+    idempotency_key: str | None = None
 
 
 @_fast_init
@@ -261,3 +266,70 @@ class Notification:
 
     channel: str
     payload: str = ""
+
+
+class CollisionStrategy(StrEnum):
+    """What a deployment at its concurrency limit does with one more run."""
+
+    ENQUEUE = "enqueue"  # the run waits in the queue until a slot frees up
+    CANCEL_NEW = "cancel_new"  # the new run is cancelled at once
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When a deployment runs: exactly one of ``cron``, ``interval`` (seconds) or
+    ``rrule``, read in ``timezone``. An interval counts from ``anchor``."""
+
+    cron: str | None = None
+    interval: float | None = None
+    rrule: str | None = None
+    timezone: str = "UTC"
+    anchor: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"timezone": self.timezone}
+        if self.cron is not None:
+            data["cron"] = self.cron
+        if self.interval is not None:
+            data["interval"] = self.interval
+        if self.rrule is not None:
+            data["rrule"] = self.rrule
+        if self.anchor is not None:
+            data["anchor"] = self.anchor.isoformat()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Schedule:
+        anchor = data.get("anchor")
+        return cls(
+            cron=data.get("cron"),
+            interval=data.get("interval"),
+            rrule=data.get("rrule"),
+            timezone=data.get("timezone", "UTC"),
+            anchor=None if anchor is None else datetime.fromisoformat(anchor),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """A named, stored recipe for running a flow: where its code is, with which
+    parameters, on which schedules, through which work queue."""
+
+    name: str
+    flow_name: str
+    entrypoint: str
+    id: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    schedules: tuple[Schedule, ...] = ()
+    work_queue: str = "default"
+    priority: int = 0
+    tags: tuple[str, ...] = ()
+    concurrency_limit: int | None = None
+    collision_strategy: CollisionStrategy = CollisionStrategy.ENQUEUE
+    description: str | None = None
+    paused: bool = False
+    catchup: bool = False
+    created: datetime = field(default_factory=utcnow)
+    updated: datetime = field(default_factory=utcnow)
+    # The scheduler's watermark: every slot up to here has its run.
+    scheduled_until: datetime | None = None

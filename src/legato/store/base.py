@@ -19,6 +19,7 @@ from datetime import datetime
 
 from legato.records import (
     CachedResult,
+    Deployment,
     ErrorInfo,
     FlowRun,
     HeartbeatReply,
@@ -89,6 +90,7 @@ class Store(ABC):
         states: Sequence[StateType] | None = None,
         flow_name: str | None = None,
         parent_run_id: str | None = None,
+        deployment: str | None = None,
     ) -> list[FlowRun]:
         """Runs newest first (by creation time), filtered."""
 
@@ -299,3 +301,44 @@ class Store(ABC):
     @abstractmethod
     def listen(self, channels: Sequence[str]) -> ChangeListener:
         """A listener for notifications on ``channels`` sent from now on."""
+
+    # --- deployments -----------------------------------------------------------
+
+    @abstractmethod
+    def save_deployment(self, deployment: Deployment, *, now: datetime) -> Deployment:
+        """Create the deployment, or replace the one with the same name.
+
+        A replacement keeps the stored id, creation time, pause switch and
+        scheduler watermark (``scheduled_until``). Returns it as stored.
+        """
+
+    @abstractmethod
+    def get_deployment(self, name: str) -> Deployment | None:
+        """The deployment called ``name``, or None."""
+
+    @abstractmethod
+    def list_deployments(self) -> list[Deployment]:
+        """Every deployment, by name."""
+
+    @abstractmethod
+    def delete_deployment(self, name: str) -> bool:
+        """Remove a deployment (its runs stay); True when it existed."""
+
+    @abstractmethod
+    def set_deployment_paused(self, name: str, paused: bool, *, now: datetime) -> bool:
+        """Pause or resume a deployment's schedules; True when it exists."""
+
+    @abstractmethod
+    def advance_deployment_schedule(self, name: str, scheduled_until: datetime) -> None:
+        """Move the scheduler's watermark forward (never back) to ``scheduled_until``."""
+
+    @abstractmethod
+    def create_flow_run_once(
+        self, run: FlowRun, parameters_blob: bytes | None = None
+    ) -> tuple[FlowRun, bool]:
+        """Insert ``run`` unless a run with its ``idempotency_key`` exists.
+
+        Returns (the stored run with that key, whether it was created now).
+        Safe to race: any number of processes creating the same key make one
+        run. A queued run notifies like `create_flow_run`.
+        """

@@ -20,7 +20,8 @@
 id, state, owner_token, flow_name, name, created, start_time, end_time, heartbeat_at,
 attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
 owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
-parameters, error, pause, result IS NOT NULL, work_queue, priority, scheduled_time
+parameters, error, pause, result IS NOT NULL, work_queue, priority, scheduled_time,
+deployment, idempotency_key
 
 -- task_run_columns --
 -- Column order read by rows.task_run_from_row.
@@ -76,15 +77,16 @@ INSERT INTO schema_migrations (version, applied_at) VALUES (%s, now())
 SELECT pg_advisory_xact_lock(%s::bigint)
 
 -- insert_flow_run --
--- the 28 columns below, in order
+-- the 30 columns below, in order
 INSERT INTO flow_runs (
     id, state, owner_token, flow_name, name, created, start_time, end_time, heartbeat_at,
     attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
     owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
-    parameters, error, pause, parameters_blob, work_queue, priority, scheduled_time
+    parameters, error, pause, parameters_blob, work_queue, priority, scheduled_time,
+    deployment, idempotency_key
 ) VALUES (
     %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-    %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s
+    %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s, %s, %s
 )
 
 -- get_flow_run --
@@ -122,6 +124,9 @@ flow_name = %s
 
 -- where_parent --
 parent_run_id = %s
+
+-- where_deployment --
+deployment = %s
 
 -- get_parameters_blob --
 -- id
@@ -359,7 +364,7 @@ SELECT {log_columns} FROM logs
 WHERE flow_run_id = %s AND id > %s AND task_run_id = %s ORDER BY id LIMIT %s
 
 -- insert_queued_flow_run --
--- the 28 columns of insert_flow_run: the insert, then a NOTIFY (sent at commit)
+-- the 30 columns of insert_flow_run: the insert, then a NOTIFY (sent at commit)
 -- to wake the workers of its queue, in one statement
 WITH inserted AS (
     INSERT INTO flow_runs (
@@ -367,10 +372,10 @@ WITH inserted AS (
         heartbeat_at, attempts, cancel_requested, parent_run_id, parent_call_key,
         entrypoint, flow_version, owner_host, owner_pid, owner_pid_started,
         result_serializer, state_message, tags, parameters, error, pause,
-        parameters_blob, work_queue, priority, scheduled_time
+        parameters_blob, work_queue, priority, scheduled_time, deployment, idempotency_key
     ) VALUES (
         %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-        %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s
+        %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s, %s, %s
     )
     RETURNING work_queue
 )
@@ -426,3 +431,78 @@ SELECT name, holder, generation, acquired_at, expires_at FROM leases WHERE name 
 -- notify --
 -- channel, payload
 SELECT pg_notify(%s::text, %s::text)
+
+-- create_flow_run_once --
+-- the 30 columns of insert_flow_run, then the idempotency key again. Returns
+-- the run with that key, whether this statement created it, and (unused) the
+-- notification of a queued run. When another transaction inserts the same key
+-- at the same moment, DO NOTHING waits for it, and this statement's snapshot
+-- cannot see its row: no row comes back, and the caller reads it again.
+WITH inserted AS (
+    INSERT INTO flow_runs (
+        id, state, owner_token, flow_name, name, created, start_time, end_time,
+        heartbeat_at, attempts, cancel_requested, parent_run_id, parent_call_key,
+        entrypoint, flow_version, owner_host, owner_pid, owner_pid_started,
+        result_serializer, state_message, tags, parameters, error, pause,
+        parameters_blob, work_queue, priority, scheduled_time, deployment, idempotency_key
+    ) VALUES (
+        %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+        %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s, %s, %s
+    )
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING {flow_run_columns}
+)
+SELECT inserted.*, true,
+    CASE WHEN inserted.state = 'scheduled' AND inserted.work_queue IS NOT NULL
+        THEN (SELECT 1 FROM pg_notify('legato_runs_queued', inserted.work_queue)) END
+FROM inserted
+UNION ALL
+SELECT {flow_run_columns}, false, NULL::integer FROM flow_runs
+WHERE idempotency_key = %s AND NOT EXISTS (SELECT FROM inserted)
+
+-- find_run_by_idempotency_key --
+-- key
+SELECT {flow_run_columns} FROM flow_runs WHERE idempotency_key = %s
+
+-- deployment_columns --
+-- Column order read by rows.deployment_from_row.
+name, id, flow_name, entrypoint, work_queue, priority, concurrency_limit,
+collision_strategy, paused, catchup, created, updated, scheduled_until, description,
+tags, parameters, schedules
+
+-- save_deployment --
+-- the 17 columns of deployment_columns. A new version keeps the id, creation
+-- time, pause switch and scheduler watermark of the one it replaces.
+INSERT INTO deployments AS d ({deployment_columns})
+VALUES (
+    %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+    %s::jsonb, %s::json, %s::jsonb
+)
+ON CONFLICT (name) DO UPDATE SET
+    flow_name = excluded.flow_name, entrypoint = excluded.entrypoint,
+    work_queue = excluded.work_queue, priority = excluded.priority,
+    concurrency_limit = excluded.concurrency_limit,
+    collision_strategy = excluded.collision_strategy, catchup = excluded.catchup,
+    updated = excluded.updated, description = excluded.description,
+    tags = excluded.tags, parameters = excluded.parameters, schedules = excluded.schedules
+RETURNING {deployment_columns}
+
+-- get_deployment --
+-- name
+SELECT {deployment_columns} FROM deployments WHERE name = %s
+
+-- list_deployments --
+SELECT {deployment_columns} FROM deployments ORDER BY name
+
+-- delete_deployment --
+-- name
+DELETE FROM deployments WHERE name = %s
+
+-- set_deployment_paused --
+-- paused, now, name
+UPDATE deployments SET paused = %s, updated = %s WHERE name = %s
+
+-- advance_deployment_schedule --
+-- until, name, until: the watermark only moves forward
+UPDATE deployments SET scheduled_until = %s::timestamptz
+WHERE name = %s AND (scheduled_until IS NULL OR scheduled_until < %s::timestamptz)

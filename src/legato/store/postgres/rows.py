@@ -169,6 +169,8 @@ def flow_run_params(run: FlowRun, parameters_blob: bytes | None) -> tuple[Any, .
         run.work_queue,
         run.priority,
         queued_due_time(run),
+        run.deployment,
+        run.idempotency_key,
     )
 
 
@@ -204,6 +206,8 @@ def flow_run_from_row(row: Sequence[Any]) -> FlowRun:
         work_queue=row[25],
         priority=row[26],
         scheduled_time=row[27],
+        deployment=row[28],
+        idempotency_key=row[29],
     )
 
 

@@ -56,7 +56,10 @@ CREATE TABLE flow_runs (
     -- Added by migration 0002.
     work_queue text COLLATE "C",
     priority integer NOT NULL DEFAULT 0,
-    scheduled_time timestamptz
+    scheduled_time timestamptz,
+    -- Added by migration 0003.
+    deployment text COLLATE "C",
+    idempotency_key text COLLATE "C"
 ) WITH (fillfactor = 90);
 -- fillfactor: room on each page for the new row version of a heartbeat (once
 -- a second per running run), so that it stays a HOT update touching no index.
@@ -71,6 +74,11 @@ CREATE INDEX flow_runs_parent ON flow_runs (parent_run_id, parent_call_key, crea
 -- The claim order of the runs waiting in each queue; only waiting runs are in it.
 CREATE INDEX flow_runs_queued ON flow_runs (work_queue, priority DESC, scheduled_time)
     WHERE state = 'scheduled';
+-- One run per key (a schedule slot's run): a second insert finds the first.
+CREATE UNIQUE INDEX flow_runs_idempotency ON flow_runs (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX flow_runs_deployment ON flow_runs (deployment, created, seq)
+    WHERE deployment IS NOT NULL;
 
 CREATE TABLE task_runs (
     flow_run_id text COLLATE "C" NOT NULL,
@@ -139,4 +147,24 @@ CREATE TABLE leases (
     generation bigint NOT NULL,
     acquired_at timestamptz NOT NULL,
     expires_at timestamptz NOT NULL
+);
+
+CREATE TABLE deployments (
+    name text COLLATE "C" PRIMARY KEY,
+    id text COLLATE "C" NOT NULL,
+    flow_name text NOT NULL,
+    entrypoint text NOT NULL,
+    work_queue text COLLATE "C" NOT NULL,
+    priority integer NOT NULL DEFAULT 0,
+    concurrency_limit integer,
+    collision_strategy text NOT NULL,
+    paused boolean NOT NULL DEFAULT false,
+    catchup boolean NOT NULL DEFAULT false,
+    created timestamptz NOT NULL,
+    updated timestamptz NOT NULL,
+    scheduled_until timestamptz,
+    description text,
+    tags jsonb,
+    parameters json NOT NULL,
+    schedules jsonb NOT NULL
 );

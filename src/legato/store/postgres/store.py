@@ -30,6 +30,7 @@ from legato.store.postgres.connection import (
     Database,
 )
 from legato.store.postgres.coordination import PostgresCoordination
+from legato.store.postgres.deployments import PostgresDeployments
 from legato.store.postgres.migrate import ensure_schema
 from legato.store.postgres.sql import QUERIES
 
@@ -79,7 +80,7 @@ def _pool_size() -> int:
     return int(size)
 
 
-class PostgresStore(PostgresCoordination, Store):
+class PostgresStore(PostgresCoordination, PostgresDeployments, Store):
     """A state store in a PostgreSQL database, safe for many threads, processes and machines.
 
     ``url`` is a libpq URL, ``postgresql://user:password@host:5432/dbname``
@@ -162,6 +163,7 @@ class PostgresStore(PostgresCoordination, Store):
         states: Sequence[StateType] | None = None,
         flow_name: str | None = None,
         parent_run_id: str | None = None,
+        deployment: str | None = None,
     ) -> list[FlowRun]:
         if limit <= 0:
             return []
@@ -173,6 +175,9 @@ class PostgresStore(PostgresCoordination, Store):
         if parent_run_id is not None:
             conditions.append(QUERIES["where_parent"])
             params.append(parent_run_id)
+        if deployment is not None:
+            conditions.append(QUERIES["where_deployment"])
+            params.append(deployment)
         # None and an empty sequence both mean "any state".
         wanted = sorted({StateType(state).value for state in states or ()})
         if wanted:

@@ -13,7 +13,8 @@
 id, state, owner_token, flow_name, name, created, start_time, end_time, heartbeat_at,
 attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
 owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
-parameters, error, pause, result IS NOT NULL, work_queue, priority, scheduled_time
+parameters, error, pause, result IS NOT NULL, work_queue, priority, scheduled_time,
+deployment, idempotency_key
 
 -- task_run_columns --
 -- Column order read by rows.task_run_from_row.
@@ -35,14 +36,15 @@ SELECT max(version) FROM schema_migrations
 INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)
 
 -- insert_flow_run --
--- the 28 columns below, in order
+-- the 30 columns below, in order
 INSERT INTO flow_runs (
     id, state, owner_token, flow_name, name, created, start_time, end_time, heartbeat_at,
     attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
     owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
-    parameters, error, pause, parameters_blob, work_queue, priority, scheduled_time
+    parameters, error, pause, parameters_blob, work_queue, priority, scheduled_time,
+    deployment, idempotency_key
 ) VALUES (
-    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 )
 
 -- get_flow_run --
@@ -68,6 +70,9 @@ flow_name = ?
 
 -- where_parent --
 parent_run_id = ?
+
+-- where_deployment --
+deployment = ?
 
 -- get_parameters_blob --
 -- id
@@ -321,3 +326,47 @@ ON CONFLICT (channel) DO UPDATE SET
 -- JSON channels
 SELECT channel, version, payload FROM notifications
 WHERE channel IN (SELECT value FROM json_each(?))
+
+-- find_run_by_idempotency_key --
+-- key
+SELECT {flow_run_columns} FROM flow_runs WHERE idempotency_key = ?
+
+-- deployment_columns --
+-- Column order read by rows.deployment_from_row.
+name, id, flow_name, entrypoint, work_queue, priority, concurrency_limit,
+collision_strategy, paused, catchup, created, updated, scheduled_until, description,
+tags, parameters, schedules
+
+-- save_deployment --
+-- the 17 columns of deployment_columns. A new version keeps the id, creation
+-- time, pause switch and scheduler watermark of the one it replaces.
+INSERT INTO deployments ({deployment_columns})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET
+    flow_name = excluded.flow_name, entrypoint = excluded.entrypoint,
+    work_queue = excluded.work_queue, priority = excluded.priority,
+    concurrency_limit = excluded.concurrency_limit,
+    collision_strategy = excluded.collision_strategy, catchup = excluded.catchup,
+    updated = excluded.updated, description = excluded.description,
+    tags = excluded.tags, parameters = excluded.parameters, schedules = excluded.schedules
+RETURNING {deployment_columns}
+
+-- get_deployment --
+-- name
+SELECT {deployment_columns} FROM deployments WHERE name = ?
+
+-- list_deployments --
+SELECT {deployment_columns} FROM deployments ORDER BY name
+
+-- delete_deployment --
+-- name
+DELETE FROM deployments WHERE name = ?
+
+-- set_deployment_paused --
+-- paused, now, name
+UPDATE deployments SET paused = ?, updated = ? WHERE name = ?
+
+-- advance_deployment_schedule --
+-- until, name, until: the watermark only moves forward
+UPDATE deployments SET scheduled_until = ?
+WHERE name = ? AND (scheduled_until IS NULL OR scheduled_until < ?)

@@ -152,6 +152,8 @@ def flow_run_params(run: FlowRun, parameters_blob: bytes | None) -> tuple[Any, .
         run.work_queue,
         run.priority,
         to_epoch(queued_due_time(run)),
+        run.deployment,
+        run.idempotency_key,
     )
 
 
@@ -190,6 +192,8 @@ def flow_run_from_row(row: Sequence[Any]) -> FlowRun:
         work_queue=row[25],
         priority=row[26],
         scheduled_time=None if row[27] is None else _fromtimestamp(row[27], UTC),
+        deployment=row[28],
+        idempotency_key=row[29],
     )
 
 

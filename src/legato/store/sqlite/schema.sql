@@ -46,7 +46,10 @@ CREATE TABLE flow_runs (
     -- blobs; reading them touches overflow pages only for runs with big results.
     work_queue TEXT,
     priority INTEGER NOT NULL DEFAULT 0,
-    scheduled_time REAL
+    scheduled_time REAL,
+    -- Added by migration 0004.
+    deployment TEXT,
+    idempotency_key TEXT
 );
 
 -- Ordering by (created, rowid) lets "newest first" walk an index backwards.
@@ -57,6 +60,11 @@ CREATE INDEX flow_runs_parent ON flow_runs (parent_run_id, parent_call_key, crea
 -- The claim order of the runs waiting in each queue; only waiting runs are in it.
 CREATE INDEX flow_runs_queued ON flow_runs (work_queue, priority DESC, scheduled_time)
 WHERE state = 'scheduled';
+-- One run per key (a schedule slot's run): a second insert finds the first.
+CREATE UNIQUE INDEX flow_runs_idempotency ON flow_runs (idempotency_key)
+WHERE idempotency_key IS NOT NULL;
+CREATE INDEX flow_runs_deployment ON flow_runs (deployment, created)
+WHERE deployment IS NOT NULL;
 
 CREATE TABLE task_runs (
     -- Recording order (a rowid table appends cheaply); kept when a call key is
@@ -156,4 +164,24 @@ CREATE TABLE notifications (
     channel TEXT PRIMARY KEY,
     version INTEGER NOT NULL,
     payload TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE deployments (
+    name TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
+    flow_name TEXT NOT NULL,
+    entrypoint TEXT NOT NULL,
+    work_queue TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    concurrency_limit INTEGER,
+    collision_strategy TEXT NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0,
+    catchup INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    scheduled_until REAL,
+    description TEXT,
+    tags TEXT,
+    parameters TEXT NOT NULL,
+    schedules TEXT NOT NULL
 ) WITHOUT ROWID;

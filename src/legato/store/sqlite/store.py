@@ -31,6 +31,7 @@ from legato.store.notifications import RUNS_QUEUED
 from legato.store.sqlite import rows
 from legato.store.sqlite.connection import DEFAULT_LOCK_TIMEOUT, Database
 from legato.store.sqlite.coordination import SQLiteCoordination
+from legato.store.sqlite.deployments import SQLiteDeployments
 from legato.store.sqlite.migrate import ensure_schema
 from legato.store.sqlite.sql import QUERIES
 
@@ -53,7 +54,7 @@ _GET_FLOW_RUN = QUERIES["get_flow_run"]
 _COMPLETED = StateType.COMPLETED
 
 
-class SQLiteStore(SQLiteCoordination, Store):
+class SQLiteStore(SQLiteCoordination, SQLiteDeployments, Store):
     """A state store in one SQLite file (WAL mode), safe for many threads and processes.
 
     ``lock_timeout`` bounds how long a call waits for another process's write
@@ -143,6 +144,7 @@ class SQLiteStore(SQLiteCoordination, Store):
         states: Sequence[StateType] | None = None,
         flow_name: str | None = None,
         parent_run_id: str | None = None,
+        deployment: str | None = None,
     ) -> list[FlowRun]:
         if limit <= 0:
             return []
@@ -154,6 +156,9 @@ class SQLiteStore(SQLiteCoordination, Store):
         if parent_run_id is not None:
             conditions.append(QUERIES["where_parent"])
             params.append(parent_run_id)
+        if deployment is not None:
+            conditions.append(QUERIES["where_deployment"])
+            params.append(deployment)
         # None and an empty sequence both mean "any state". Several states are
         # asked one by one, each walking an index in order, and merged: one
         # IN (...) query would sort every matching run to return the newest few.

@@ -1,0 +1,29 @@
+-- Deployments, and the runs made from them.
+ALTER TABLE flow_runs ADD COLUMN deployment TEXT;
+ALTER TABLE flow_runs ADD COLUMN idempotency_key TEXT;
+
+-- One run per key (a schedule slot's run): a second insert finds the first.
+CREATE UNIQUE INDEX flow_runs_idempotency ON flow_runs (idempotency_key)
+WHERE idempotency_key IS NOT NULL;
+CREATE INDEX flow_runs_deployment ON flow_runs (deployment, created)
+WHERE deployment IS NOT NULL;
+
+CREATE TABLE deployments (
+    name TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
+    flow_name TEXT NOT NULL,
+    entrypoint TEXT NOT NULL,
+    work_queue TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    concurrency_limit INTEGER,
+    collision_strategy TEXT NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0,
+    catchup INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    scheduled_until REAL,
+    description TEXT,
+    tags TEXT,
+    parameters TEXT NOT NULL,
+    schedules TEXT NOT NULL
+) WITHOUT ROWID;
