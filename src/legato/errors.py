@@ -42,6 +42,21 @@ class ParameterValidationError(LegatoError):
         super().__init__(f"invalid parameters for flow '{flow_name}': {joined}")
 
 
+class ScheduleError(ConfigurationError):
+    """A schedule (cron, interval, RRULE, time zone) is invalid."""
+
+
+class DeploymentNotFoundError(LegatoError):
+    """No deployment has the name asked for."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"no deployment named '{name}'; list them with `legato deployments`, or create "
+            f"it with `legato deploy path/to/file.py:flow --name {name}`"
+        )
+
+
 class TargetNotFoundError(LegatoError):
     """A `path/to/file.py:flow` or `package.module:flow` target cannot be loaded."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from legato.client.deployments import DeploymentOps
 from legato.engine.calls import resolve_run_id, resume_run, run_flow_with_observer
 from legato.engine.entrypoints import load_flow
 from legato.engine.liveness import reconcile
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from legato.flows import Flow
 
 
-class Client:
+class Client(DeploymentOps):
     def __init__(self, store: Store | None = None) -> None:
         """Use ``store``, or the configured default store."""
         self._store = store
@@ -56,6 +57,7 @@ class Client:
         limit: int = 50,
         states: Sequence[StateType] | None = None,
         flow_name: str | None = None,
+        deployment: str | None = None,
     ) -> list[FlowRun]:
         """Newest first; running runs whose process died read as crashed."""
         query_states = list(states) if states else None
@@ -70,7 +72,10 @@ class Client:
         offset_limit = limit
         while True:
             runs = self.store.list_flow_runs(
-                limit=offset_limit, states=query_states, flow_name=flow_name
+                limit=offset_limit,
+                states=query_states,
+                flow_name=flow_name,
+                deployment=deployment,
             )
             out = []
             for run in runs:
@@ -111,10 +116,13 @@ class Client:
         return load_flow(target)
 
     def validate_parameters(
-        self, flow: Flow[Any, Any], parameters: dict[str, Any]
+        self, flow: Flow[Any, Any], parameters: dict[str, Any], *, partial: bool = False
     ) -> dict[str, Any]:
-        """Coerced parameters, or ParameterValidationError naming each bad parameter."""
-        return flow.parameter_model.validate(parameters, coerce=flow.validate_parameters)
+        """Coerced parameters, or ParameterValidationError naming each bad parameter.
+        ``partial``: required parameters may be missing (a deployment's defaults)."""
+        return flow.parameter_model.validate(
+            parameters, coerce=flow.validate_parameters, partial=partial
+        )
 
     def run_flow(
         self,

@@ -54,8 +54,14 @@ class ParameterModel:
                 params.update(params.pop(p.name))
         return params
 
-    def validate(self, params: dict[str, Any], *, coerce: bool = True) -> dict[str, Any]:
-        """Check names and required parameters, then (with hints) validate and coerce."""
+    def validate(
+        self, params: dict[str, Any], *, coerce: bool = True, partial: bool = False
+    ) -> dict[str, Any]:
+        """Check names and required parameters, then (with hints) validate and coerce.
+
+        ``partial`` checks only the parameters given (a deployment's defaults,
+        completed when a run is triggered): missing required ones are fine.
+        """
         problems: list[str] = []
         known = {
             name
@@ -74,6 +80,7 @@ class ParameterModel:
                 p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
                 and p.default is inspect.Parameter.empty
                 and name not in params
+                and not partial
             ):
                 problems.append(f"'{name}' is required but missing")
         if problems:
@@ -87,9 +94,9 @@ class ParameterModel:
         full.update(params)
         if not coerce or not self.hinted:
             return full
-        return self._coerce(full)
+        return self._coerce(full, partial)
 
-    def _coerce(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _coerce(self, params: dict[str, Any], partial: bool = False) -> dict[str, Any]:
         from pydantic import ValidationError
 
         model_type, field_names = self._get_adapter()
@@ -99,12 +106,16 @@ class ParameterModel:
         except ValidationError as exc:
             problems = []
             for err in exc.errors():
+                if partial and err["type"] == "missing":
+                    continue
                 loc = ".".join(str(x) for x in err["loc"]) or "?"
                 got = err.get("input")
                 shown = repr(got)
                 if len(shown) > 60:
                     shown = shown[:57] + "..."
                 problems.append(f"'{loc}': {err['msg']} (got {shown})")
+            if not problems:  # only missing ones, in a partial check
+                return params
             raise ParameterValidationError(self.flow_name, problems) from None
         out = dict(params)
         for name in hinted:

@@ -1,0 +1,188 @@
+"""What the client offers about deployments: create, list, pause, delete, trigger.
+
+Mixed into `legato.client.Client`. Parameters are checked against the flow's
+signature before anything is stored: a deployment's defaults at deploy time
+(all of them when it has schedules, since scheduled runs get nothing else),
+the complete set when a run is triggered.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from legato.engine.entrypoints import entrypoint_of, load_flow
+from legato.engine.params import encode_parameters
+from legato.engine.queueing import queue_deployment_run
+from legato.errors import ConfigurationError, DeploymentNotFoundError, TargetNotFoundError
+from legato.records import CollisionStrategy, Deployment, FlowRun, Schedule, utcnow
+
+if TYPE_CHECKING:
+    from legato.flows import Flow
+    from legato.store.base import Store
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+
+
+def check_deployment_name(name: str) -> str:
+    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+        raise ConfigurationError(
+            f"invalid deployment name {name!r}: use letters, digits, '.', '_' and '-' "
+            f"(up to 128 characters, starting with a letter or digit)"
+        )
+    return name
+
+
+def _entrypoint(target: str | Flow[Any, Any]) -> tuple[Flow[Any, Any], str]:
+    """The flow, and the entrypoint other processes load it by."""
+    if isinstance(target, str):
+        flow = load_flow(target)
+        path, _, attr = target.rpartition(":")
+        if path.endswith(".py") or "/" in path or os.sep in path:
+            # Workers may start elsewhere: keep the file by its absolute path.
+            return flow, f"{os.path.abspath(os.path.expanduser(path))}:{attr}"
+        return flow, target
+    entrypoint = entrypoint_of(target.fn)
+    if entrypoint is None:
+        raise TargetNotFoundError(
+            f"flow '{target.name}' is defined where another process cannot import it "
+            f"(inside a function, a class or a notebook); move it to a module or file "
+            f"at top level to deploy it"
+        )
+    return target, entrypoint
+
+
+class DeploymentOps:
+    """The deployment methods of `legato.client.Client`."""
+
+    @property
+    def store(self) -> Store:  # provided by Client
+        raise NotImplementedError
+
+    def deploy(
+        self,
+        target: str | Flow[Any, Any],
+        *,
+        name: str,
+        schedules: Sequence[Schedule] = (),
+        parameters: dict[str, Any] | None = None,
+        work_queue: str = "default",
+        priority: int = 0,
+        tags: Sequence[str] = (),
+        concurrency_limit: int | None = None,
+        collision_strategy: CollisionStrategy | str = CollisionStrategy.ENQUEUE,
+        description: str | None = None,
+        catchup: bool = False,
+    ) -> Deployment:
+        """Create or update the deployment ``name`` of the flow at ``target``."""
+        from legato.schedules import check_schedule
+
+        check_deployment_name(name)
+        flow, entrypoint = _entrypoint(target)
+        parameters = dict(parameters or {})
+        # Scheduled runs get only these parameters: they must be complete.
+        flow.parameter_model.validate(
+            parameters, coerce=flow.validate_parameters, partial=not schedules
+        )
+        if encode_parameters(parameters)[1] is not None:
+            raise ConfigurationError(
+                f"the parameters of deployment '{name}' must be plain JSON values "
+                f"(strings, numbers, booleans, lists, objects) so any worker can read them"
+            )
+        for schedule in schedules:
+            check_schedule(schedule)
+        if concurrency_limit is not None and concurrency_limit < 1:
+            raise ConfigurationError(
+                f"concurrency limit {concurrency_limit} of deployment '{name}' must be at "
+                f"least 1 (leave it out for no limit)"
+            )
+        try:
+            strategy = CollisionStrategy(collision_strategy)
+        except ValueError:
+            choices = ", ".join(s.value for s in CollisionStrategy)
+            raise ConfigurationError(
+                f"unknown collision strategy {collision_strategy!r}; use one of: {choices}"
+            ) from None
+        if not work_queue or not work_queue.strip():
+            raise ConfigurationError("the work queue name must not be empty")
+        now = utcnow()
+        deployment = Deployment(
+            name=name,
+            flow_name=flow.name,
+            entrypoint=entrypoint,
+            id=os.urandom(16).hex(),
+            parameters=parameters,
+            schedules=tuple(schedules),
+            work_queue=work_queue,
+            priority=priority,
+            tags=tuple(dict.fromkeys([*flow.tags, *tags])),
+            concurrency_limit=concurrency_limit,
+            collision_strategy=strategy,
+            description=description,
+            catchup=catchup,
+            created=now,
+            updated=now,
+        )
+        return self.store.save_deployment(deployment, now=now)
+
+    def deployments(self) -> list[Deployment]:
+        return self.store.list_deployments()
+
+    def get_deployment(self, name: str) -> Deployment:
+        found = self.store.get_deployment(name)
+        if found is None:
+            raise DeploymentNotFoundError(name)
+        return found
+
+    def pause_deployment(self, name: str) -> Deployment:
+        """Stop creating scheduled runs (runs already queued stay queued)."""
+        if not self.store.set_deployment_paused(name, True, now=utcnow()):
+            raise DeploymentNotFoundError(name)
+        return self.get_deployment(name)
+
+    def resume_deployment(self, name: str) -> Deployment:
+        if not self.store.set_deployment_paused(name, False, now=utcnow()):
+            raise DeploymentNotFoundError(name)
+        return self.get_deployment(name)
+
+    def delete_deployment(self, name: str) -> None:
+        """Remove the deployment; its runs stay, with their deployment's name."""
+        if not self.store.delete_deployment(name):
+            raise DeploymentNotFoundError(name)
+
+    def trigger(
+        self,
+        name: str,
+        parameters: dict[str, Any] | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> FlowRun:
+        """Queue a run of deployment ``name`` for workers, due ``at`` (default now).
+
+        The deployment's parameters, overridden by ``parameters``, are checked
+        against the flow's signature first: `ParameterValidationError` and
+        nothing queued when they do not fit.
+        """
+        deployment = self.get_deployment(name)
+        flow = load_flow(deployment.entrypoint)
+        merged = {**deployment.parameters, **(parameters or {})}
+        flow.parameter_model.validate(merged, coerce=flow.validate_parameters)
+        if at is not None and at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        run, _ = queue_deployment_run(
+            self.store, deployment, merged, scheduled_time=at, flow_version=flow.version
+        )
+        return run
+
+    def next_scheduled_times(self, deployment: Deployment, count: int = 5) -> list[datetime]:
+        """The next ``count`` slots over all of the deployment's schedules."""
+        from legato.schedules import next_slots
+
+        now = utcnow()
+        found = sorted(
+            {slot for schedule in deployment.schedules for slot in next_slots(schedule, now, count)}
+        )
+        return found[:count]

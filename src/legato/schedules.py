@@ -1,0 +1,156 @@
+"""Schedules: checking them, and the slots (due times) they produce.
+
+A schedule is a cron expression, a fixed interval, or an iCalendar RRULE,
+read in an IANA time zone so that "02:00 every day" stays 02:00 local time
+across daylight-saving changes. Slots are computed the same way in every
+process, so the scheduler (whichever worker leads) and `legato deployment
+show` agree, and a slot's run is keyed by its time.
+
+croniter and dateutil are imported here only, when schedules are used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from legato.errors import ScheduleError
+from legato.records import Schedule
+
+
+def make_schedule(
+    *,
+    cron: str | None = None,
+    interval: float | None = None,
+    rrule: str | None = None,
+    timezone: str = "UTC",
+    anchor: datetime | None = None,
+    now: datetime | None = None,
+) -> Schedule:
+    """A checked schedule. An interval or RRULE without an anchor starts at
+    ``now`` rounded down to the minute, so its slots fall on whole minutes."""
+    options = (("--cron", cron), ("--interval", interval), ("--rrule", rrule))
+    given = [name for name, value in options if value is not None]
+    if len(given) != 1:
+        raise ScheduleError(
+            "a schedule needs exactly one of --cron, --interval or --rrule"
+            + (f" (got {', '.join(given)})" if given else "")
+        )
+    if anchor is None and cron is None:
+        start = (now or datetime.now(UTC)).astimezone(UTC)
+        anchor = start.replace(second=0, microsecond=0)
+    schedule = Schedule(cron=cron, interval=interval, rrule=rrule, timezone=timezone, anchor=anchor)
+    check_schedule(schedule)
+    return schedule
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ScheduleError(
+            f"unknown time zone {name!r}; use an IANA name such as 'UTC' or 'Europe/Paris'"
+        ) from None
+
+
+def check_schedule(schedule: Schedule) -> None:
+    """Raise ScheduleError saying what is wrong with ``schedule``, if anything."""
+    zone = _zone(schedule.timezone)
+    if schedule.cron is not None:
+        from croniter import croniter
+
+        if not croniter.is_valid(schedule.cron):
+            raise ScheduleError(
+                f"invalid cron expression {schedule.cron!r}; write five fields "
+                f"'minute hour day-of-month month day-of-week', e.g. '0 2 * * *'"
+            )
+    elif schedule.interval is not None:
+        seconds = schedule.interval
+        if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds < 1:
+            raise ScheduleError(
+                f"invalid interval {seconds!r}: give a number of seconds, at least 1"
+            )
+    elif schedule.rrule is not None:
+        _rrule(schedule, zone, schedule.anchor or datetime.now(UTC))
+    else:
+        raise ScheduleError("a schedule needs one of cron, interval or rrule")
+
+
+def _rrule(schedule: Schedule, zone: ZoneInfo, anchor: datetime) -> Any:
+    from dateutil.rrule import rrulestr
+
+    text = schedule.rrule or ""
+    try:
+        if "DTSTART" in text.upper():
+            return rrulestr(text, forceset=True)
+        return rrulestr(text, dtstart=anchor.astimezone(zone), forceset=True)
+    except (ValueError, TypeError) as exc:
+        raise ScheduleError(
+            f"invalid RRULE {text!r} ({exc}); write it like 'FREQ=WEEKLY;BYDAY=MO;BYHOUR=9'"
+        ) from None
+
+
+def slots(schedule: Schedule, after: datetime) -> Iterator[datetime]:
+    """The schedule's due times strictly after ``after``, in order, as UTC datetimes."""
+    zone = _zone(schedule.timezone)
+    after = after.astimezone(UTC)
+    if schedule.cron is not None:
+        from croniter import croniter
+
+        cron = croniter(schedule.cron, after.astimezone(zone))
+        while True:
+            yield cron.get_next(datetime).astimezone(UTC)
+    elif schedule.interval is not None:
+        step = timedelta(seconds=schedule.interval)
+        anchor = (schedule.anchor or after).astimezone(UTC)
+        if after < anchor:
+            current = anchor
+        else:
+            current = anchor + step * (math.floor((after - anchor) / step) + 1)
+        while True:
+            yield current
+            current += step
+    else:
+        anchor = schedule.anchor or after
+        rule = _rrule(schedule, zone, anchor)
+        current = after.astimezone(zone)
+        while True:
+            found = rule.after(current, inc=False)
+            if found is None:
+                return
+            yield found.astimezone(UTC)
+            current = found
+
+
+def slots_between(schedule: Schedule, after: datetime, until: datetime) -> list[datetime]:
+    """Due times in (``after``, ``until``], oldest first."""
+    found = []
+    for slot in slots(schedule, after):
+        if slot > until:
+            break
+        found.append(slot)
+    return found
+
+
+def next_slots(schedule: Schedule, after: datetime, count: int) -> list[datetime]:
+    """The next ``count`` due times after ``after``."""
+    found: list[datetime] = []
+    for slot in slots(schedule, after):
+        if len(found) >= count:
+            break
+        found.append(slot)
+    return found
+
+
+def describe(schedule: Schedule) -> str:
+    """A short human reading: 'cron 0 2 * * * (Europe/Paris)', 'every 90s', ..."""
+    if schedule.cron is not None:
+        text = f"cron {schedule.cron}"
+    elif schedule.interval is not None:
+        text = f"every {schedule.interval:g}s"
+    else:
+        text = f"rrule {schedule.rrule}"
+    return text if schedule.timezone == "UTC" else f"{text} ({schedule.timezone})"

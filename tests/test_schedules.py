@@ -1,0 +1,97 @@
+"""Schedules: checking them and the slots they produce."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from legato.errors import ScheduleError
+from legato.records import Schedule
+from legato.schedules import describe, make_schedule, next_slots, slots_between
+
+T0 = datetime(2024, 3, 29, 12, 0, 30, tzinfo=UTC)
+
+
+def test_cron_slots_follow_local_time_across_a_dst_change() -> None:
+    daily = Schedule(cron="0 2 * * *", timezone="Europe/Paris")
+    got = next_slots(daily, T0, 4)
+    # 02:00 Paris is 01:00 UTC before the change (31 March 2024) and 00:00 UTC after;
+    # on the day itself 02:00 does not exist and croniter moves it to 03:00 local.
+    assert got[0] == datetime(2024, 3, 30, 1, 0, tzinfo=UTC)
+    assert got[2] == datetime(2024, 4, 1, 0, 0, tzinfo=UTC)
+    assert all(slot.tzinfo is not None for slot in got)
+
+
+def test_cron_in_utc_every_fifteen_minutes() -> None:
+    got = slots_between(Schedule(cron="*/15 * * * *"), T0, T0 + timedelta(hours=1))
+    assert [slot.strftime("%H:%M") for slot in got] == ["12:15", "12:30", "12:45", "13:00"]
+
+
+def test_interval_slots_count_from_the_anchor_and_exclude_the_start() -> None:
+    schedule = Schedule(interval=90, anchor=datetime(2024, 3, 29, 11, 0, tzinfo=UTC))
+    got = next_slots(schedule, datetime(2024, 3, 29, 11, 3, tzinfo=UTC), 3)
+    assert [slot.strftime("%H:%M:%S") for slot in got] == ["11:04:30", "11:06:00", "11:07:30"]
+    # A slot exactly at "after" is not after it.
+    exact = next_slots(
+        schedule, datetime(2024, 3, 29, 11, 3, 0, tzinfo=UTC) + timedelta(seconds=90), 1
+    )
+    assert exact == [datetime(2024, 3, 29, 11, 6, tzinfo=UTC)]
+    before_anchor = next_slots(schedule, datetime(2024, 3, 29, 10, 0, tzinfo=UTC), 1)
+    assert before_anchor == [datetime(2024, 3, 29, 11, 0, tzinfo=UTC)]
+
+
+def test_every_process_computes_the_same_slots() -> None:
+    schedule = Schedule(interval=7, anchor=T0)
+    first = slots_between(schedule, T0, T0 + timedelta(minutes=5))
+    shifted = slots_between(schedule, T0 + timedelta(seconds=3), T0 + timedelta(minutes=5))
+    assert set(shifted) <= set(first) and len(first) - len(shifted) == 0
+
+
+def test_rrule_slots() -> None:
+    weekly = make_schedule(
+        rrule="FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0;BYSECOND=0",
+        timezone="America/New_York",
+        now=T0,
+    )
+    got = next_slots(weekly, T0, 2)
+    assert got == [
+        datetime(2024, 4, 1, 13, 0, tzinfo=UTC),  # 09:00 EDT
+        datetime(2024, 4, 8, 13, 0, tzinfo=UTC),
+    ]
+
+
+def test_make_schedule_anchors_intervals_on_the_minute() -> None:
+    schedule = make_schedule(interval=60, now=T0)
+    assert schedule.anchor == datetime(2024, 3, 29, 12, 0, tzinfo=UTC)
+    assert make_schedule(cron="0 * * * *", now=T0).anchor is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "exactly one of --cron, --interval or --rrule"),
+        ({"cron": "0 * * * *", "interval": 60}, "got --cron, --interval"),
+        ({"cron": "61 * * * *"}, "invalid cron expression"),
+        ({"cron": "every day"}, "five fields"),
+        ({"interval": 0}, "at least 1"),
+        ({"interval": float("nan")}, "at least 1"),
+        ({"rrule": "FREQ=SOMETIMES"}, "invalid RRULE"),
+        ({"cron": "0 2 * * *", "timezone": "Mars/Olympus"}, "unknown time zone"),
+    ],
+)
+def test_bad_schedules_are_clear_errors(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ScheduleError, match=message):
+        make_schedule(now=T0, **kwargs)  # type: ignore[arg-type]
+
+
+def test_describe() -> None:
+    assert describe(Schedule(cron="0 2 * * *", timezone="Europe/Paris")) == (
+        "cron 0 2 * * * (Europe/Paris)"
+    )
+    assert describe(Schedule(interval=90)) == "every 90s"
+
+
+def test_schedule_dict_round_trip() -> None:
+    schedule = make_schedule(interval=30.5, timezone="Asia/Tokyo", now=T0)
+    assert Schedule.from_dict(schedule.to_dict()) == schedule
