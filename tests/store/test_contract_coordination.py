@@ -402,3 +402,44 @@ def test_a_payload_over_the_limit_is_a_clear_error(store: Store) -> None:
         store.notify("work_ready", "x" * 8000)
     with pytest.raises(ConfigurationError, match="at least one channel"):
         store.listen([])
+
+
+# --- handing a claimed run to the process that executes it --------------------------
+
+
+def test_a_claimed_run_starts_only_under_its_claim(store: Store) -> None:
+    store.create_flow_run(run := queued())
+    worker = owner("worker-a")
+    claim(store, worker, 0)
+    executor = replace(worker, pid=2000)  # the worker's child, carrying the claim token
+    wrong = store.start_flow_run(
+        run.id, executor, from_states=[S.PENDING], now=at(1), expected_owner_token="stale"
+    )
+    assert wrong is None
+    started = store.start_flow_run(
+        run.id, executor, from_states=[S.PENDING], now=at(1), expected_owner_token=worker.token
+    )
+    assert started is not None and started.state is S.RUNNING and started.owner == executor
+
+
+def test_a_claim_taken_over_cannot_be_started_by_the_old_claimer(store: Store) -> None:
+    store.create_flow_run(run := queued())
+    first, second = owner("worker-a"), owner("worker-b")
+    claim(store, first, 0)
+    assert claim(store, second, LEASE + 1) is not None  # the first worker went quiet
+    late = store.start_flow_run(
+        run.id, first, from_states=[S.PENDING], now=at(LEASE + 2), expected_owner_token=first.token
+    )
+    assert late is None
+    assert store.get_flow_run(run.id).owner == second  # type: ignore[union-attr]
+
+
+def test_next_due_time_is_the_earliest_waiting_run_in_the_queues(store: Store) -> None:
+    assert store.next_due_time(["default"]) is None
+    store.create_flow_run(queued(scheduled_time=at(50)))
+    store.create_flow_run(queued(scheduled_time=at(20)))
+    store.create_flow_run(queued("other", scheduled_time=at(5)))
+    assert store.next_due_time(["default"]) == at(20)
+    assert store.next_due_time(["default", "other"]) == at(5)
+    claim(store, owner(), 30)  # takes the one due at 20
+    assert store.next_due_time(["default"]) == at(50)

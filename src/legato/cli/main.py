@@ -18,6 +18,7 @@ from legato import __version__
 from legato.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, flags
 from legato.cli.execute import resume_cmd, run_cmd
 from legato.cli.runs import cancel_cmd, logs_cmd, runs_cmd, show_cmd
+from legato.cli.worker import worker_cmd
 from legato.errors import (
     AmbiguousRunIdError,
     ConfigurationError,
@@ -64,7 +65,7 @@ def cli(debug: bool) -> None:
         flags.debug = True
 
 
-for _command in (run_cmd, runs_cmd, show_cmd, logs_cmd, resume_cmd, cancel_cmd):
+for _command in (run_cmd, runs_cmd, show_cmd, logs_cmd, resume_cmd, cancel_cmd, worker_cmd):
     cli.add_command(_command)
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext
 from legato.engine.flow_engine import FlowExecution, create_flow_run, run_hooks, unwrap_state
+from legato.engine.ids import error_info
 from legato.engine.liveness import reconcile
 from legato.engine.params import decode_parameters
 from legato.errors import (
@@ -17,7 +18,7 @@ from legato.errors import (
     RunStateError,
     TargetNotFoundError,
 )
-from legato.records import FlowRun, PauseInfo
+from legato.records import FlowRun, PauseInfo, utcnow
 from legato.states import RESUMABLE_STATES, State, StateType
 from legato.store import get_default_store
 
@@ -209,6 +210,42 @@ def resume_run(
     if flow.is_async:
         return asyncio.run(execution.execute_async(RESUME_STATES))
     return execution.execute(RESUME_STATES)
+
+
+def execute_claimed_run(run_id: str, claim_token: str, *, store: Store | None = None) -> State:
+    """Execute a run a worker claimed (it is PENDING under ``claim_token``) in this process.
+
+    Starts only while the claim holds: if the worker's lease lapsed and another
+    worker claimed the run meanwhile, `RunOwnershipLost` is raised and nothing
+    runs. A run claimed again after its worker died replays what it recorded.
+    """
+    import asyncio
+
+    store = store or get_default_store()
+    run = store.get_flow_run(run_id)
+    if run is None:
+        raise RunNotFoundError(run_id)
+    try:
+        flow = find_flow(run)
+        params = decode_parameters(run.parameters, store.get_parameters_blob(run.id))
+        params = flow.parameter_model.validate(params, coerce=flow.validate_parameters)
+    except Exception as exc:
+        # The code cannot be loaded or the parameters no longer fit it: the run
+        # fails here, with the reason, rather than crash and be claimed again.
+        store.transition_flow_run(
+            run_id,
+            to_state=StateType.FAILED,
+            from_states=[StateType.PENDING],
+            now=utcnow(),
+            message=f"the worker could not start it: {exc}",
+            error=error_info(exc),
+            expected_owner_token=claim_token,
+        )
+        raise
+    execution = FlowExecution(flow, store, run, params, claim_token=claim_token)
+    if flow.is_async:
+        return asyncio.run(execution.execute_async([StateType.PENDING]))
+    return execution.execute([StateType.PENDING])
 
 
 def resume_flow_run(

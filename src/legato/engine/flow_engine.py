@@ -83,6 +83,7 @@ class FlowExecution:
         *,
         observer: RunObserver | None = None,
         fresh: bool = False,
+        claim_token: str | None = None,
     ) -> None:
         self.flow = flow
         self.store = store
@@ -90,6 +91,8 @@ class FlowExecution:
         self.params = params
         self.observer = observer
         self.fresh = fresh  # created just now: nothing recorded to replay
+        # A worker's claim on the run: the first attempt starts only while it holds.
+        self.claim_token = claim_token
         self._first_attempt: int | None = None
 
     # -- attempts -----------------------------------------------------------------
@@ -97,11 +100,19 @@ class FlowExecution:
     def _start(self, from_states: Iterable[StateType]) -> FlowRunContext | None:
         """Start an attempt; None when the run was cancelled while awaiting a retry."""
         token = new_id()
+        claim, self.claim_token = self.claim_token, None
         started = self.store.start_flow_run(
-            self.run.id, current_owner(token), from_states=list(from_states), now=utcnow()
+            self.run.id,
+            current_owner(token),
+            from_states=list(from_states),
+            now=utcnow(),
+            expected_owner_token=claim,
         )
         if started is None:
             current = self.store.get_flow_run(self.run.id)
+            owner = current.owner if current is not None else None
+            if claim is not None and owner is not None and owner.token != claim:
+                raise RunOwnershipLost(self.run.id)
             retrying = self._first_attempt is not None
             if retrying and current is not None and current.state is StateType.CANCELLED:
                 self.run = current

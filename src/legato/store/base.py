@@ -110,8 +110,11 @@ class Store(ABC):
         *,
         from_states: Iterable[StateType],
         now: datetime,
+        expected_owner_token: str | None = None,
     ) -> FlowRun | None:
-        """Move the run to RUNNING under ``owner`` if its state is one of ``from_states``.
+        """Move the run to RUNNING under ``owner`` if its state is one of ``from_states``
+        (and, with ``expected_owner_token``, only while that token owns it: a run
+        claimed by a worker starts only if the claim still holds).
 
         Sets start_time (first start only), heartbeat_at, clears pause, error
         and cancel request, and increments ``attempts``. Returns the updated
@@ -274,6 +277,10 @@ class Store(ABC):
         may claim at once: each run goes to exactly one of them. The owner
         keeps the lease with `heartbeat_flow_run`.
         """
+
+    @abstractmethod
+    def next_due_time(self, work_queues: Sequence[str]) -> datetime | None:
+        """When the earliest SCHEDULED run in ``work_queues`` is due, or None."""
 
     @abstractmethod
     def acquire_lease(

@@ -65,6 +65,10 @@ class PostgresCoordination:
         row = self._db.fetchone(_CLAIM, params)
         return None if row is None else rows.flow_run_from_row(row)
 
+    def next_due_time(self, work_queues: Sequence[str]) -> datetime | None:
+        row = self._db.fetchone(QUERIES["next_due_time"], (list(work_queues),))
+        return None if row is None else row[0]
+
     def acquire_lease(
         self, name: str, holder: str, *, now: datetime, ttl_seconds: float
     ) -> Lease | None:

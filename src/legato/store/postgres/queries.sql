@@ -506,3 +506,21 @@ UPDATE deployments SET paused = %s, updated = %s WHERE name = %s
 -- until, name, until: the watermark only moves forward
 UPDATE deployments SET scheduled_until = %s::timestamptz
 WHERE name = %s AND (scheduled_until IS NULL OR scheduled_until < %s::timestamptz)
+
+-- start_claimed_flow_run --
+-- the parameters of start_flow_run, then the claim's owner token
+UPDATE flow_runs SET
+    state = 'running',
+    owner_token = %s, owner_host = %s, owner_pid = %s, owner_pid_started = %s,
+    start_time = coalesce(start_time, %s),
+    heartbeat_at = %s,
+    end_time = NULL, state_message = NULL, error = NULL, pause = NULL,
+    cancel_requested = false,
+    attempts = attempts + 1
+WHERE id = %s AND state = ANY(%s::text[]) AND owner_token = %s
+RETURNING {flow_run_columns}
+
+-- next_due_time --
+-- queues
+SELECT min(scheduled_time) FROM flow_runs
+WHERE state = 'scheduled' AND work_queue = ANY(%s::text[])

@@ -207,8 +207,9 @@ class PostgresStore(PostgresCoordination, PostgresDeployments, Store):
         *,
         from_states: Iterable[StateType],
         now: datetime,
+        expected_owner_token: str | None = None,
     ) -> FlowRun | None:
-        params = (
+        params: tuple[object, ...] = (
             owner.token,
             owner.host,
             owner.pid,
@@ -218,7 +219,11 @@ class PostgresStore(PostgresCoordination, PostgresDeployments, Store):
             run_id,
             rows.state_values(from_states),
         )
-        row = self._db.fetchone(QUERIES["start_flow_run"], params)
+        sql = QUERIES["start_flow_run"]
+        if expected_owner_token is not None:
+            sql = QUERIES["start_claimed_flow_run"]
+            params += (expected_owner_token,)
+        row = self._db.fetchone(sql, params)
         return None if row is None else rows.flow_run_from_row(row)
 
     def heartbeat_flow_run(self, run_id: str, owner_token: str, now: datetime) -> HeartbeatReply:

@@ -74,6 +74,11 @@ class SQLiteCoordination:
         found = self._db.write(claim)
         return rows.flow_run_from_row(found[0]) if found else None
 
+    def next_due_time(self, work_queues: Sequence[str]) -> datetime | None:
+        queues = rows.to_json(list(work_queues), "the work queue names")
+        row = self._db.fetchone(QUERIES["next_due_time"], (queues,))
+        return None if row is None else rows.from_epoch(row[0])
+
     def acquire_lease(
         self, name: str, holder: str, *, now: datetime, ttl_seconds: float
     ) -> Lease | None:

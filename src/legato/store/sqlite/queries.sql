@@ -370,3 +370,20 @@ UPDATE deployments SET paused = ?, updated = ? WHERE name = ?
 -- until, name, until: the watermark only moves forward
 UPDATE deployments SET scheduled_until = ?
 WHERE name = ? AND (scheduled_until IS NULL OR scheduled_until < ?)
+
+-- start_claimed_flow_run --
+-- the parameters of start_flow_run, then the claim's owner token
+UPDATE flow_runs SET
+    state = 'running',
+    owner_token = ?, owner_host = ?, owner_pid = ?, owner_pid_started = ?,
+    start_time = coalesce(start_time, ?),
+    heartbeat_at = ?,
+    end_time = NULL, state_message = NULL, error = NULL, pause = NULL,
+    cancel_requested = 0,
+    attempts = attempts + 1
+WHERE id = ? AND state IN (SELECT value FROM json_each(?)) AND owner_token = ?
+
+-- next_due_time --
+-- JSON queues
+SELECT min(scheduled_time) FROM flow_runs
+WHERE state = 'scheduled' AND work_queue IN (SELECT value FROM json_each(?))

@@ -193,9 +193,10 @@ class SQLiteStore(SQLiteCoordination, SQLiteDeployments, Store):
         *,
         from_states: Iterable[StateType],
         now: datetime,
+        expected_owner_token: str | None = None,
     ) -> FlowRun | None:
         at = rows.to_epoch(now)
-        params = (
+        params: tuple[object, ...] = (
             owner.token,
             owner.host,
             owner.pid,
@@ -205,9 +206,13 @@ class SQLiteStore(SQLiteCoordination, SQLiteDeployments, Store):
             run_id,
             rows.states_json(from_states),
         )
+        sql = QUERIES["start_flow_run"]
+        if expected_owner_token is not None:
+            sql = QUERIES["start_claimed_flow_run"]
+            params += (expected_owner_token,)
 
         def start(conn: sqlite3.Connection) -> Any:
-            if conn.execute(QUERIES["start_flow_run"], params).rowcount == 0:
+            if conn.execute(sql, params).rowcount == 0:
                 return None
             return conn.execute(_GET_FLOW_RUN, (run_id,)).fetchone()
 

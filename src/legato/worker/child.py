@@ -1,0 +1,43 @@
+"""The process a worker starts for one claimed run.
+
+Forked by the worker's fork server (`legato.worker.forkserver`), which has
+legato imported already; or, by hand,
+``LEGATO_CLAIM_TOKEN=... python -m legato.worker.child RUN_ID``. The run starts only while the claim holds. Exit codes follow `legato run`: 0
+completed, 1 failed, crashed or cancelled, 3 paused; 4 when the claim was
+lost before the start.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+EXIT_CLAIM_LOST = 4
+
+
+def main(argv: list[str]) -> int:
+    from legato.engine.calls import execute_claimed_run
+    from legato.errors import LegatoError, RunOwnershipLost
+    from legato.states import StateType
+
+    if len(argv) != 1 or not os.environ.get("LEGATO_CLAIM_TOKEN"):
+        print(
+            "usage: LEGATO_CLAIM_TOKEN=... python -m legato.worker.child RUN_ID "
+            "(started by `legato worker`, not by hand)",
+            file=sys.stderr,
+        )
+        return 2
+    run_id, token = argv[0], os.environ["LEGATO_CLAIM_TOKEN"]
+    try:
+        state = execute_claimed_run(run_id, token)
+    except RunOwnershipLost as exc:
+        print(f"legato worker: {exc}", file=sys.stderr)
+        return EXIT_CLAIM_LOST
+    except LegatoError as exc:
+        print(f"legato worker: flow run {run_id}: {exc}", file=sys.stderr)
+        return 1
+    return {StateType.COMPLETED: 0, StateType.PAUSED: 3}.get(state.type, 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

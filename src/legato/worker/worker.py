@@ -1,0 +1,276 @@
+"""The worker loop: claim queued runs, run each in a subprocess, watch them end.
+
+A worker claims a run under a token of its own and starts a child process
+with that token (`legato.worker.child`); the child starts the run only while
+the claim holds, then heartbeats it like any run. Claiming
+wakes on a notification (a run was queued), when the earliest waiting run
+falls due, or every ``poll_seconds`` (runs whose lease lapsed become
+claimable without any notification).
+
+Children are forked from a fork server with legato already imported (about
+a millisecond instead of an interpreter start per run). They live in a
+session of their own (a terminal's Ctrl-C reaches the worker only, which then
+shuts down in order) and, on Linux, die with the worker (``PR_SET_PDEATHSIG``
+on the fork server, which exits with the worker), as they would with its
+machine: their runs are then claimed again by another worker once their lease
+lapses.
+
+SIGTERM (or `stop`): stop claiming, give running flows ``grace_seconds`` to
+finish, then stop the rest and hand their runs back to the queue, where
+another worker resumes them by replay.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from legato.engine.ids import new_id
+from legato.engine.liveness import current_owner, hostname, lease_seconds
+from legato.errors import ConfigurationError
+from legato.records import FlowRun, utcnow
+from legato.states import StateType
+from legato.store.notifications import RUNS_QUEUED
+
+if TYPE_CHECKING:
+    from legato.client import Client
+    from legato.worker.forkserver import ForkServer
+    from legato.worker.scheduler import Scheduler
+
+_ACTIVE = (StateType.PENDING, StateType.RUNNING)
+
+
+@dataclass
+class _Child:
+    run: FlowRun
+    claim_token: str
+    pid: int
+    started: float
+    handing_back: bool = False  # stopped at shutdown: its run goes back to the queue
+
+
+class Worker:
+    """Claims runs from ``queues`` and executes up to ``concurrency`` at once."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        queues: tuple[str, ...] | list[str] = ("default",),
+        concurrency: int = 4,
+        name: str | None = None,
+        lease: float | None = None,
+        grace_seconds: float = 30.0,
+        poll_seconds: float = 2.0,
+        run_scheduler: bool = True,
+        log: bool = True,
+    ) -> None:
+        if concurrency < 1:
+            raise ConfigurationError(f"worker concurrency {concurrency} must be at least 1")
+        queues = tuple(dict.fromkeys(q.strip() for q in queues if q and q.strip()))
+        if not queues:
+            raise ConfigurationError("a worker needs at least one work queue, e.g. --queue default")
+        self.client = client
+        self.queues = queues
+        self.concurrency = concurrency
+        self.name = name or f"{hostname()}-{os.getpid()}"
+        self.lease = lease if lease is not None else lease_seconds()
+        self.grace_seconds = grace_seconds
+        self.poll_seconds = poll_seconds
+        self.log_enabled = log
+        self.id = f"{self.name}-{new_id()[:8]}"
+        self.children: dict[str, _Child] = {}
+        self.completed = 0
+        self._stop = threading.Event()
+        self._scheduler: Scheduler | None = None
+        self._forkserver: ForkServer | None = None
+        if run_scheduler:
+            from legato.worker.scheduler import Scheduler
+
+            self._scheduler = Scheduler(client, holder=self.id, lease=self.lease, log=self._log)
+
+    # -- running ----------------------------------------------------------------------
+
+    def run(self, *, install_signal_handlers: bool = True, max_runs: int | None = None) -> None:
+        """Work until `stop` (or SIGTERM / SIGINT); then shut down in order."""
+        if install_signal_handlers and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self.stop())
+            signal.signal(signal.SIGINT, lambda *_: self.stop())
+        store = self.client.store
+        self._log(
+            f"worker {self.name} started: queues {', '.join(self.queues)}, "
+            f"concurrency {self.concurrency}, lease {self.lease:g}s, store {store.display_url}"
+        )
+        with store.listen([RUNS_QUEUED]) as listener:
+            next_claim = 0.0
+            while not self._stop.is_set():
+                self._reap()
+                if max_runs is not None and self.completed >= max_runs and not self.children:
+                    break
+                if self._scheduler is not None:
+                    self._scheduler.tick()
+                now = time.monotonic()
+                if now >= next_claim:
+                    self._fill_slots(max_runs)
+                    next_claim = now + self.poll_seconds
+                timeout, due_in = self._wait_seconds(next_claim)
+                notified = listener.wait(timeout)
+                if len(self.children) < self.concurrency and (
+                    notified or (due_in is not None and due_in <= timeout)
+                ):
+                    next_claim = 0.0  # something was queued, or falls due now: look now
+        self._shutdown()
+
+    def stop(self) -> None:
+        """Ask the loop to stop claiming and shut down (safe from any thread or signal)."""
+        self._stop.set()
+
+    def _wait_seconds(self, next_claim: float) -> tuple[float, float | None]:
+        """How long to wait for a notification, and in how long the next run falls due."""
+        wait = max(0.0, next_claim - time.monotonic())
+        if self.children:
+            wait = min(wait, 0.1)  # notice children ending promptly
+        if self._scheduler is not None:
+            wait = min(wait, self._scheduler.seconds_to_next_tick())
+        due_in = None
+        if len(self.children) < self.concurrency:
+            due = self.client.store.next_due_time(self.queues)
+            if due is not None:
+                due_in = max(0.0, (due - utcnow()).total_seconds())
+                wait = min(wait, due_in)
+        return min(wait, self.poll_seconds), due_in
+
+    def _fill_slots(self, max_runs: int | None) -> None:
+        store = self.client.store
+        while len(self.children) < self.concurrency and not self._stop.is_set():
+            if max_runs is not None and self.completed + len(self.children) >= max_runs:
+                return
+            token = new_id()
+            run = store.claim_flow_run(
+                self.queues, current_owner(token), now=utcnow(), lease_seconds=self.lease
+            )
+            if run is None:
+                return
+            self._start_child(run, token)
+
+    def _start_child(self, run: FlowRun, token: str) -> None:
+        env = {**os.environ, "LEGATO_LEASE_SECONDS": f"{self.lease:g}"}
+        if self._forkserver is None:
+            # Imported here: `python -m legato.worker.forkserver` must not find
+            # the module already imported by this package.
+            from legato.worker.forkserver import ForkServer
+
+            self._forkserver = ForkServer()
+        pid = self._forkserver.spawn(run.id, token, env)
+        self.children[run.id] = _Child(run, token, pid, time.monotonic())
+        late = ""
+        if run.scheduled_time is not None:
+            behind = (utcnow() - run.scheduled_time).total_seconds()
+            if behind > 1:
+                late = f", {behind:.1f}s after it was due"
+        again = " (claimed again: its lease lapsed)" if run.state_message else ""
+        self._log(f"claimed {run.name} ({run.id}){again}{late}; pid {pid}")
+
+    def _reap(self) -> None:
+        if self._forkserver is None:
+            return
+        exits = self._forkserver.exits
+        while not exits.empty():
+            run_id, code = exits.get_nowait()
+            child = self.children.pop(run_id, None)
+            if child is not None:
+                self.completed += 1
+                self._settle(child, code)
+
+    def _settle(self, child: _Child, code: int) -> None:
+        """After a child exits: a run it left active crashed with it."""
+        run = self.client.store.get_flow_run(child.run.id)
+        if run is None or child.handing_back:
+            return
+        if run.state in _ACTIVE and self._owned_by(run, child):
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            self.client.store.transition_flow_run(
+                run.id,
+                to_state=StateType.CRASHED,
+                from_states=_ACTIVE,
+                now=utcnow(),
+                message=f"its process (pid {child.pid}) {how} while the run was "
+                f"{run.state.value}; resume it with `legato resume {run.id}`",
+                expected_owner_token=run.owner.token if run.owner else None,
+            )
+            self._log(f"{run.name} ({run.id}) crashed: process {how}")
+            return
+        self._log(f"{run.name} ({run.id}) ended {run.state.value}")
+
+    def _owned_by(self, run: FlowRun, child: _Child) -> bool:
+        owner = run.owner
+        if owner is None:
+            return False
+        if owner.token == child.claim_token:
+            return True
+        return owner.host == hostname() and owner.pid == child.pid
+
+    # -- shutting down ----------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        if self.children:
+            self._log(
+                f"stopping: waiting up to {self.grace_seconds:g}s for "
+                f"{len(self.children)} running flow run(s)"
+            )
+        deadline = time.monotonic() + self.grace_seconds
+        while self.children and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.05)
+        for child in list(self.children.values()):
+            self._hand_back(child)
+        self.children.clear()
+        if self._forkserver is not None:
+            self._forkserver.close()
+            self._forkserver = None
+        if self._scheduler is not None:
+            self._scheduler.release()
+        self._log(f"worker {self.name} stopped")
+
+    def _hand_back(self, child: _Child) -> None:
+        """Stop a child that outlived the grace period and queue its run again."""
+        child.handing_back = True
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(child.pid, sig)  # the child leads its own process group
+            except (ProcessLookupError, PermissionError):
+                break
+            if self._wait_for_exit(child, 5.0):
+                break
+        run = self.client.store.get_flow_run(child.run.id)
+        if run is None or run.state not in _ACTIVE or not self._owned_by(run, child):
+            return
+        self.client.store.transition_flow_run(
+            run.id,
+            to_state=StateType.SCHEDULED,
+            from_states=_ACTIVE,
+            now=utcnow(),
+            message=f"handed back by worker {self.name} at shutdown; another worker resumes it",
+            expected_owner_token=run.owner.token if run.owner else None,
+        )
+        self._log(f"handed {run.name} ({run.id}) back to queue {run.work_queue}")
+
+    def _wait_for_exit(self, child: _Child, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self._reap()
+            if child.run.id not in self.children:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def _log(self, message: str) -> None:
+        if self.log_enabled:
+            stamp = datetime.now().strftime("%H:%M:%S")
+            print(f"{stamp} {message}", file=sys.stderr, flush=True)
