@@ -2,7 +2,8 @@
 
 Forked by the worker's fork server (`legato.worker.forkserver`), which has
 legato imported already; or, by hand,
-``LEGATO_CLAIM_TOKEN=... python -m legato.worker.child RUN_ID``. The run starts only while the claim holds. Exit codes follow `legato run`: 0
+``LEGATO_CLAIM_TOKEN=... python -m legato.worker.child RUN_ID``. The run
+starts only while the claim holds. Exit codes follow `legato run`: 0
 completed, 1 failed, crashed or cancelled, 3 paused; 4 when the claim was
 lost before the start.
 """
