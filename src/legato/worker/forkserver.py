@@ -86,7 +86,16 @@ def _fork_child(request: dict[str, Any]) -> int:
 def serve() -> None:
     """The fork server's loop (runs in its own process)."""
     _die_with_parent()
-    import legato.worker.child  # noqa: F401 - preloaded for every child
+    # Preloaded once for every child: what running any flow needs.
+    import asyncio  # noqa: F401
+    import logging  # noqa: F401
+
+    import legato.engine.calls  # noqa: F401
+    import legato.store.sqlite  # noqa: F401
+    import legato.worker.child  # noqa: F401
+
+    if os.environ.get("LEGATO_DATABASE_URL", "").startswith("postgres"):
+        import legato.store.postgres  # noqa: F401
 
     children: dict[int, str] = {}
     stdin = sys.stdin.fileno()

@@ -135,7 +135,7 @@ class Worker:
         """How long to wait for a notification, and in how long the next run falls due."""
         wait = max(0.0, next_claim - time.monotonic())
         if self.children:
-            wait = min(wait, 0.1)  # notice children ending promptly
+            wait = min(wait, 0.02)  # notice children ending promptly
         if self._scheduler is not None:
             wait = min(wait, self._scheduler.seconds_to_next_tick())
         due_in = None

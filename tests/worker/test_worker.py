@@ -1,0 +1,289 @@
+"""Workers on real processes, on both backends: claiming, crashes, schedules, shutdown.
+
+Each test starts `legato worker` processes against the test's store (SQLite
+file or PostgreSQL database, through the environment), queues runs through
+the client, and checks a side-effect journal the flows append to: a line per
+completed task execution, so a task that ran twice shows twice.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from legato.client import Client
+from legato.records import FlowRun
+from legato.schedules import make_schedule
+from legato.states import StateType
+from legato.store import reset_default_store
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+FLOWS = '''
+import os
+import time
+
+from legato import flow, get_run_context, task
+
+
+def note(text: str) -> None:
+    with open(os.environ["SIDE_EFFECTS"], "a") as f:
+        f.write(text + "\\n")
+
+
+@task
+def step(tag: str, name: str, slow_first_time: float = 0.0) -> str:
+    marker = os.path.join(os.environ["MARKERS"], f"{tag}-{name}")
+    if slow_first_time and not os.path.exists(marker):
+        open(marker, "w").close()
+        note(f"{tag} {name} started")
+        time.sleep(slow_first_time)
+    note(f"{tag} {name}")
+    return name
+
+
+@flow
+def tagged(tag: str = "", slow_first_time: float = 0.0) -> list[str]:
+    tag = tag or get_run_context().flow_run_id
+    return [step(tag, "a"), step(tag, "b", slow_first_time), step(tag, "c")]
+
+
+@flow
+def one_step(tag: str) -> str:
+    return step(tag, "only")
+'''
+
+
+class Side:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def lines(self) -> list[str]:
+        return self.path.read_text().splitlines() if self.path.exists() else []
+
+    def counts(self) -> Counter[str]:
+        return Counter(self.lines())
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    flows = tmp_path / "flows.py"
+    flows.write_text(FLOWS)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    monkeypatch.setenv("SIDE_EFFECTS", str(tmp_path / "side-effects.txt"))
+    monkeypatch.setenv("MARKERS", str(markers))
+    monkeypatch.setenv("LEGATO_LOG_TO_CONSOLE", "0")
+    monkeypatch.setenv("LEGATO_HEARTBEAT_SECONDS", "0.2")
+    return flows
+
+
+@pytest.fixture
+def side(tmp_path: Path) -> Side:
+    return Side(tmp_path / "side-effects.txt")
+
+
+@pytest.fixture
+def client() -> Iterator[Client]:
+    reset_default_store()
+    c = Client()
+    yield c
+    c.store.close()
+
+
+class Workers:
+    """`legato worker` processes started by a test, stopped at its end."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.tmp_path / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "legato", "worker", "--lease-seconds", "2", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ),
+        )
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text() for p in sorted(self.tmp_path.glob("worker-*.log")))
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    started = Workers(tmp_path)
+    yield started
+    started.stop_all()
+
+
+def wait_for(check: Callable[[], object], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting until {what}")
+
+
+def state_of(client: Client, run: FlowRun) -> StateType:
+    return client.store.get_flow_run(run.id).state  # type: ignore[union-attr]
+
+
+# --- tests ------------------------------------------------------------------------------
+
+
+def test_a_worker_executes_a_triggered_run(
+    project: Path, client: Client, workers: Workers, side: Side
+) -> None:
+    client.deploy(f"{project}:tagged", name="tagged")
+    run = client.trigger("tagged", {"tag": "t1"})
+    assert run.state is StateType.SCHEDULED
+    worker = workers.start()
+    wait_for(lambda: state_of(client, run) is StateType.COMPLETED, "the run completed")
+    assert side.counts() == Counter({"t1 a": 1, "t1 b": 1, "t1 c": 1})
+    assert client.run_result(run.id) == ["a", "b", "c"]
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, workers.logs()
+
+
+def test_four_workers_execute_each_of_many_runs_exactly_once(
+    project: Path, client: Client, workers: Workers, side: Side
+) -> None:
+    client.deploy(f"{project}:one_step", name="one")
+    runs = [client.trigger("one", {"tag": f"r{n}"}) for n in range(200)]
+    for _ in range(4):
+        workers.start("--concurrency", "2")
+    wait_for(
+        lambda: len(side.lines()) >= len(runs)
+        and all(state_of(client, r) is StateType.COMPLETED for r in runs),
+        "every run completed",
+        timeout=180,
+    )
+    assert side.counts() == Counter({f"r{n} only": 1 for n in range(200)})
+    claimed_by = Counter(line for line in workers.logs().splitlines() if " claimed " in line)
+    assert sum(claimed_by.values()) == len(runs)  # one claim per run, nothing claimed twice
+
+
+def test_a_killed_workers_run_is_resumed_elsewhere_without_repeating_completed_tasks(
+    project: Path, client: Client, workers: Workers, side: Side
+) -> None:
+    client.deploy(f"{project}:tagged", name="tagged")
+    run = client.trigger("tagged", {"tag": "k", "slow_first_time": 60})
+    doomed = workers.start()
+    wait_for(lambda: "k b started" in side.lines(), "the run reached its slow task")
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(10)
+    workers.start()  # the survivor takes the run once its lease lapses
+    wait_for(lambda: state_of(client, run) is StateType.COMPLETED, "the run completed elsewhere")
+    counts = side.counts()
+    assert counts["k a"] == 1  # completed before the crash: replayed, not run again
+    assert counts["k b started"] == 1 and counts["k b"] == 1 and counts["k c"] == 1
+    final = client.store.get_flow_run(run.id)
+    assert final is not None and final.attempts == 2
+
+
+def test_three_workers_and_a_one_second_schedule_make_exactly_one_run_per_slot(
+    project: Path, client: Client, workers: Workers, side: Side
+) -> None:
+    client.deploy(f"{project}:tagged", name="every-second", schedules=[make_schedule(interval=1)])
+    for _ in range(3):
+        workers.start()
+    time.sleep(6)
+    client.pause_deployment("every-second")  # no new slots; queued ones finish
+    wait_for(
+        lambda: all(
+            r.state is StateType.COMPLETED
+            for r in client.list_runs(deployment="every-second", limit=1000)
+            if r.scheduled_time is not None and r.scheduled_time.timestamp() <= time.time()
+        ),
+        "the due runs completed",
+    )
+    runs = client.list_runs(deployment="every-second", limit=1000)
+    slots = sorted(r.scheduled_time.timestamp() for r in runs if r.scheduled_time is not None)
+    assert len(slots) >= 4
+    assert len(set(slots)) == len(slots)  # never two runs for one slot
+    assert all(later - earlier == 1.0 for earlier, later in zip(slots, slots[1:], strict=False))
+    done = [r for r in runs if r.state is StateType.COMPLETED]
+    for r in done:  # and each executed once
+        assert side.counts()[f"{r.id} a"] == 1
+    leaders = workers.logs().count("leading the scheduler")
+    assert leaders >= 1
+
+
+def test_sigterm_lets_a_running_flow_finish_within_the_grace_period(
+    project: Path, client: Client, workers: Workers, side: Side
+) -> None:
+    client.deploy(f"{project}:tagged", name="tagged")
+    run = client.trigger("tagged", {"tag": "g", "slow_first_time": 1.5})
+    worker = workers.start("--grace-seconds", "30")
+    wait_for(lambda: "g b started" in side.lines(), "the slow task started")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, workers.logs()
+    assert state_of(client, run) is StateType.COMPLETED
+    assert side.counts()["g c"] == 1
+
+
+def test_sigterm_hands_a_long_run_back_and_another_worker_resumes_it(
+    project: Path, client: Client, workers: Workers, side: Side
+) -> None:
+    client.deploy(f"{project}:tagged", name="tagged")
+    run = client.trigger("tagged", {"tag": "h", "slow_first_time": 60})
+    worker = workers.start("--grace-seconds", "0.5")
+    wait_for(lambda: "h b started" in side.lines(), "the slow task started")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, workers.logs()
+    handed = client.store.get_flow_run(run.id)
+    assert handed is not None and handed.state is StateType.SCHEDULED
+    assert handed.state_message is not None and "handed back" in handed.state_message
+    workers.start()
+    wait_for(lambda: state_of(client, run) is StateType.COMPLETED, "another worker finished it")
+    assert side.counts()["h a"] == 1 and side.counts()["h c"] == 1
+
+
+def test_a_run_whose_code_is_gone_fails_with_the_reason(
+    project: Path, client: Client, workers: Workers
+) -> None:
+    client.deploy(f"{project}:tagged", name="tagged")
+    run = client.trigger("tagged", {"tag": "x"})
+    project.rename(project.with_name("moved.py"))
+    workers.start()
+    wait_for(lambda: state_of(client, run) is StateType.FAILED, "the run failed")
+    failed = client.store.get_flow_run(run.id)
+    assert failed is not None and failed.state_message is not None
+    assert "could not start it" in failed.state_message and "flows.py" in failed.state_message
+
+
+def test_a_run_queued_for_another_queue_is_left_alone(
+    project: Path, client: Client, workers: Workers, side: Side
+) -> None:
+    client.deploy(f"{project}:tagged", name="gpu-only", work_queue="gpu")
+    run = client.trigger("gpu-only", {"tag": "q"})
+    workers.start("--queue", "default")
+    time.sleep(1.5)
+    assert state_of(client, run) is StateType.SCHEDULED
+    workers.start("--queue", "gpu")
+    wait_for(lambda: state_of(client, run) is StateType.COMPLETED, "the gpu worker ran it")
