@@ -8,6 +8,7 @@ completed task execution, so a task that ran twice shows twice.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -27,7 +28,8 @@ from legato.store import reset_default_store
 
 pytestmark = pytest.mark.usefixtures("backend")
 
-FLOWS = '''
+FLOWS = """
+import itertools
 import os
 import time
 
@@ -59,7 +61,7 @@ def tagged(tag: str = "", slow_first_time: float = 0.0) -> list[str]:
 @flow
 def one_step(tag: str) -> str:
     return step(tag, "only")
-'''
+"""
 
 
 class Side:
@@ -178,8 +180,10 @@ def test_four_workers_execute_each_of_many_runs_exactly_once(
     for _ in range(4):
         workers.start("--concurrency", "2")
     wait_for(
-        lambda: len(side.lines()) >= len(runs)
-        and all(state_of(client, r) is StateType.COMPLETED for r in runs),
+        lambda: (
+            len(side.lines()) >= len(runs)
+            and all(state_of(client, r) is StateType.COMPLETED for r in runs)
+        ),
         "every run completed",
         timeout=180,
     )
@@ -226,7 +230,7 @@ def test_three_workers_and_a_one_second_schedule_make_exactly_one_run_per_slot(
     slots = sorted(r.scheduled_time.timestamp() for r in runs if r.scheduled_time is not None)
     assert len(slots) >= 4
     assert len(set(slots)) == len(slots)  # never two runs for one slot
-    assert all(later - earlier == 1.0 for earlier, later in zip(slots, slots[1:], strict=False))
+    assert all(later - earlier == 1.0 for earlier, later in itertools.pairwise(slots))
     done = [r for r in runs if r.state is StateType.COMPLETED]
     for r in done:  # and each executed once
         assert side.counts()[f"{r.id} a"] == 1

@@ -90,9 +90,9 @@ def serve() -> None:
     import asyncio  # noqa: F401
     import logging  # noqa: F401
 
-    import legato.engine.calls  # noqa: F401
-    import legato.store.sqlite  # noqa: F401
-    import legato.worker.child  # noqa: F401
+    import legato.engine.calls
+    import legato.store.sqlite
+    import legato.worker.child
 
     if os.environ.get("LEGATO_DATABASE_URL", "").startswith("postgres"):
         import legato.store.postgres  # noqa: F401
