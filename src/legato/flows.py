@@ -6,12 +6,15 @@ import inspect
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from legato.engine.params import ParameterModel
 from legato.engine.results import check_serializer
 from legato.errors import ConfigurationError
 from legato.task_runners import ThreadPoolTaskRunner
+
+if TYPE_CHECKING:
+    from legato.records import Deployment
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -132,6 +135,32 @@ class Flow(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"Flow(name={self.name!r})"
+
+    def deploy(self, name: str, **options: Any) -> Deployment:
+        """Create or update the deployment ``name`` of this flow; workers run its runs.
+
+        Options: ``cron``, ``interval`` (seconds), ``rrule`` (each a value or a
+        list), ``timezone``, ``parameters``, ``work_queue``, ``priority``,
+        ``tags``, ``concurrency_limit``, ``collision_strategy``
+        (``"enqueue"`` or ``"cancel_new"``), ``description``, ``catchup``.
+        The flow must live at the top level of a module or script so that a
+        worker can import it.
+        """
+        from legato.serving import deploy_flow
+
+        return deploy_flow(self, name, **options)
+
+    def serve(self, name: str, **options: Any) -> None:
+        """Deploy this flow and run a worker for it in this process until stopped.
+
+        Takes the options of `deploy`, plus ``concurrency`` (default 4) and
+        ``work_queue`` (default: the deployment's name). In a script, call it
+        under ``if __name__ == "__main__":`` (workers import the script to run
+        the flow, and must not start serving again).
+        """
+        from legato.serving import serve_flow
+
+        serve_flow(self, name, **options)
 
     def with_options(self, **options: Any) -> Flow[P, R]:
         """A copy of this flow with some options changed."""
