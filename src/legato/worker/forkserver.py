@@ -90,12 +90,15 @@ def serve() -> None:
     import asyncio  # noqa: F401
     import logging  # noqa: F401
 
+    import cloudpickle  # noqa: F401
+    from pydantic import BaseModel, ConfigDict, create_model  # noqa: F401 - typed flows
+
     import legato.engine.calls
     import legato.store.sqlite
     import legato.worker.child
 
     if os.environ.get("LEGATO_DATABASE_URL", "").startswith("postgres"):
-        import legato.store.postgres  # noqa: F401
+        import legato.store.postgres.store  # noqa: F401
 
     children: dict[int, str] = {}
     stdin = sys.stdin.fileno()
