@@ -33,7 +33,8 @@ import itertools
 import os
 import time
 
-from legato import flow, get_run_context, task
+from legato import flow, get_run_context, pause_flow_run, task
+from legato.input import RunInput
 
 
 def note(text: str) -> None:
@@ -61,6 +62,17 @@ def tagged(tag: str = "", slow_first_time: float = 0.0) -> list[str]:
 @flow
 def one_step(tag: str) -> str:
     return step(tag, "only")
+
+
+class Approval(RunInput):
+    ok: bool
+
+
+@flow
+def approval(tag: str) -> str:
+    step(tag, "a")
+    answer = pause_flow_run(wait_for_input=Approval)
+    return step(tag, "yes" if answer.ok else "no")
 """
 
 
@@ -291,3 +303,33 @@ def test_a_run_queued_for_another_queue_is_left_alone(
     assert state_of(client, run) is StateType.SCHEDULED
     workers.start("--queue", "gpu")
     wait_for(lambda: state_of(client, run) is StateType.COMPLETED, "the gpu worker ran it")
+
+
+def test_a_paused_run_frees_its_worker_and_resume_queues_it_again(
+    project: Path, client: Client, workers: Workers, side: Side
+) -> None:
+    client.deploy(f"{project}:approval", name="approval")
+    run = client.trigger("approval", {"tag": "p"})
+    workers.start("--concurrency", "1")
+    wait_for(lambda: state_of(client, run) is StateType.PAUSED, "the run paused")
+    other = client.trigger("approval", {"tag": "p2"})  # the one slot is free again
+    wait_for(lambda: state_of(client, other) is StateType.PAUSED, "the second run paused")
+
+    def resume(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "legato", "resume", run.id, *args],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ),
+            timeout=60,
+        )
+
+    bad = resume("--input", '{"ok": "maybe"}')
+    assert bad.returncode == 2 and "ok" in bad.stderr
+    assert state_of(client, run) is StateType.PAUSED
+    good = resume("--input", '{"ok": true}')
+    assert good.returncode == 0, good.stderr
+    assert "queued again" in good.stdout
+    wait_for(lambda: state_of(client, run) is StateType.COMPLETED, "a worker finished it")
+    assert side.counts()["p a"] == 1 and side.counts()["p yes"] == 1
+    assert client.run_result(run.id) == "yes"

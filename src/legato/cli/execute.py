@@ -250,14 +250,24 @@ def run_cmd(
     metavar="JSON",
     help="Input for a run paused with wait_for_input, as a JSON object.",
 )
+@click.option(
+    "--here",
+    is_flag=True,
+    help="Run a worker's run (one queued from a deployment) in this process instead of "
+    "queueing it again for workers.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object describing the run.")
 @debug_option
 @click.pass_context
-def resume_cmd(ctx: click.Context, run_id: str, input_json: str | None, as_json: bool) -> None:
+def resume_cmd(
+    ctx: click.Context, run_id: str, input_json: str | None, here: bool, as_json: bool
+) -> None:
     """Resume a failed, crashed, cancelled or paused run in this process.
 
     Completed task calls are replayed from their stored results; the rest run.
-    RUN is a run id or any unambiguous prefix of one. Input that does not
+    A run from a deployment (one with a work queue) is queued again for the
+    workers instead, unless --here is given. RUN is a run id or any
+    unambiguous prefix of one. Input that does not
     validate against the paused run's model exits 2 and the run stays paused.
     Output and exit codes are those of `legato run`.
 
@@ -268,6 +278,16 @@ def resume_cmd(ctx: click.Context, run_id: str, input_json: str | None, as_json:
     """
     run_input = parse_json_object(input_json, "--input") if input_json is not None else None
     client = get_client(ctx)
+    if not here and client.resolve_run(run_id).work_queue is not None:
+        run = client.requeue_run(run_id, run_input)
+        if as_json:
+            emit_json(flow_run_to_dict(run))
+        else:
+            click.echo(
+                f"flow run {run.id} queued again on '{run.work_queue}'; a worker resumes it "
+                f"(completed tasks are replayed, not run again)"
+            )
+        return
     execute(
         ctx,
         client,

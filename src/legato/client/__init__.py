@@ -11,7 +11,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from legato.client.deployments import DeploymentOps
-from legato.engine.calls import resolve_run_id, resume_run, run_flow_with_observer
+from legato.engine.calls import (
+    requeue_run,
+    resolve_run_id,
+    resume_run,
+    run_flow_with_observer,
+)
 from legato.engine.entrypoints import load_flow
 from legato.engine.liveness import reconcile
 from legato.engine.results import deserialize
@@ -147,6 +152,12 @@ class Client(DeploymentOps):
         Raises InvalidRunInputError (run stays paused) or RunStateError before running."""
         run_id = resolve_run_id(self.store, id_or_prefix)
         return resume_run(run_id, run_input, observer=observer, store=self.store)
+
+    def requeue_run(self, id_or_prefix: str, run_input: dict[str, Any] | None = None) -> FlowRun:
+        """Resume a worker's run (one with a work queue) by queueing it again: a worker
+        claims it and replays it. Input for a paused run is validated and saved first."""
+        run_id = resolve_run_id(self.store, id_or_prefix)
+        return requeue_run(run_id, run_input, store=self.store)
 
     def cancel_run(self, id_or_prefix: str) -> FlowRun:
         """Request cancellation; returns the run after the request."""

@@ -248,6 +248,48 @@ def execute_claimed_run(run_id: str, claim_token: str, *, store: Store | None = 
     return execution.execute([StateType.PENDING])
 
 
+def requeue_run(
+    run_id: str, run_input: dict[str, Any] | None = None, *, store: Store | None = None
+) -> FlowRun:
+    """Resume a worker's run by queueing it again: a worker claims it and replays it.
+
+    Input for a paused run is validated and saved first, as `resume_run` does.
+    """
+    from legato.store.notifications import RUNS_QUEUED
+
+    store = store or get_default_store()
+    found = store.get_flow_run(run_id)
+    if found is None:
+        raise RunNotFoundError(run_id)
+    run = reconcile(store, found)
+    if run.state is StateType.SCHEDULED:
+        return run  # already waiting for a worker
+    if run.state not in RESUMABLE_STATES or run.work_queue is None:
+        raise RunStateError(_not_resumable(run))
+    if run.state is StateType.PAUSED:
+        _accept_input(store, run, run_input)
+    elif run_input is not None:
+        raise RunStateError(
+            f"flow run {run.id} is {run.state.value}, not paused: input only applies to a "
+            f"paused run; resume without --input"
+        )
+    # A lapsed run still stored as running is taken over from that state, and
+    # only while its owner is the one that went quiet.
+    queued = store.transition_flow_run(
+        run.id,
+        to_state=StateType.SCHEDULED,
+        from_states=[found.state],
+        now=utcnow(),
+        message=f"queued again by resume; a worker of queue '{run.work_queue}' resumes it",
+        expected_owner_token=found.owner.token if found.owner is not None else None,
+    )
+    if not queued:
+        current = store.get_flow_run(run.id) or run
+        raise RunStateError(_not_resumable(current))
+    store.notify(RUNS_QUEUED, run.work_queue)
+    return store.get_flow_run(run.id) or run
+
+
 def resume_flow_run(
     run_id: str, run_input: dict[str, Any] | None = None, *, flow: Flow[Any, Any] | None = None
 ) -> Any:

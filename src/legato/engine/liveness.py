@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import replace
 from datetime import timedelta
 from functools import lru_cache
 
@@ -80,6 +81,19 @@ def reconcile(store: Store, run: FlowRun) -> FlowRun:
     """The run as it really is: crashed if its process is gone, failed if its pause
     timed out. Writes the correction (compare-and-set) and returns the fresh record."""
     now = utcnow()
+    if run.state is StateType.RUNNING and run.owner is not None and run.work_queue is not None:
+        # A worker's run: when its lease lapses another worker claims it and
+        # resumes it, so a reader only shows it as crashed meanwhile and writes
+        # nothing (a stored "crashed" would keep workers from taking it over).
+        beat = run.heartbeat_at or run.start_time or run.created
+        if now - beat > timedelta(seconds=lease_seconds()):
+            return replace(
+                run,
+                state=StateType.CRASHED,
+                state_message=f"no heartbeat for more than {lease_seconds():g}s; a worker "
+                f"of queue '{run.work_queue}' takes it over and resumes it",
+            )
+        return run
     if run.state is StateType.RUNNING and run.owner is not None:
         owner = run.owner
         if owner.host == hostname():
