@@ -12,6 +12,7 @@ from legato.engine.calls import resume_flow_run
 from legato.engine.context import RunContext, get_run_context
 from legato.engine.logs import get_run_logger
 from legato.engine.pause import pause_flow_run
+from legato.engine.sleep import sleep
 from legato.engine.transactions import transaction
 from legato.errors import (
     CancelledRun,
@@ -54,6 +55,7 @@ __all__ = [
     "get_run_logger",
     "pause_flow_run",
     "resume_flow_run",
+    "sleep",
     "task",
     "task_input_hash",
     "transaction",

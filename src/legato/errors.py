@@ -245,3 +245,13 @@ class PauseSignal(_Signal):
         self.key = key
         self.detail = detail
         super().__init__(f"pause at '{key}'")
+
+
+class SleepSignal(_Signal):
+    """Unwinds a worker's flow body for a long `legato.sleep`: the run is queued again
+    for when the sleep ends, and its worker slot is free meanwhile."""
+
+    def __init__(self, key: str, until: float) -> None:
+        self.key = key
+        self.until = until
+        super().__init__(f"sleep at '{key}' until {until}")

@@ -33,6 +33,7 @@ import itertools
 import os
 import time
 
+import legato
 from legato import flow, get_run_context, pause_flow_run, task
 from legato.input import RunInput
 
@@ -62,6 +63,13 @@ def tagged(tag: str = "", slow_first_time: float = 0.0) -> list[str]:
 @flow
 def one_step(tag: str) -> str:
     return step(tag, "only")
+
+
+@flow
+def napper(tag: str, seconds: float) -> str:
+    step(tag, "before")
+    legato.sleep(seconds)
+    return step(tag, "after")
 
 
 class Approval(RunInput):
@@ -333,3 +341,26 @@ def test_a_paused_run_frees_its_worker_and_resume_queues_it_again(
     wait_for(lambda: state_of(client, run) is StateType.COMPLETED, "a worker finished it")
     assert side.counts()["p a"] == 1 and side.counts()["p yes"] == 1
     assert client.run_result(run.id) == "yes"
+
+
+def test_a_long_sleep_frees_the_worker_slot_and_the_run_wakes_up_later(
+    project: Path,
+    client: Client,
+    workers: Workers,
+    side: Side,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LEGATO_SLEEP_RELEASE_SECONDS", "1")
+    client.deploy(f"{project}:napper", name="napper")
+    sleeper = client.trigger("napper", {"tag": "s", "seconds": 3})
+    workers.start("--concurrency", "1")
+    wait_for(lambda: "s before" in side.lines(), "the sleeper reached its sleep")
+    wait_for(lambda: state_of(client, sleeper) is StateType.SCHEDULED, "the sleeper let go")
+    quick = client.trigger("napper", {"tag": "q", "seconds": 0})
+    wait_for(lambda: state_of(client, quick) is StateType.COMPLETED, "the other run used the slot")
+    assert state_of(client, sleeper) is StateType.SCHEDULED  # still asleep
+    wait_for(lambda: state_of(client, sleeper) is StateType.COMPLETED, "the sleeper woke up")
+    assert side.counts()["s before"] == 1 and side.counts()["s after"] == 1
+    woke = client.store.get_flow_run(sleeper.id)
+    assert woke is not None and woke.end_time is not None and woke.start_time is not None
+    assert (woke.end_time - woke.start_time).total_seconds() >= 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from legato.engine import results as _results
@@ -31,6 +32,7 @@ from legato.errors import (
     ResultNotSerializableError,
     RunOwnershipLost,
     RunStateError,
+    SleepSignal,
 )
 from legato.futures import LegatoFuture, resolve_futures
 from legato.records import FlowRun, PauseInfo, utcnow
@@ -288,6 +290,15 @@ class FlowExecution:
             store.pause_flow_run(run_id, token, pause, now=now(), logs=ctx.take_logs())
             paused = FlowPaused(run_id, pause.key, _model_name(pause.input_model))
             state = State(StateType.PAUSED, str(paused), now(), run_id, _exception=paused)
+            self._after(ctx, state, signal=outcome)
+            return state, None
+        if isinstance(outcome, SleepSignal):
+            wake = datetime.fromtimestamp(outcome.until, UTC)
+            message = f"sleeping until {wake.isoformat(timespec='seconds')}; queued again then"
+            store.reschedule_flow_run(
+                run_id, token, scheduled_time=wake, message=message, logs=ctx.take_logs()
+            )
+            state = State(StateType.SCHEDULED, message, now(), run_id)
             self._after(ctx, state, signal=outcome)
             return state, None
         if isinstance(outcome, CancelledRun):

@@ -154,6 +154,19 @@ class Store(ABC):
         """Move a running run to PAUSED with ``pause``; the owner is released. Fenced."""
 
     @abstractmethod
+    def reschedule_flow_run(
+        self,
+        run_id: str,
+        owner_token: str,
+        *,
+        scheduled_time: datetime,
+        message: str,
+        logs: Sequence[LogRecord] = (),
+    ) -> None:
+        """Move a running run back to SCHEDULED, due at ``scheduled_time``, releasing
+        its owner (a durable sleep: a worker claims it again when it is due). Fenced."""
+
+    @abstractmethod
     def transition_flow_run(
         self,
         run_id: str,

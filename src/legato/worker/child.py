@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     except LegatoError as exc:
         print(f"legato worker: flow run {run_id}: {exc}", file=sys.stderr)
         return 1
-    return {StateType.COMPLETED: 0, StateType.PAUSED: 3}.get(state.type, 1)
+    return {StateType.COMPLETED: 0, StateType.SCHEDULED: 0, StateType.PAUSED: 3}.get(state.type, 1)
 
 
 if __name__ == "__main__":

@@ -196,6 +196,23 @@ WITH run AS (
 )
 SELECT count(*) FROM run
 
+-- reschedule_flow_run --
+-- scheduled time, message, id, owner_token, then the six log arrays; the owner
+-- is released; returns 1 when the owner still had the run
+WITH run AS (
+    UPDATE flow_runs SET
+        state = 'scheduled', scheduled_time = %s::timestamptz, state_message = %s,
+        owner_token = NULL, owner_host = NULL, owner_pid = NULL, owner_pid_started = NULL,
+        heartbeat_at = NULL
+    WHERE id = %s AND owner_token = %s
+    RETURNING id
+), logged AS (
+    {insert_log_rows}
+    FROM run, {log_rows}
+    ORDER BY l.n
+)
+SELECT count(*) FROM run
+
 -- transition_flow_run --
 -- state, end_time, message, error, id, states
 UPDATE flow_runs SET state = %s, end_time = %s, state_message = %s, error = %s::jsonb

@@ -279,6 +279,25 @@ class PostgresStore(PostgresCoordination, PostgresDeployments, Store):
         if self._db.fetchone(QUERIES["pause_flow_run"], params)[0] == 0:
             raise RunOwnershipLost(run_id)
 
+    def reschedule_flow_run(
+        self,
+        run_id: str,
+        owner_token: str,
+        *,
+        scheduled_time: datetime,
+        message: str,
+        logs: Sequence[LogRecord] = (),
+    ) -> None:
+        params = (
+            scheduled_time,
+            rows.text(message),
+            run_id,
+            owner_token,
+            *(rows.log_arrays(logs) if logs else rows.NO_LOGS),
+        )
+        if self._db.fetchone(QUERIES["reschedule_flow_run"], params)[0] == 0:
+            raise RunOwnershipLost(run_id)
+
     def transition_flow_run(
         self,
         run_id: str,

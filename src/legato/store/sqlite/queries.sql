@@ -120,6 +120,14 @@ UPDATE flow_runs SET
     heartbeat_at = NULL
 WHERE id = ? AND owner_token = ?
 
+-- reschedule_flow_run --
+-- scheduled time, message, id, owner_token; the owner is released
+UPDATE flow_runs SET
+    state = 'scheduled', scheduled_time = ?, state_message = ?,
+    owner_token = NULL, owner_host = NULL, owner_pid = NULL, owner_pid_started = NULL,
+    heartbeat_at = NULL
+WHERE id = ? AND owner_token = ?
+
 -- transition_flow_run --
 -- state, end_time, message, error, id, JSON from-states
 UPDATE flow_runs SET state = ?, end_time = ?, state_message = ?, error = ?

@@ -272,6 +272,18 @@ class SQLiteStore(SQLiteCoordination, SQLiteDeployments, Store):
         params = (rows.pause_json(pause), run_id, owner_token)
         self._fenced_update(run_id, QUERIES["pause_flow_run"], params, logs)
 
+    def reschedule_flow_run(
+        self,
+        run_id: str,
+        owner_token: str,
+        *,
+        scheduled_time: datetime,
+        message: str,
+        logs: Sequence[LogRecord] = (),
+    ) -> None:
+        params = (rows.epoch(scheduled_time), message, run_id, owner_token)
+        self._fenced_update(run_id, QUERIES["reschedule_flow_run"], params, logs)
+
     def _fenced_update(
         self, run_id: str, sql: str, params: tuple[object, ...], logs: Sequence[LogRecord]
     ) -> None:
