@@ -165,6 +165,10 @@ class FlowRun:
     # idempotency key, unique in the store, so that no slot is ever run twice.
     deployment: str | None = None
     idempotency_key: str | None = None
+    # Runs sharing a concurrency key (a deployment's, a backfill's) run at most
+    # concurrency_limit at a time: workers claim no more of them.
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
 
 @_fast_init

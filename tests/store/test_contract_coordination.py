@@ -443,3 +443,56 @@ def test_next_due_time_is_the_earliest_waiting_run_in_the_queues(store: Store) -
     assert store.next_due_time(["default", "other"]) == at(5)
     claim(store, owner(), 30)  # takes the one due at 20
     assert store.next_due_time(["default"]) == at(50)
+
+
+# --- concurrency keys: at most N active runs per key ------------------------------
+
+
+def test_runs_of_a_concurrency_key_are_claimed_up_to_its_limit(store: Store) -> None:
+    limited = [
+        queued(
+            name=f"limited-{n}", scheduled_time=at(n), concurrency_key="d:x", concurrency_limit=2
+        )
+        for n in range(4)
+    ]
+    free = queued(name="free", scheduled_time=at(9))
+    other = queued(name="other", scheduled_time=at(8), concurrency_key="d:y", concurrency_limit=1)
+    for run in (*limited, free, other):
+        store.create_flow_run(run)
+    names = [claim(store, owner(), 10).name for _ in range(4)]  # type: ignore[union-attr]
+    assert names == ["limited-0", "limited-1", "other", "free"]
+    assert claim(store, owner(), 10) is None  # d:x has 2 active, d:y has 1
+    # One of d:x ends: the next of d:x may go.
+    assert store.transition_flow_run(
+        limited[0].id, to_state=S.COMPLETED, from_states=[S.PENDING], now=at(11)
+    )
+    got = claim(store, owner(), 12)
+    assert got is not None and got.name == "limited-2"
+    assert claim(store, owner(), 12) is None
+
+
+def test_racing_claimers_never_exceed_a_concurrency_limit(store: Store) -> None:
+    for n in range(20):
+        store.create_flow_run(
+            queued(name=f"r{n}", scheduled_time=at(n % 5), concurrency_key="k", concurrency_limit=3)
+        )
+    for n in range(5):
+        store.create_flow_run(queued(name=f"free{n}", scheduled_time=at(0)))
+    claimed: list[FlowRun] = []
+    start = threading.Barrier(8)
+
+    def worker() -> None:
+        who = owner()
+        start.wait()
+        while (got := claim(store, who, 10)) is not None:
+            claimed.append(got)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    keyed = [run for run in claimed if run.concurrency_key == "k"]
+    assert len(keyed) == 3
+    assert len(claimed) == 3 + 5
+    assert len({run.id for run in claimed}) == len(claimed)

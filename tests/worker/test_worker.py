@@ -72,6 +72,18 @@ def napper(tag: str, seconds: float) -> str:
     return step(tag, "after")
 
 
+@task
+def timed_step(tag: str) -> None:
+    note(f"{tag} start {time.time()!r}")
+    time.sleep(0.3)
+    note(f"{tag} end {time.time()!r}")
+
+
+@flow
+def timed(tag: str) -> None:
+    timed_step(tag)
+
+
 class Approval(RunInput):
     ok: bool
 
@@ -364,3 +376,23 @@ def test_a_long_sleep_frees_the_worker_slot_and_the_run_wakes_up_later(
     woke = client.store.get_flow_run(sleeper.id)
     assert woke is not None and woke.end_time is not None and woke.start_time is not None
     assert (woke.end_time - woke.start_time).total_seconds() >= 3
+
+
+def test_a_deployment_concurrency_limit_holds_across_workers(
+    project: Path, client: Client, workers: Workers, side: Side
+) -> None:
+    client.deploy(f"{project}:timed", name="single", concurrency_limit=1)
+    runs = [client.trigger("single", {"tag": f"c{n}"}) for n in range(4)]
+    workers.start("--concurrency", "2")
+    workers.start("--concurrency", "2")
+    wait_for(
+        lambda: all(state_of(client, r) is StateType.COMPLETED for r in runs), "all runs completed"
+    )
+    spans = {}
+    for line in side.lines():
+        tag, kind, stamp = line.split()
+        spans.setdefault(tag, {})[kind] = float(stamp)
+    ordered = sorted((s["start"], s["end"]) for s in spans.values())
+    assert len(ordered) == 4
+    for (_, end), (next_start, _) in itertools.pairwise(ordered):
+        assert next_start >= end  # never two at once

@@ -15,6 +15,7 @@ from typing import NoReturn
 import click
 
 from legato import __version__
+from legato.cli.backfill import backfill_cmd
 from legato.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, flags
 from legato.cli.execute import resume_cmd, run_cmd
 from legato.cli.runs import cancel_cmd, logs_cmd, runs_cmd, show_cmd
@@ -22,6 +23,7 @@ from legato.cli.worker import worker_cmd
 from legato.errors import (
     AmbiguousRunIdError,
     ConfigurationError,
+    DeploymentNotFoundError,
     InvalidRunInputError,
     LegatoError,
     ParameterValidationError,
@@ -34,6 +36,7 @@ from legato.errors import (
 USAGE_ERRORS: tuple[type[LegatoError], ...] = (
     AmbiguousRunIdError,
     ConfigurationError,
+    DeploymentNotFoundError,
     InvalidRunInputError,
     ParameterValidationError,
     RunNotFoundError,
@@ -65,7 +68,16 @@ def cli(debug: bool) -> None:
         flags.debug = True
 
 
-for _command in (run_cmd, runs_cmd, show_cmd, logs_cmd, resume_cmd, cancel_cmd, worker_cmd):
+for _command in (
+    run_cmd,
+    runs_cmd,
+    show_cmd,
+    logs_cmd,
+    resume_cmd,
+    cancel_cmd,
+    worker_cmd,
+    backfill_cmd,
+):
     cli.add_command(_command)
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from legato.engine.entrypoints import entrypoint_of, load_flow
 from legato.engine.params import encode_parameters
-from legato.engine.queueing import queue_deployment_run
+from legato.engine.queueing import queue_deployment_run, slot_key
 from legato.errors import ConfigurationError, DeploymentNotFoundError, TargetNotFoundError
 from legato.records import CollisionStrategy, Deployment, FlowRun, Schedule, utcnow
 
@@ -176,6 +176,59 @@ class DeploymentOps:
             self.store, deployment, merged, scheduled_time=at, flow_version=flow.version
         )
         return run
+
+    def backfill(
+        self,
+        name: str,
+        start: datetime,
+        end: datetime,
+        *,
+        concurrency: int | None = None,
+        max_runs: int = 10_000,
+    ) -> list[tuple[FlowRun, bool]]:
+        """Queue a run for every slot of the deployment's schedules in [start, end].
+
+        A slot that already has a run (from the scheduler or an earlier
+        backfill) keeps it: (run, False). ``concurrency`` caps how many of
+        this backfill's runs execute at once (default: the deployment's
+        limit). Refuses more than ``max_runs`` slots.
+        """
+        from legato.schedules import slots_between
+
+        deployment = self.get_deployment(name)
+        if not deployment.schedules:
+            raise ConfigurationError(
+                f"deployment '{name}' has no schedule, so it has no slots to backfill; "
+                f"queue runs with `legato trigger {name} --at TIME` instead"
+            )
+        start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))
+        if end < start:
+            raise ConfigurationError(
+                f"the backfill ends ({end.isoformat()}) before it starts ({start.isoformat()})"
+            )
+        if concurrency is not None and concurrency < 1:
+            raise ConfigurationError(f"backfill concurrency {concurrency} must be at least 1")
+        after = start - timedelta(microseconds=1)  # slots_between excludes its start
+        slots: set[datetime] = set()
+        for schedule in deployment.schedules:
+            slots.update(slots_between(schedule, after, end))
+            if len(slots) > max_runs:
+                raise ConfigurationError(
+                    f"the backfill of '{name}' from {start.isoformat()} to {end.isoformat()} "
+                    f"would queue more than {max_runs:,} runs; split it into shorter ranges"
+                )
+        group = None if concurrency is None else (f"backfill:{os.urandom(8).hex()}", concurrency)
+        return [
+            queue_deployment_run(
+                self.store,
+                deployment,
+                dict(deployment.parameters),
+                scheduled_time=slot,
+                idempotency_key=slot_key(deployment, slot.isoformat()),
+                concurrency=group,
+            )
+            for slot in sorted(slots)
+        ]
 
     def next_scheduled_times(self, deployment: Deployment, count: int = 5) -> list[datetime]:
         """The next ``count`` slots over all of the deployment's schedules."""

@@ -14,9 +14,14 @@ from typing import Any
 
 from legato.engine.ids import new_id
 from legato.engine.params import encode_parameters
-from legato.records import Deployment, FlowRun, utcnow
+from legato.records import CollisionStrategy, Deployment, FlowRun, utcnow
 from legato.states import StateType
 from legato.store.base import Store
+
+
+def slot_key(deployment: Deployment, slot_iso: str) -> str:
+    """The idempotency key of a schedule slot's run: one run per slot, ever."""
+    return f"{deployment.name}@{slot_iso}"
 
 
 def queue_deployment_run(
@@ -27,20 +32,39 @@ def queue_deployment_run(
     scheduled_time: datetime | None = None,
     idempotency_key: str | None = None,
     flow_version: str | None = None,
+    concurrency: tuple[str, int] | None = None,
 ) -> tuple[FlowRun, bool]:
     """Store a scheduled run of ``deployment``; (the run, whether it is new).
 
     With an ``idempotency_key`` (a schedule slot) the run is created once,
-    however many processes try.
+    however many processes try. The run counts against the deployment's
+    concurrency limit, or against ``concurrency`` (key, limit) when given (a
+    backfill's own). A deployment at its limit with the ``cancel_new``
+    strategy gets the run stored cancelled, saying why.
     """
     run_id = new_id()
     json_params, blob = encode_parameters(parameters)
     now = utcnow()
+    if concurrency is None and deployment.concurrency_limit is not None:
+        concurrency = (f"deployment:{deployment.name}", deployment.concurrency_limit)
+    state, message, end_time = StateType.SCHEDULED, None, None
+    if (
+        concurrency is not None
+        and deployment.collision_strategy is CollisionStrategy.CANCEL_NEW
+        and _active_runs(store, deployment.name, concurrency[1]) >= concurrency[1]
+    ):
+        state, end_time = StateType.CANCELLED, now
+        message = (
+            f"cancelled on arrival: deployment '{deployment.name}' already has "
+            f"{concurrency[1]} active run(s), its concurrency limit (strategy cancel_new)"
+        )
     run = FlowRun(
         id=run_id,
         flow_name=deployment.flow_name,
         name=f"{deployment.name}-{run_id[:8]}",
-        state=StateType.SCHEDULED,
+        state=state,
+        state_message=message,
+        end_time=end_time,
         parameters=json_params,
         entrypoint=deployment.entrypoint,
         flow_version=flow_version,
@@ -51,8 +75,15 @@ def queue_deployment_run(
         scheduled_time=scheduled_time or now,
         deployment=deployment.name,
         idempotency_key=idempotency_key,
+        concurrency_key=None if concurrency is None else concurrency[0],
+        concurrency_limit=None if concurrency is None else concurrency[1],
     )
     if idempotency_key is not None:
         return store.create_flow_run_once(run, blob)
     store.create_flow_run(run, blob)
     return run, True
+
+
+def _active_runs(store: Store, deployment: str, limit: int) -> int:
+    active = (StateType.PENDING, StateType.RUNNING)
+    return len(store.list_flow_runs(limit=limit, states=active, deployment=deployment))

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from legato.engine.queueing import queue_deployment_run
+from legato.engine.queueing import queue_deployment_run, slot_key
 from legato.records import Deployment, utcnow
 
 if TYPE_CHECKING:
@@ -29,10 +29,6 @@ LEASE_NAME = "legato-scheduler"
 TICK_SECONDS = 0.5
 LOOKAHEAD = timedelta(seconds=5)
 MAX_RUNS_PER_TICK = 1000  # a catch-up over years of slots proceeds in batches
-
-
-def slot_key(deployment: Deployment, slot_iso: str) -> str:
-    return f"{deployment.name}@{slot_iso}"
 
 
 class Scheduler:

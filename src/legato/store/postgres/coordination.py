@@ -1,10 +1,13 @@
 """Coordination on PostgreSQL: claiming queued runs, leases, LISTEN/NOTIFY.
 
-Mixed into `PostgresStore`. A claim is one UPDATE over a ``FOR UPDATE SKIP
-LOCKED`` pick, so any number of processes on any number of machines can claim
-at once and each run goes to one of them. Notifications are PostgreSQL's own:
-a listener keeps one connection of its own (outside the pool, which hands
-connections from thread to thread) in LISTEN mode.
+Mixed into `PostgresStore`. A claim is a short transaction: a ``FOR UPDATE
+SKIP LOCKED`` pick, then the UPDATE, so any number of processes on any number
+of machines can claim at once and each run goes to one of them. A run with a
+concurrency key is taken under an advisory lock on that key after counting
+the key's active runs again, so two claimers cannot both take its last slot.
+Notifications are PostgreSQL's own: a listener keeps one connection of its
+own (outside the pool, which hands connections from thread to thread) in
+LISTEN mode.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ from legato.store.postgres import rows
 from legato.store.postgres.connection import Connection, Database
 from legato.store.postgres.sql import QUERIES
 
-_CLAIM = QUERIES["claim_flow_run"]
+_PICK = QUERIES["pick_flow_run"]
+_LOCK_KEY = QUERIES["lock_concurrency_key"]
+_COUNT_ACTIVE = QUERIES["count_active_runs"]
+_TAKE = QUERIES["take_flow_run"]
 
 
 def _lease_from_row(row: Any) -> Lease:
@@ -51,19 +57,29 @@ class PostgresCoordination:
     ) -> FlowRun | None:
         queues = list(work_queues)
         lapsed_before = now - timedelta(seconds=lease_seconds)
-        params = (
-            queues,
-            now,
-            queues,
-            lapsed_before,
-            owner.token,
-            owner.host,
-            owner.pid,
-            owner.pid_started,
-            now,
-        )
-        row = self._db.fetchone(_CLAIM, params)
-        return None if row is None else rows.flow_run_from_row(row)
+        take = (owner.token, owner.host, owner.pid, owner.pid_started, now)
+        passed_over: list[str] = []
+
+        def claim(conn: Connection) -> tuple[Any, str | None]:
+            """(the claimed row, or None; the id of a run passed over at its limit)."""
+            with conn.transaction():
+                pick = (queues, now, queues, lapsed_before, passed_over)
+                found = conn.execute(_PICK, pick).fetchone()
+                if found is None:
+                    return None, None
+                run_id, state, key, limit = found
+                if key is not None and state == "scheduled":
+                    conn.execute(_LOCK_KEY, (key,))
+                    active = conn.execute(_COUNT_ACTIVE, (key,)).fetchone()
+                    if active is not None and active[0] >= limit:
+                        return None, run_id
+                return conn.execute(_TAKE, (*take, run_id)).fetchone(), None
+
+        while True:
+            row, over_limit = self._db.run(claim)
+            if over_limit is None:
+                return None if row is None else rows.flow_run_from_row(row)
+            passed_over.append(over_limit)
 
     def next_due_time(self, work_queues: Sequence[str]) -> datetime | None:
         row = self._db.fetchone(QUERIES["next_due_time"], (list(work_queues),))

@@ -21,7 +21,7 @@ id, state, owner_token, flow_name, name, created, start_time, end_time, heartbea
 attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
 owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
 parameters, error, pause, result IS NOT NULL, work_queue, priority, scheduled_time,
-deployment, idempotency_key
+deployment, idempotency_key, concurrency_key, concurrency_limit
 
 -- task_run_columns --
 -- Column order read by rows.task_run_from_row.
@@ -77,16 +77,16 @@ INSERT INTO schema_migrations (version, applied_at) VALUES (%s, now())
 SELECT pg_advisory_xact_lock(%s::bigint)
 
 -- insert_flow_run --
--- the 30 columns below, in order
+-- the 32 columns below, in order
 INSERT INTO flow_runs (
     id, state, owner_token, flow_name, name, created, start_time, end_time, heartbeat_at,
     attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
     owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
     parameters, error, pause, parameters_blob, work_queue, priority, scheduled_time,
-    deployment, idempotency_key
+    deployment, idempotency_key, concurrency_key, concurrency_limit
 ) VALUES (
     %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-    %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s, %s, %s
+    %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s, %s, %s, %s, %s
 )
 
 -- get_flow_run --
@@ -381,7 +381,7 @@ SELECT {log_columns} FROM logs
 WHERE flow_run_id = %s AND id > %s AND task_run_id = %s ORDER BY id LIMIT %s
 
 -- insert_queued_flow_run --
--- the 30 columns of insert_flow_run: the insert, then a NOTIFY (sent at commit)
+-- the 32 columns of insert_flow_run: the insert, then a NOTIFY (sent at commit)
 -- to wake the workers of its queue, in one statement
 WITH inserted AS (
     INSERT INTO flow_runs (
@@ -389,37 +389,54 @@ WITH inserted AS (
         heartbeat_at, attempts, cancel_requested, parent_run_id, parent_call_key,
         entrypoint, flow_version, owner_host, owner_pid, owner_pid_started,
         result_serializer, state_message, tags, parameters, error, pause,
-        parameters_blob, work_queue, priority, scheduled_time, deployment, idempotency_key
+        parameters_blob, work_queue, priority, scheduled_time, deployment, idempotency_key,
+        concurrency_key, concurrency_limit
     ) VALUES (
         %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-        %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s, %s, %s
+        %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s, %s, %s, %s, %s
     )
     RETURNING work_queue
 )
 SELECT pg_notify('legato_runs_queued', work_queue) FROM inserted
 
--- claim_flow_run --
--- JSON-free arrays: queues, now (due by), queues, lapsed before (now - lease),
--- then owner token, host, pid, pid_started, now (heartbeat). SKIP LOCKED lets
--- claimers pass each other's candidates; the row lock re-checks the WHERE
--- against the newest row version, so a run claimed meanwhile is passed over.
-WITH candidate AS (
-    SELECT id FROM flow_runs
-    WHERE (state = 'scheduled' AND work_queue = ANY(%s::text[])
-            AND scheduled_time <= %s::timestamptz)
-        OR (state IN ('pending', 'running') AND work_queue = ANY(%s::text[])
-            AND heartbeat_at < %s::timestamptz)
-    ORDER BY priority DESC, scheduled_time
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
-)
+-- pick_flow_run --
+-- queues, now (due by), queues, lapsed before (now - lease), ids to pass over.
+-- Runs the claim transaction starts with: SKIP LOCKED lets claimers pass each
+-- other's candidates; the row lock re-checks the WHERE against the newest row
+-- version, so a run claimed meanwhile is passed over. Runs of a concurrency key
+-- at its limit are left out here, and counted again under the key's lock.
+SELECT id, state, concurrency_key, concurrency_limit FROM flow_runs AS f
+WHERE ((state = 'scheduled' AND work_queue = ANY(%s::text[])
+        AND scheduled_time <= %s::timestamptz
+        AND (concurrency_key IS NULL OR concurrency_limit > (
+            SELECT count(*) FROM flow_runs AS active
+            WHERE active.concurrency_key = f.concurrency_key
+                AND active.state IN ('pending', 'running'))))
+    OR (state IN ('pending', 'running') AND work_queue = ANY(%s::text[])
+        AND heartbeat_at < %s::timestamptz))
+    AND NOT (id = ANY(%s::text[]))
+ORDER BY priority DESC, scheduled_time
+LIMIT 1
+FOR UPDATE SKIP LOCKED
+
+-- lock_concurrency_key --
+-- key: held until the claim commits, so claimers of one key count one by one
+SELECT pg_advisory_xact_lock(hashtextextended(%s::text, 7106))
+
+-- count_active_runs --
+-- concurrency key
+SELECT count(*) FROM flow_runs
+WHERE concurrency_key = %s AND state IN ('pending', 'running')
+
+-- take_flow_run --
+-- owner token, host, pid, pid_started, now (heartbeat), id
 UPDATE flow_runs SET
     state = 'pending',
     owner_token = %s, owner_host = %s, owner_pid = %s, owner_pid_started = %s,
     heartbeat_at = %s,
     state_message = CASE state WHEN 'scheduled' THEN NULL
         ELSE 'claimed again: the lease of its previous owner lapsed' END
-WHERE id = (SELECT id FROM candidate)
+WHERE id = %s
 RETURNING {flow_run_columns}
 
 -- acquire_lease --
@@ -450,7 +467,7 @@ SELECT name, holder, generation, acquired_at, expires_at FROM leases WHERE name 
 SELECT pg_notify(%s::text, %s::text)
 
 -- create_flow_run_once --
--- the 30 columns of insert_flow_run, then the idempotency key again. Returns
+-- the 32 columns of insert_flow_run, then the idempotency key again. Returns
 -- the run with that key, whether this statement created it, and (unused) the
 -- notification of a queued run. When another transaction inserts the same key
 -- at the same moment, DO NOTHING waits for it, and this statement's snapshot
@@ -461,10 +478,11 @@ WITH inserted AS (
         heartbeat_at, attempts, cancel_requested, parent_run_id, parent_call_key,
         entrypoint, flow_version, owner_host, owner_pid, owner_pid_started,
         result_serializer, state_message, tags, parameters, error, pause,
-        parameters_blob, work_queue, priority, scheduled_time, deployment, idempotency_key
+        parameters_blob, work_queue, priority, scheduled_time, deployment, idempotency_key,
+        concurrency_key, concurrency_limit
     ) VALUES (
         %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-        %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s, %s, %s
+        %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s, %s, %s, %s, %s
     )
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING {flow_run_columns}

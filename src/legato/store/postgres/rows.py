@@ -171,6 +171,8 @@ def flow_run_params(run: FlowRun, parameters_blob: bytes | None) -> tuple[Any, .
         queued_due_time(run),
         run.deployment,
         run.idempotency_key,
+        run.concurrency_key,
+        run.concurrency_limit,
     )
 
 
@@ -208,6 +210,8 @@ def flow_run_from_row(row: Sequence[Any]) -> FlowRun:
         scheduled_time=row[27],
         deployment=row[28],
         idempotency_key=row[29],
+        concurrency_key=row[30],
+        concurrency_limit=row[31],
     )
 
 

@@ -59,7 +59,9 @@ CREATE TABLE flow_runs (
     scheduled_time timestamptz,
     -- Added by migration 0003.
     deployment text COLLATE "C",
-    idempotency_key text COLLATE "C"
+    idempotency_key text COLLATE "C",
+    concurrency_key text COLLATE "C",
+    concurrency_limit integer
 ) WITH (fillfactor = 90);
 -- fillfactor: room on each page for the new row version of a heartbeat (once
 -- a second per running run), so that it stays a HOT update touching no index.
@@ -79,6 +81,9 @@ CREATE UNIQUE INDEX flow_runs_idempotency ON flow_runs (idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX flow_runs_deployment ON flow_runs (deployment, created, seq)
     WHERE deployment IS NOT NULL;
+-- Counting the active runs of a concurrency key when claiming.
+CREATE INDEX flow_runs_concurrency ON flow_runs (concurrency_key, state)
+    WHERE concurrency_key IS NOT NULL;
 
 CREATE TABLE task_runs (
     flow_run_id text COLLATE "C" NOT NULL,

@@ -14,7 +14,7 @@ id, state, owner_token, flow_name, name, created, start_time, end_time, heartbea
 attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
 owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
 parameters, error, pause, result IS NOT NULL, work_queue, priority, scheduled_time,
-deployment, idempotency_key
+deployment, idempotency_key, concurrency_key, concurrency_limit
 
 -- task_run_columns --
 -- Column order read by rows.task_run_from_row.
@@ -36,15 +36,16 @@ SELECT max(version) FROM schema_migrations
 INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)
 
 -- insert_flow_run --
--- the 30 columns below, in order
+-- the 32 columns below, in order
 INSERT INTO flow_runs (
     id, state, owner_token, flow_name, name, created, start_time, end_time, heartbeat_at,
     attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
     owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
     parameters, error, pause, parameters_blob, work_queue, priority, scheduled_time,
-    deployment, idempotency_key
+    deployment, idempotency_key, concurrency_key, concurrency_limit
 ) VALUES (
-    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+    ?, ?
 )
 
 -- get_flow_run --
@@ -293,6 +294,10 @@ WHERE id = (
         SELECT id, priority, scheduled_time FROM flow_runs
         WHERE state = 'scheduled' AND work_queue IN (SELECT value FROM json_each(?))
             AND scheduled_time <= ?
+            AND (concurrency_key IS NULL OR concurrency_limit > (
+                SELECT count(*) FROM flow_runs AS active
+                WHERE active.concurrency_key = flow_runs.concurrency_key
+                    AND active.state IN ('pending', 'running')))
         UNION ALL
         SELECT id, priority, scheduled_time FROM flow_runs
         WHERE state IN ('pending', 'running')

@@ -154,6 +154,8 @@ def flow_run_params(run: FlowRun, parameters_blob: bytes | None) -> tuple[Any, .
         to_epoch(queued_due_time(run)),
         run.deployment,
         run.idempotency_key,
+        run.concurrency_key,
+        run.concurrency_limit,
     )
 
 
@@ -194,6 +196,8 @@ def flow_run_from_row(row: Sequence[Any]) -> FlowRun:
         scheduled_time=None if row[27] is None else _fromtimestamp(row[27], UTC),
         deployment=row[28],
         idempotency_key=row[29],
+        concurrency_key=row[30],
+        concurrency_limit=row[31],
     )
 
 

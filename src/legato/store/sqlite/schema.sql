@@ -49,7 +49,9 @@ CREATE TABLE flow_runs (
     scheduled_time REAL,
     -- Added by migration 0004.
     deployment TEXT,
-    idempotency_key TEXT
+    idempotency_key TEXT,
+    concurrency_key TEXT,
+    concurrency_limit INTEGER
 );
 
 -- Ordering by (created, rowid) lets "newest first" walk an index backwards.
@@ -65,6 +67,9 @@ CREATE UNIQUE INDEX flow_runs_idempotency ON flow_runs (idempotency_key)
 WHERE idempotency_key IS NOT NULL;
 CREATE INDEX flow_runs_deployment ON flow_runs (deployment, created)
 WHERE deployment IS NOT NULL;
+-- Counting the active runs of a concurrency key when claiming.
+CREATE INDEX flow_runs_concurrency ON flow_runs (concurrency_key, state)
+WHERE concurrency_key IS NOT NULL;
 
 CREATE TABLE task_runs (
     -- Recording order (a rowid table appends cheaply); kept when a call key is

@@ -1,12 +1,17 @@
 -- Deployments, and the runs made from them.
 ALTER TABLE flow_runs ADD COLUMN deployment TEXT;
 ALTER TABLE flow_runs ADD COLUMN idempotency_key TEXT;
+ALTER TABLE flow_runs ADD COLUMN concurrency_key TEXT;
+ALTER TABLE flow_runs ADD COLUMN concurrency_limit INTEGER;
 
 -- One run per key (a schedule slot's run): a second insert finds the first.
 CREATE UNIQUE INDEX flow_runs_idempotency ON flow_runs (idempotency_key)
 WHERE idempotency_key IS NOT NULL;
 CREATE INDEX flow_runs_deployment ON flow_runs (deployment, created)
 WHERE deployment IS NOT NULL;
+-- Counting the active runs of a concurrency key when claiming.
+CREATE INDEX flow_runs_concurrency ON flow_runs (concurrency_key, state)
+WHERE concurrency_key IS NOT NULL;
 
 CREATE TABLE deployments (
     name TEXT PRIMARY KEY,
