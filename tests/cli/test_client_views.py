@@ -13,6 +13,7 @@ from legato.client.views import (
     flow_run_to_dict,
     isoformat,
     jsonable,
+    late_seconds,
     log_to_dict,
     short_repr,
     shorten,
@@ -98,6 +99,18 @@ def test_flow_run_dict_shows_where_a_queued_run_waits() -> None:
     data = flow_run_to_dict(make_run(work_queue="gpu", priority=3, scheduled_time=T0))
     assert (data["work_queue"], data["priority"]) == ("gpu", 3)
     assert data["scheduled_time"] == "2026-11-22T08:00:00.123456+00:00"
+
+
+def test_a_queued_run_past_its_due_time_is_late() -> None:
+    waiting = make_run(state=StateType.SCHEDULED, work_queue="q", scheduled_time=T0)
+    assert late_seconds(waiting, now=T0 + timedelta(seconds=10)) is None  # within grace
+    assert late_seconds(waiting, now=T0 + timedelta(seconds=75)) == 75.0
+    started = make_run(
+        state=StateType.COMPLETED, work_queue="q", scheduled_time=T0 - timedelta(seconds=20)
+    )
+    assert late_seconds(started) == 20.0  # started 20 s after it was due
+    assert late_seconds(make_run(state=StateType.SCHEDULED)) is None  # not queued
+    assert flow_run_to_dict(make_run())["late_seconds"] is None
 
 
 def test_flow_run_dict_tracebacks_only_on_request() -> None:

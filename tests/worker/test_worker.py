@@ -396,3 +396,20 @@ def test_a_deployment_concurrency_limit_holds_across_workers(
     assert len(ordered) == 4
     for (_, end), (next_start, _) in itertools.pairwise(ordered):
         assert next_start >= end  # never two at once
+
+
+def test_a_run_started_late_says_so_in_its_logs(
+    project: Path, client: Client, workers: Workers
+) -> None:
+    from datetime import timedelta
+
+    from legato.client.views import flow_run_to_dict
+    from legato.records import utcnow
+
+    client.deploy(f"{project}:tagged", name="tagged")
+    run = client.trigger("tagged", {"tag": "l"}, at=utcnow() - timedelta(seconds=90))
+    assert flow_run_to_dict(client.get_run(run.id))["late_seconds"] >= 90
+    workers.start()
+    wait_for(lambda: state_of(client, run) is StateType.COMPLETED, "the late run completed")
+    messages = [log.message for log in client.read_logs(run.id)]
+    assert any(m.startswith("started late: 9") for m in messages), messages

@@ -37,6 +37,10 @@ __all__ = [
 _MAX_DEPTH = 20
 
 
+# A queued run not started this long after its due time is late (as in Prefect).
+LATE_AFTER_SECONDS = 15.0
+
+
 def isoformat(value: datetime | None) -> str | None:
     """ISO 8601 in UTC; a naive datetime is taken to be UTC already."""
     if value is None:
@@ -165,7 +169,23 @@ def flow_run_to_dict(run: FlowRun, *, tracebacks: bool = False) -> dict[str, Any
         "work_queue": run.work_queue,
         "priority": run.priority,
         "scheduled_time": isoformat(run.scheduled_time),
+        "late_seconds": late_seconds(run),
     }
+
+
+def late_seconds(run: FlowRun, now: datetime | None = None) -> float | None:
+    """How late a queued run is: seconds past its due time while still waiting for a
+    worker (beyond `LATE_AFTER_SECONDS`), or how late it started; None if on time."""
+    due = run.scheduled_time
+    if due is None or run.work_queue is None:
+        return None
+    if run.state.value == "scheduled":
+        behind = ((now or datetime.now(UTC)) - due).total_seconds()
+    elif run.start_time is not None:
+        behind = (run.start_time - due).total_seconds()
+    else:
+        return None
+    return round(behind, 3) if behind > LATE_AFTER_SECONDS else None
 
 
 def task_run_to_dict(task_run: TaskRun, *, tracebacks: bool = False) -> dict[str, Any]:

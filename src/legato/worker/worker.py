@@ -22,6 +22,7 @@ another worker resumes them by replay.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -31,10 +32,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from legato.client.views import LATE_AFTER_SECONDS
 from legato.engine.ids import new_id
 from legato.engine.liveness import current_owner, hostname, lease_seconds
 from legato.errors import ConfigurationError
-from legato.records import FlowRun, utcnow
+from legato.records import FlowRun, LogRecord, utcnow
 from legato.states import StateType
 from legato.store.notifications import RUNS_QUEUED
 
@@ -174,6 +176,8 @@ class Worker:
             behind = (utcnow() - run.scheduled_time).total_seconds()
             if behind > 1:
                 late = f", {behind:.1f}s after it was due"
+            if behind > LATE_AFTER_SECONDS:
+                self._note(run, f"started late: {behind:.1f}s after its scheduled time")
         again = " (claimed again: its lease lapsed)" if run.state_message else ""
         self._log(f"claimed {run.name} ({run.id}){again}{late}; pid {pid}")
 
@@ -269,6 +273,17 @@ class Worker:
                 return True
             time.sleep(0.02)
         return False
+
+    def _note(self, run: FlowRun, message: str) -> None:
+        """A log line in the run itself (shown by `legato logs`), from this worker."""
+        record = LogRecord(
+            flow_run_id=run.id,
+            timestamp=utcnow(),
+            level=logging.WARNING,
+            message=message,
+            logger=f"legato.worker.{self.name}",
+        )
+        self.client.store.append_logs([record])
 
     def _log(self, message: str) -> None:
         if self.log_enabled:
