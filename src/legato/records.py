@@ -337,3 +337,7 @@ class Deployment:
     updated: datetime = field(default_factory=utcnow)
     # The scheduler's watermark: every slot up to here has its run.
     scheduled_until: datetime | None = None
+    # The flow's own timeout and retries, read when deployed: a worker enforces
+    # them even on a run whose process cannot stop by itself.
+    timeout_seconds: float | None = None
+    retries: int = 0

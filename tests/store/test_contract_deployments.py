@@ -64,6 +64,8 @@ def test_a_deployment_round_trips_every_field(store: Store) -> None:
         collision_strategy=CollisionStrategy.CANCEL_NEW,
         description="Loads yesterday's <orders>",
         catchup=True,
+        timeout_seconds=90.5,
+        retries=2,
     )
     stored = store.save_deployment(full, now=at(1))
     assert stored == replace(full, updated=at(1))

@@ -29,8 +29,8 @@ from legato.store import reset_default_store
 pytestmark = pytest.mark.usefixtures("backend")
 
 FLOWS = """
-import itertools
 import os
+import signal
 import time
 
 import legato
@@ -82,6 +82,22 @@ def timed_step(tag: str) -> None:
 @flow
 def timed(tag: str) -> None:
     timed_step(tag)
+
+
+@flow(timeout_seconds=1, retries=1)
+def freezes_once(tag: str) -> str:
+    marker = os.path.join(os.environ["MARKERS"], f"{tag}-froze")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        note(f"{tag} freezing")
+        os.kill(os.getpid(), signal.SIGSTOP)  # no timeout inside the process can end this
+    return step(tag, "done")
+
+
+@flow(timeout_seconds=1)
+def always_freezes(tag: str) -> None:
+    note(f"{tag} freezing")
+    os.kill(os.getpid(), signal.SIGSTOP)
 
 
 class Approval(RunInput):
@@ -413,3 +429,37 @@ def test_a_run_started_late_says_so_in_its_logs(
     wait_for(lambda: state_of(client, run) is StateType.COMPLETED, "the late run completed")
     messages = [log.message for log in client.read_logs(run.id)]
     assert any(m.startswith("started late: 9") for m in messages), messages
+
+
+def test_the_worker_kills_a_run_past_its_timeout_and_retries_it_elsewhere(
+    project: Path,
+    client: Client,
+    workers: Workers,
+    side: Side,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LEGATO_WORKER_TIMEOUT_GRACE_SECONDS", "0.5")
+    client.deploy(f"{project}:freezes_once", name="freezes-once")
+    client.deploy(f"{project}:always_freezes", name="always-freezes")
+    retried = client.trigger("freezes-once", {"tag": "r"})
+    failed = client.trigger("always-freezes", {"tag": "f"})
+    workers.start("--lease-seconds", "60")
+    wait_for(lambda: state_of(client, retried) is StateType.COMPLETED, "the retry completed")
+    wait_for(lambda: state_of(client, failed) is StateType.FAILED, "the frozen run failed")
+    assert side.counts()["r freezing"] == 1 and side.counts()["r done"] == 1
+    final = client.store.get_flow_run(failed.id)
+    assert final is not None and final.error is not None
+    assert final.error.type == "FlowTimeoutError"
+    assert "timeout_seconds=1" in (final.state_message or "")
+    assert "killed its process" in (final.state_message or "")
+
+
+def test_a_stuck_process_whose_lease_lapsed_loses_its_run_and_is_stopped(
+    project: Path, client: Client, workers: Workers, side: Side
+) -> None:
+    client.deploy(f"{project}:freezes_once", name="freezes-once")
+    run = client.trigger("freezes-once", {"tag": "s"})
+    workers.start()  # lease 2 s: the frozen process stops heartbeating
+    wait_for(lambda: state_of(client, run) is StateType.COMPLETED, "the run was taken over")
+    assert side.counts()["s freezing"] == 1 and side.counts()["s done"] == 1
+    wait_for(lambda: "taken over after its lease lapsed" in workers.logs(), "the old one stopped")

@@ -125,6 +125,8 @@ class DeploymentOps:
             catchup=catchup,
             created=now,
             updated=now,
+            timeout_seconds=flow.timeout_seconds,
+            retries=flow.retries,
         )
         return self.store.save_deployment(deployment, now=now)
 

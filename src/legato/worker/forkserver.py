@@ -6,8 +6,11 @@ the child runs `legato.worker.child.main`. Requests and events are JSON lines
 on the server's stdin and stdout:
 
     -> {"run_id": "...", "token": "...", "env": {...}}
-    <- {"event": "started", "run_id": "...", "pid": 1234}
-    <- {"event": "exited", "run_id": "...", "pid": 1234, "code": 0}   (-N: signal N)
+    <- {"event": "started", "token": "...", "pid": 1234}
+    <- {"event": "exited", "token": "...", "pid": 1234, "code": 0}   (-N: signal N)
+
+A child is named by its claim token, not its run id: a worker may claim a run
+again while an old process of that run (stuck, its lease lapsed) still exists.
 
 Each child leads a session of its own (the worker signals its process group)
 and, on Linux, is killed when the fork server dies; the fork server exits
@@ -100,7 +103,7 @@ def serve() -> None:
     if os.environ.get("LEGATO_DATABASE_URL", "").startswith("postgres"):
         import legato.store.postgres.store  # noqa: F401
 
-    children: dict[int, str] = {}
+    children: dict[int, str] = {}  # pid -> claim token
     stdin = sys.stdin.fileno()
     buffer = b""
     open_input = True
@@ -115,8 +118,8 @@ def serve() -> None:
                 line, buffer = buffer.split(b"\n", 1)
                 request = json.loads(line)
                 pid = _fork_child(request)
-                children[pid] = request["run_id"]
-                _send({"event": "started", "run_id": request["run_id"], "pid": pid})
+                children[pid] = request["token"]
+                _send({"event": "started", "token": request["token"], "pid": pid})
         while children:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -124,9 +127,9 @@ def serve() -> None:
                 break
             if pid == 0:
                 break
-            run_id = children.pop(pid, "")
+            token = children.pop(pid, "")
             code = os.waitstatus_to_exitcode(status)
-            _send({"event": "exited", "run_id": run_id, "pid": pid, "code": code})
+            _send({"event": "exited", "token": token, "pid": pid, "code": code})
 
 
 # --- the worker's side ------------------------------------------------------------------
@@ -143,7 +146,7 @@ class ForkServer:
             start_new_session=True,
         )
         self._started: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.exits: queue.Queue[tuple[str, int]] = queue.Queue()
+        self.exits: queue.Queue[tuple[str, int]] = queue.Queue()  # (claim token, code)
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, name="legato-forkserver", daemon=True)
         self._reader.start()
@@ -157,7 +160,7 @@ class ForkServer:
             if event["event"] == "started":
                 self._started.put(event)
             else:
-                self.exits.put((event["run_id"], int(event["code"])))
+                self.exits.put((event["token"], int(event["code"])))
         self._started.put({"event": "closed"})
 
     def spawn(self, run_id: str, token: str, env: dict[str, str]) -> int:

@@ -36,7 +36,8 @@ from legato.client.views import LATE_AFTER_SECONDS
 from legato.engine.ids import new_id
 from legato.engine.liveness import current_owner, hostname, lease_seconds
 from legato.errors import ConfigurationError
-from legato.records import FlowRun, LogRecord, utcnow
+from legato.records import ErrorInfo, FlowRun, LogRecord, utcnow
+from legato.settings import env_float
 from legato.states import StateType
 from legato.store.notifications import RUNS_QUEUED
 
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
     from legato.worker.scheduler import Scheduler
 
 _ACTIVE = (StateType.PENDING, StateType.RUNNING)
+# How long past a flow's timeout_seconds the worker waits before killing its process.
+DEFAULT_TIMEOUT_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -55,6 +58,9 @@ class _Child:
     pid: int
     started: float
     handing_back: bool = False  # stopped at shutdown: its run goes back to the queue
+    deadline: float | None = None  # monotonic time after which the worker stops it
+    retries: int = 0  # the deployment's flow retries: attempts a timeout may take
+    timed_out: bool = False
 
 
 class Worker:
@@ -85,6 +91,9 @@ class Worker:
         self.lease = lease if lease is not None else lease_seconds()
         self.grace_seconds = grace_seconds
         self.poll_seconds = poll_seconds
+        self.timeout_grace = env_float(
+            "LEGATO_WORKER_TIMEOUT_GRACE_SECONDS", DEFAULT_TIMEOUT_GRACE_SECONDS
+        )
         self.log_enabled = log
         self.id = f"{self.name}-{new_id()[:8]}"
         self.children: dict[str, _Child] = {}
@@ -113,12 +122,14 @@ class Worker:
             next_claim = 0.0
             while not self._stop.is_set():
                 self._reap()
+                self._enforce_timeouts()
                 if max_runs is not None and self.completed >= max_runs and not self.children:
                     break
                 if self._scheduler is not None:
                     self._scheduler.tick()
                 now = time.monotonic()
                 if now >= next_claim:
+                    self._stop_lost_children()
                     self._fill_slots(max_runs)
                     next_claim = now + self.poll_seconds
                 timeout, due_in = self._wait_seconds(next_claim)
@@ -170,7 +181,14 @@ class Worker:
 
             self._forkserver = ForkServer()
         pid = self._forkserver.spawn(run.id, token, env)
-        self.children[run.id] = _Child(run, token, pid, time.monotonic())
+        child = _Child(run, token, pid, time.monotonic())
+        deployment = self.client.store.get_deployment(run.deployment) if run.deployment else None
+        if deployment is not None and deployment.timeout_seconds is not None:
+            # The flow enforces its timeout itself; this catches a process that
+            # cannot stop (stuck in C code), a little later.
+            child.deadline = child.started + deployment.timeout_seconds + self.timeout_grace
+            child.retries = deployment.retries
+        self.children[token] = child
         late = ""
         if run.scheduled_time is not None:
             behind = (utcnow() - run.scheduled_time).total_seconds()
@@ -181,13 +199,77 @@ class Worker:
         again = " (claimed again: its lease lapsed)" if run.state_message else ""
         self._log(f"claimed {run.name} ({run.id}){again}{late}; pid {pid}")
 
+    def _stop_lost_children(self) -> None:
+        """Kill children whose run another worker took over (their lease lapsed while
+        they were stuck): their writes are fenced off already; this frees the slot."""
+        for child in list(self.children.values()):
+            run = self.client.store.get_flow_run(child.run.id)
+            if run is None or run.owner is None or self._owned_by(run, child):
+                continue  # still ours, or released by the child itself (paused, asleep)
+            child.handing_back = True  # nothing to record: the run is someone else's now
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self._log(
+                f"{run.name} ({run.id}) was taken over after its lease lapsed; "
+                f"stopped its old process {child.pid}"
+            )
+
+    def _enforce_timeouts(self) -> None:
+        now = time.monotonic()
+        for child in list(self.children.values()):
+            if child.deadline is None or now < child.deadline or child.timed_out:
+                continue
+            child.timed_out = True
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self._wait_for_exit(child, 5.0)
+            self._after_timeout(child)
+
+    def _after_timeout(self, child: _Child) -> None:
+        """Fail the run of a child killed for its timeout, or queue it again while
+        the flow has retries left (any worker takes the next attempt)."""
+        store = self.client.store
+        run = store.get_flow_run(child.run.id)
+        if run is None or run.state not in _ACTIVE or not self._owned_by(run, child):
+            return
+        seconds = (child.deadline or 0) - child.started - self.timeout_grace
+        why = (
+            f"flow '{run.flow_name}' ran past its timeout_seconds={seconds:g} and did not "
+            f"stop; the worker killed its process (attempt {run.attempts})"
+        )
+        owner_token = run.owner.token if run.owner else None
+        if run.attempts <= child.retries:
+            store.transition_flow_run(
+                run.id,
+                to_state=StateType.SCHEDULED,
+                from_states=_ACTIVE,
+                now=utcnow(),
+                message=why + "; queued again for a retry",
+                expected_owner_token=owner_token,
+            )
+        else:
+            store.transition_flow_run(
+                run.id,
+                to_state=StateType.FAILED,
+                from_states=_ACTIVE,
+                now=utcnow(),
+                message=why,
+                error=ErrorInfo(type="FlowTimeoutError", message=why),
+                expected_owner_token=owner_token,
+            )
+        self._log(f"{run.name} ({run.id}) timed out: {why}")
+
     def _reap(self) -> None:
         if self._forkserver is None:
             return
         exits = self._forkserver.exits
         while not exits.empty():
-            run_id, code = exits.get_nowait()
-            child = self.children.pop(run_id, None)
+            token, code = exits.get_nowait()
+            child = self.children.pop(token, None)
             if child is not None:
                 self.completed += 1
                 self._settle(child, code)
@@ -195,7 +277,7 @@ class Worker:
     def _settle(self, child: _Child, code: int) -> None:
         """After a child exits: a run it left active crashed with it."""
         run = self.client.store.get_flow_run(child.run.id)
-        if run is None or child.handing_back:
+        if run is None or child.handing_back or child.timed_out:
             return
         if run.state in _ACTIVE and self._owned_by(run, child):
             how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
@@ -269,7 +351,7 @@ class Worker:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             self._reap()
-            if child.run.id not in self.children:
+            if child.claim_token not in self.children:
                 return True
             time.sleep(0.02)
         return False

@@ -35,6 +35,8 @@ def deployment_params(deployment: Deployment, now: datetime) -> tuple[Any, ...]:
         rows.to_jsonb(list(deployment.tags), "the tags") if deployment.tags else None,
         rows.to_json(deployment.parameters, f"the parameters of deployment '{deployment.name}'"),
         rows.to_jsonb([s.to_dict() for s in deployment.schedules], "the schedules"),
+        deployment.timeout_seconds,
+        deployment.retries,
     )
 
 
@@ -57,6 +59,8 @@ def deployment_from_row(row: Sequence[Any]) -> Deployment:
         tags=() if row[14] is None else tuple(row[14]),
         parameters=row[15],
         schedules=tuple(Schedule.from_dict(s) for s in row[16]),
+        timeout_seconds=row[17],
+        retries=row[18],
     )
 
 

@@ -503,15 +503,15 @@ SELECT {flow_run_columns} FROM flow_runs WHERE idempotency_key = %s
 -- Column order read by rows.deployment_from_row.
 name, id, flow_name, entrypoint, work_queue, priority, concurrency_limit,
 collision_strategy, paused, catchup, created, updated, scheduled_until, description,
-tags, parameters, schedules
+tags, parameters, schedules, timeout_seconds, retries
 
 -- save_deployment --
--- the 17 columns of deployment_columns. A new version keeps the id, creation
+-- the 19 columns of deployment_columns. A new version keeps the id, creation
 -- time, pause switch and scheduler watermark of the one it replaces.
 INSERT INTO deployments AS d ({deployment_columns})
 VALUES (
     %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-    %s::jsonb, %s::json, %s::jsonb
+    %s::jsonb, %s::json, %s::jsonb, %s, %s
 )
 ON CONFLICT (name) DO UPDATE SET
     flow_name = excluded.flow_name, entrypoint = excluded.entrypoint,
@@ -519,7 +519,8 @@ ON CONFLICT (name) DO UPDATE SET
     concurrency_limit = excluded.concurrency_limit,
     collision_strategy = excluded.collision_strategy, catchup = excluded.catchup,
     updated = excluded.updated, description = excluded.description,
-    tags = excluded.tags, parameters = excluded.parameters, schedules = excluded.schedules
+    tags = excluded.tags, parameters = excluded.parameters, schedules = excluded.schedules,
+    timeout_seconds = excluded.timeout_seconds, retries = excluded.retries
 RETURNING {deployment_columns}
 
 -- get_deployment --

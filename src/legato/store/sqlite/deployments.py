@@ -39,6 +39,8 @@ def deployment_params(deployment: Deployment, now: datetime) -> tuple[Any, ...]:
         rows.tags_json(deployment.tags),
         rows.to_json(deployment.parameters, f"the parameters of deployment '{deployment.name}'"),
         rows.to_json([s.to_dict() for s in deployment.schedules], "the schedules"),
+        deployment.timeout_seconds,
+        deployment.retries,
     )
 
 
@@ -61,6 +63,8 @@ def deployment_from_row(row: Sequence[Any]) -> Deployment:
         tags=rows.tags_from(row[14]),
         parameters=json.loads(row[15]),
         schedules=tuple(Schedule.from_dict(s) for s in json.loads(row[16])),
+        timeout_seconds=row[17],
+        retries=row[18],
     )
 
 

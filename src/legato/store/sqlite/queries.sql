@@ -348,20 +348,21 @@ SELECT {flow_run_columns} FROM flow_runs WHERE idempotency_key = ?
 -- Column order read by rows.deployment_from_row.
 name, id, flow_name, entrypoint, work_queue, priority, concurrency_limit,
 collision_strategy, paused, catchup, created, updated, scheduled_until, description,
-tags, parameters, schedules
+tags, parameters, schedules, timeout_seconds, retries
 
 -- save_deployment --
--- the 17 columns of deployment_columns. A new version keeps the id, creation
+-- the 19 columns of deployment_columns. A new version keeps the id, creation
 -- time, pause switch and scheduler watermark of the one it replaces.
 INSERT INTO deployments ({deployment_columns})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (name) DO UPDATE SET
     flow_name = excluded.flow_name, entrypoint = excluded.entrypoint,
     work_queue = excluded.work_queue, priority = excluded.priority,
     concurrency_limit = excluded.concurrency_limit,
     collision_strategy = excluded.collision_strategy, catchup = excluded.catchup,
     updated = excluded.updated, description = excluded.description,
-    tags = excluded.tags, parameters = excluded.parameters, schedules = excluded.schedules
+    tags = excluded.tags, parameters = excluded.parameters, schedules = excluded.schedules,
+    timeout_seconds = excluded.timeout_seconds, retries = excluded.retries
 RETURNING {deployment_columns}
 
 -- get_deployment --

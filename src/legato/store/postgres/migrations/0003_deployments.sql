@@ -30,5 +30,7 @@ CREATE TABLE deployments (
     description text,
     tags jsonb,
     parameters json NOT NULL,
-    schedules jsonb NOT NULL
+    schedules jsonb NOT NULL,
+    timeout_seconds double precision,
+    retries integer NOT NULL DEFAULT 0
 );

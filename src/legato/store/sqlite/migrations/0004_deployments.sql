@@ -30,5 +30,7 @@ CREATE TABLE deployments (
     description TEXT,
     tags TEXT,
     parameters TEXT NOT NULL,
-    schedules TEXT NOT NULL
+    schedules TEXT NOT NULL,
+    timeout_seconds REAL,
+    retries INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
