@@ -341,3 +341,19 @@ class Deployment:
     # them even on a run whose process cannot stop by itself.
     timeout_seconds: float | None = None
     retries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A worker process as it last reported itself (`legato workers`)."""
+
+    id: str
+    name: str
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+    started: datetime
+    heartbeat_at: datetime
+    running: int = 0
+    stopped_at: datetime | None = None

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from legato.errors import ConfigurationError, RunOwnershipLost
-from legato.records import FlowRun, Notification, RunOwner, TaskRun
+from legato.records import FlowRun, Notification, RunOwner, TaskRun, WorkerInfo
 from legato.states import StateType
 from legato.store import open_store
 from legato.store.base import Store
@@ -496,3 +496,40 @@ def test_racing_claimers_never_exceed_a_concurrency_limit(store: Store) -> None:
     assert len(keyed) == 3
     assert len(claimed) == 3 + 5
     assert len({run.id for run in claimed}) == len(claimed)
+
+
+# --- the worker registry ----------------------------------------------------------------
+
+
+def _worker(worker_id: str, seen: float, **changes: Any) -> WorkerInfo:
+    fields: dict[str, Any] = {
+        "id": worker_id,
+        "name": f"box-{worker_id}",
+        "host": "box",
+        "pid": 77,
+        "queues": ("default", "gpu"),
+        "concurrency": 4,
+        "started": at(0),
+        "heartbeat_at": at(seen),
+    }
+    fields.update(changes)
+    return WorkerInfo(**fields)
+
+
+def test_workers_report_and_are_listed_newest_first(store: Store) -> None:
+    store.save_worker(_worker("a", 1))
+    store.save_worker(_worker("b", 5, running=2))
+    store.save_worker(_worker("a", 9, running=3))  # a heartbeat replaces the report
+    listed = store.list_workers()
+    assert [(w.id, w.heartbeat_at, w.running) for w in listed] == [("a", at(9), 3), ("b", at(5), 2)]
+    assert listed[0] == _worker("a", 9, running=3)
+    assert [w.id for w in store.list_workers(seen_since=at(6))] == ["a"]
+
+
+def test_a_stopped_worker_says_so_and_old_ones_are_forgotten(store: Store) -> None:
+    store.save_worker(_worker("a", 1))
+    store.save_worker(_worker("b", 2))
+    store.save_worker(_worker("b", 3, stopped_at=at(3)))
+    assert store.list_workers()[0].stopped_at == at(3)
+    assert store.delete_workers(seen_before=at(2)) == 1
+    assert [w.id for w in store.list_workers()] == ["b"]

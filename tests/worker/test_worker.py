@@ -9,6 +9,7 @@ completed task execution, so a task that ran twice shows twice.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -212,12 +213,26 @@ def test_a_worker_executes_a_triggered_run(
     client.deploy(f"{project}:tagged", name="tagged")
     run = client.trigger("tagged", {"tag": "t1"})
     assert run.state is StateType.SCHEDULED
-    worker = workers.start()
+    worker = workers.start("--name", "box-1", "--queue", "default", "--queue", "gpu")
     wait_for(lambda: state_of(client, run) is StateType.COMPLETED, "the run completed")
     assert side.counts() == Counter({"t1 a": 1, "t1 b": 1, "t1 c": 1})
     assert client.run_result(run.id) == ["a", "b", "c"]
+    listed = subprocess.run(
+        [sys.executable, "-m", "legato", "workers", "--json"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    alive = json.loads(listed.stdout)
+    assert [(w["name"], w["queues"], w["pid"]) for w in alive] == [
+        ("box-1", ["default", "gpu"], worker.pid)
+    ]
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(30) == 0, workers.logs()
+    assert client.workers() == []  # stopped: no longer alive
+    assert [w.name for w in client.workers(include_gone=True)] == ["box-1"]
 
 
 def test_four_workers_execute_each_of_many_runs_exactly_once(

@@ -19,7 +19,7 @@ from legato.cli.backfill import backfill_cmd
 from legato.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, flags
 from legato.cli.execute import resume_cmd, run_cmd
 from legato.cli.runs import cancel_cmd, logs_cmd, runs_cmd, show_cmd
-from legato.cli.worker import worker_cmd
+from legato.cli.worker import worker_cmd, workers_cmd
 from legato.errors import (
     AmbiguousRunIdError,
     ConfigurationError,
@@ -76,6 +76,7 @@ for _command in (
     resume_cmd,
     cancel_cmd,
     worker_cmd,
+    workers_cmd,
     backfill_cmd,
 ):
     cli.add_command(_command)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from legato.cli.common import debug_option, get_client
+from legato.cli.common import debug_option, emit_json, get_client, make_console
 
 
 @click.command("worker")
@@ -81,3 +81,47 @@ def worker_cmd(
         run_scheduler=not no_scheduler,
     )
     worker.run()
+
+
+@click.command("workers")
+@click.option("--all", "include_gone", is_flag=True, help="Also workers gone in the last day.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of workers.")
+@debug_option
+@click.pass_context
+def workers_cmd(ctx: click.Context, include_gone: bool, as_json: bool) -> None:
+    """List the workers alive now: name, host, queues, runs in progress, last heartbeat.
+
+    \b
+    Examples:
+      legato workers
+      legato workers --all --json
+    """
+    from legato.client.views import worker_to_dict
+
+    workers = get_client(ctx).workers(include_gone=include_gone)
+    if as_json:
+        emit_json([worker_to_dict(worker) for worker in workers])
+        return
+    if not workers:
+        click.echo(
+            "no workers" + ("" if include_gone else " alive; start one with `legato worker`")
+        )
+        return
+    from rich.table import Table
+
+    from legato.cli.render import format_time
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("name", "host", "pid", "queues", "running", "heartbeat", "state"):
+        table.add_column(column)
+    for worker in workers:
+        table.add_row(
+            worker.name,
+            worker.host,
+            str(worker.pid),
+            ", ".join(worker.queues),
+            f"{worker.running}/{worker.concurrency}",
+            format_time(worker.heartbeat_at),
+            "stopped" if worker.stopped_at else "alive",
+        )
+    make_console().print(table)

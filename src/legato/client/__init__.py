@@ -8,6 +8,7 @@ liveness: a running run whose process is gone reads as crashed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from legato.client.deployments import DeploymentOps
@@ -21,7 +22,7 @@ from legato.engine.entrypoints import load_flow
 from legato.engine.liveness import reconcile
 from legato.engine.results import deserialize
 from legato.errors import ResultNotAvailableError, RunNotFoundError
-from legato.records import FlowRun, LogRecord, TaskRun, utcnow
+from legato.records import FlowRun, LogRecord, TaskRun, WorkerInfo, utcnow
 from legato.states import State, StateType
 from legato.store import get_default_store
 from legato.store.base import Store
@@ -29,6 +30,11 @@ from legato.store.base import Store
 if TYPE_CHECKING:
     from legato.engine.observer import RunObserver
     from legato.flows import Flow
+
+
+# A worker reports every few seconds (its poll interval); silent longer than
+# this, it is taken for gone.
+WORKER_ALIVE_SECONDS = 30.0
 
 
 class Client(DeploymentOps):
@@ -93,6 +99,15 @@ class Client(DeploymentOps):
             if len(out) >= limit or len(runs) < offset_limit:
                 return out[:limit]
             offset_limit *= 2
+
+    def workers(self, *, include_gone: bool = False) -> list[WorkerInfo]:
+        """Workers alive now (reported within `WORKER_ALIVE_SECONDS`), newest first;
+        with ``include_gone``, also those stopped or silent in the last day."""
+        now = utcnow()
+        if include_gone:
+            return self.store.list_workers(seen_since=now - timedelta(days=1))
+        recent = self.store.list_workers(seen_since=now - timedelta(seconds=WORKER_ALIVE_SECONDS))
+        return [worker for worker in recent if worker.stopped_at is None]
 
     def task_runs(self, run_id: str) -> list[TaskRun]:
         return self.store.list_task_runs(run_id)

@@ -18,7 +18,15 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from legato.records import Dependency, ErrorInfo, FlowRun, LogRecord, PauseInfo, TaskRun
+from legato.records import (
+    Dependency,
+    ErrorInfo,
+    FlowRun,
+    LogRecord,
+    PauseInfo,
+    TaskRun,
+    WorkerInfo,
+)
 
 __all__ = [
     "dependency_to_dict",
@@ -229,4 +237,19 @@ def log_to_dict(record: LogRecord) -> dict[str, Any]:
         "level_no": record.level,
         "logger": record.logger,
         "message": record.message,
+    }
+
+
+def worker_to_dict(worker: WorkerInfo) -> dict[str, Any]:
+    return {
+        "id": worker.id,
+        "name": worker.name,
+        "host": worker.host,
+        "pid": worker.pid,
+        "queues": list(worker.queues),
+        "concurrency": worker.concurrency,
+        "running": worker.running,
+        "started": isoformat(worker.started),
+        "heartbeat_at": isoformat(worker.heartbeat_at),
+        "stopped_at": isoformat(worker.stopped_at),
     }

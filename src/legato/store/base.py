@@ -29,6 +29,7 @@ from legato.records import (
     RunOwner,
     StoredResult,
     TaskRun,
+    WorkerInfo,
 )
 from legato.states import StateType
 from legato.store.notifications import ChangeListener
@@ -313,6 +314,18 @@ class Store(ABC):
     @abstractmethod
     def get_lease(self, name: str) -> Lease | None:
         """The lease ``name`` as stored (possibly expired), or None."""
+
+    @abstractmethod
+    def save_worker(self, worker: WorkerInfo) -> None:
+        """Record a worker, or its latest heartbeat (same id: replaced)."""
+
+    @abstractmethod
+    def list_workers(self, *, seen_since: datetime | None = None) -> list[WorkerInfo]:
+        """Workers that reported at or after ``seen_since`` (all when None), newest first."""
+
+    @abstractmethod
+    def delete_workers(self, *, seen_before: datetime) -> int:
+        """Forget workers whose last report is older than ``seen_before``; how many."""
 
     @abstractmethod
     def notify(self, channel: str, payload: str = "") -> None:

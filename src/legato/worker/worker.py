@@ -36,7 +36,7 @@ from legato.client.views import LATE_AFTER_SECONDS
 from legato.engine.ids import new_id
 from legato.engine.liveness import current_owner, hostname, lease_seconds
 from legato.errors import ConfigurationError
-from legato.records import ErrorInfo, FlowRun, LogRecord, utcnow
+from legato.records import ErrorInfo, FlowRun, LogRecord, WorkerInfo, utcnow
 from legato.settings import env_float
 from legato.states import StateType
 from legato.store.notifications import RUNS_QUEUED
@@ -101,6 +101,7 @@ class Worker:
         self._stop = threading.Event()
         self._scheduler: Scheduler | None = None
         self._forkserver: ForkServer | None = None
+        self._started_at = utcnow()
         if run_scheduler:
             from legato.worker.scheduler import Scheduler
 
@@ -118,6 +119,8 @@ class Worker:
             f"worker {self.name} started: queues {', '.join(self.queues)}, "
             f"concurrency {self.concurrency}, lease {self.lease:g}s, store {store.display_url}"
         )
+        self._started_at = utcnow()
+        self._report()
         with store.listen([RUNS_QUEUED]) as listener:
             next_claim = 0.0
             while not self._stop.is_set():
@@ -129,6 +132,7 @@ class Worker:
                     self._scheduler.tick()
                 now = time.monotonic()
                 if now >= next_claim:
+                    self._report()
                     self._stop_lost_children()
                     self._fill_slots(max_runs)
                     next_claim = now + self.poll_seconds
@@ -322,6 +326,7 @@ class Worker:
             self._forkserver = None
         if self._scheduler is not None:
             self._scheduler.release()
+        self._report(stopped=True)
         self._log(f"worker {self.name} stopped")
 
     def _hand_back(self, child: _Child) -> None:
@@ -355,6 +360,24 @@ class Worker:
                 return True
             time.sleep(0.02)
         return False
+
+    def _report(self, *, stopped: bool = False) -> None:
+        """This worker's heartbeat in the store, for `legato workers` and the UI."""
+        now = utcnow()
+        self.client.store.save_worker(
+            WorkerInfo(
+                id=self.id,
+                name=self.name,
+                host=hostname(),
+                pid=os.getpid(),
+                queues=self.queues,
+                concurrency=self.concurrency,
+                started=self._started_at,
+                heartbeat_at=now,
+                running=len(self.children),
+                stopped_at=now if stopped else None,
+            )
+        )
 
     def _note(self, run: FlowRun, message: str) -> None:
         """A log line in the run itself (shown by `legato logs`), from this worker."""

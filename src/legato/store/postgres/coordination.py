@@ -13,14 +13,14 @@ LISTEN mode.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from legato.errors import StoreError
-from legato.records import FlowRun, Lease, Notification, RunOwner
+from legato.records import FlowRun, Lease, Notification, RunOwner, WorkerInfo
 from legato.store.notifications import (
     ChangeListener,
     check_channel,
@@ -98,6 +98,43 @@ class PostgresCoordination:
     def get_lease(self, name: str) -> Lease | None:
         row = self._db.fetchone(QUERIES["get_lease"], (name,))
         return None if row is None else _lease_from_row(row)
+
+    def save_worker(self, worker: WorkerInfo) -> None:
+        params = (
+            worker.id,
+            worker.name,
+            worker.host,
+            worker.pid,
+            worker.concurrency,
+            worker.running,
+            worker.started,
+            worker.heartbeat_at,
+            worker.stopped_at,
+            rows.to_jsonb(list(worker.queues), "the worker's queues"),
+        )
+        self._db.execute(QUERIES["save_worker"], params)
+
+    def list_workers(self, *, seen_since: datetime | None = None) -> list[WorkerInfo]:
+        since = seen_since or datetime(1970, 1, 1, tzinfo=UTC)
+        found = self._db.fetchall(QUERIES["list_workers"], (since,))
+        return [
+            WorkerInfo(
+                id=row[0],
+                name=row[1],
+                host=row[2],
+                pid=row[3],
+                concurrency=row[4],
+                running=row[5],
+                started=row[6],
+                heartbeat_at=row[7],
+                stopped_at=row[8],
+                queues=tuple(row[9]),
+            )
+            for row in found
+        ]
+
+    def delete_workers(self, *, seen_before: datetime) -> int:
+        return self._db.execute(QUERIES["delete_workers"], (seen_before,))
 
     def notify(self, channel: str, payload: str = "") -> None:
         params = (check_channel(channel), check_payload(payload))

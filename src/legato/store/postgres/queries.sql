@@ -560,3 +560,23 @@ RETURNING {flow_run_columns}
 -- queues
 SELECT min(scheduled_time) FROM flow_runs
 WHERE state = 'scheduled' AND work_queue = ANY(%s::text[])
+
+-- worker_columns --
+-- Column order read by worker_from_row.
+id, name, host, pid, concurrency, running, started, heartbeat_at, stopped_at, queues
+
+-- save_worker --
+-- the 10 columns of worker_columns
+INSERT INTO workers ({worker_columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)
+ON CONFLICT (id) DO UPDATE SET
+    running = excluded.running, heartbeat_at = excluded.heartbeat_at,
+    stopped_at = excluded.stopped_at, concurrency = excluded.concurrency,
+    queues = excluded.queues
+
+-- list_workers --
+-- seen since
+SELECT {worker_columns} FROM workers WHERE heartbeat_at >= %s ORDER BY heartbeat_at DESC
+
+-- delete_workers --
+-- seen before
+DELETE FROM workers WHERE heartbeat_at < %s

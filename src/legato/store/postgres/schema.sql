@@ -154,6 +154,20 @@ CREATE TABLE leases (
     expires_at timestamptz NOT NULL
 );
 
+-- Workers, each with its last heartbeat: who is alive, serving which queues.
+CREATE TABLE workers (
+    id text COLLATE "C" PRIMARY KEY,
+    name text NOT NULL,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    concurrency integer NOT NULL,
+    running integer NOT NULL DEFAULT 0,
+    started timestamptz NOT NULL,
+    heartbeat_at timestamptz NOT NULL,
+    stopped_at timestamptz,
+    queues jsonb NOT NULL
+);
+
 CREATE TABLE deployments (
     name text COLLATE "C" PRIMARY KEY,
     id text COLLATE "C" NOT NULL,

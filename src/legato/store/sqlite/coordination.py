@@ -7,6 +7,7 @@ lease change atomic across the processes sharing the file.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from legato.errors import StoreError
-from legato.records import FlowRun, Lease, Notification, RunOwner
+from legato.records import FlowRun, Lease, Notification, RunOwner, WorkerInfo
 from legato.settings import env_float
 from legato.store.notifications import (
     DEFAULT_POLL_SECONDS,
@@ -98,6 +99,46 @@ class SQLiteCoordination:
     def get_lease(self, name: str) -> Lease | None:
         row = self._db.fetchone(QUERIES["get_lease"], (name,))
         return None if row is None else _lease_from_row(row)
+
+    def save_worker(self, worker: WorkerInfo) -> None:
+        params = (
+            worker.id,
+            worker.name,
+            worker.host,
+            worker.pid,
+            worker.concurrency,
+            worker.running,
+            rows.epoch(worker.started),
+            rows.epoch(worker.heartbeat_at),
+            rows.to_epoch(worker.stopped_at),
+            rows.to_json(list(worker.queues), "the worker's queues"),
+        )
+        self._db.write(lambda conn: conn.execute(QUERIES["save_worker"], params))
+
+    def list_workers(self, *, seen_since: datetime | None = None) -> list[WorkerInfo]:
+        since = -1.0 if seen_since is None else rows.epoch(seen_since)
+        found = self._db.fetchall(QUERIES["list_workers"], (since,))
+        return [
+            WorkerInfo(
+                id=row[0],
+                name=row[1],
+                host=row[2],
+                pid=row[3],
+                concurrency=row[4],
+                running=row[5],
+                started=rows.from_epoch(row[6]),  # type: ignore[arg-type]
+                heartbeat_at=rows.from_epoch(row[7]),  # type: ignore[arg-type]
+                stopped_at=rows.from_epoch(row[8]),
+                queues=tuple(json.loads(row[9])),
+            )
+            for row in found
+        ]
+
+    def delete_workers(self, *, seen_before: datetime) -> int:
+        cutoff = rows.epoch(seen_before)
+        return self._db.write(
+            lambda conn: conn.execute(QUERIES["delete_workers"], (cutoff,)).rowcount
+        )
 
     def notify(self, channel: str, payload: str = "") -> None:
         params = (check_channel(channel), check_payload(payload))

@@ -401,3 +401,23 @@ WHERE id = ? AND state IN (SELECT value FROM json_each(?)) AND owner_token = ?
 -- JSON queues
 SELECT min(scheduled_time) FROM flow_runs
 WHERE state = 'scheduled' AND work_queue IN (SELECT value FROM json_each(?))
+
+-- worker_columns --
+-- Column order read by worker_from_row.
+id, name, host, pid, concurrency, running, started, heartbeat_at, stopped_at, queues
+
+-- save_worker --
+-- the 10 columns of worker_columns
+INSERT INTO workers ({worker_columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    running = excluded.running, heartbeat_at = excluded.heartbeat_at,
+    stopped_at = excluded.stopped_at, concurrency = excluded.concurrency,
+    queues = excluded.queues
+
+-- list_workers --
+-- seen since
+SELECT {worker_columns} FROM workers WHERE heartbeat_at >= ? ORDER BY heartbeat_at DESC
+
+-- delete_workers --
+-- seen before
+DELETE FROM workers WHERE heartbeat_at < ?

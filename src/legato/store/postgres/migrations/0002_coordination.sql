@@ -14,3 +14,17 @@ CREATE TABLE leases (
     acquired_at timestamptz NOT NULL,
     expires_at timestamptz NOT NULL
 );
+
+-- Workers, each with its last heartbeat: who is alive, serving which queues.
+CREATE TABLE workers (
+    id text COLLATE "C" PRIMARY KEY,
+    name text NOT NULL,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    concurrency integer NOT NULL,
+    running integer NOT NULL DEFAULT 0,
+    started timestamptz NOT NULL,
+    heartbeat_at timestamptz NOT NULL,
+    stopped_at timestamptz,
+    queues jsonb NOT NULL
+);

@@ -21,3 +21,17 @@ CREATE TABLE notifications (
     version INTEGER NOT NULL,
     payload TEXT NOT NULL
 ) WITHOUT ROWID;
+
+-- Workers, each with its last heartbeat: who is alive, serving which queues.
+CREATE TABLE workers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    concurrency INTEGER NOT NULL,
+    running INTEGER NOT NULL DEFAULT 0,
+    started REAL NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    stopped_at REAL,
+    queues TEXT NOT NULL
+) WITHOUT ROWID;
