@@ -78,22 +78,8 @@ class DeploymentOps:
         catchup: bool = False,
     ) -> Deployment:
         """Create or update the deployment ``name`` of the flow at ``target``."""
-        from legato.schedules import check_schedule
-
-        check_deployment_name(name)
-        flow, entrypoint = _entrypoint(target)
         parameters = dict(parameters or {})
-        # Scheduled runs get only these parameters: they must be complete.
-        flow.parameter_model.validate(
-            parameters, coerce=flow.validate_parameters, partial=not schedules
-        )
-        if encode_parameters(parameters)[1] is not None:
-            raise ConfigurationError(
-                f"the parameters of deployment '{name}' must be plain JSON values "
-                f"(strings, numbers, booleans, lists, objects) so any worker can read them"
-            )
-        for schedule in schedules:
-            check_schedule(schedule)
+        flow, entrypoint = self.check_deployment(target, name, schedules, parameters)
         if concurrency_limit is not None and concurrency_limit < 1:
             raise ConfigurationError(
                 f"concurrency limit {concurrency_limit} of deployment '{name}' must be at "
@@ -129,6 +115,42 @@ class DeploymentOps:
             retries=flow.retries,
         )
         return self.store.save_deployment(deployment, now=now)
+
+    def check_deployment(
+        self,
+        target: str | Flow[Any, Any],
+        name: str,
+        schedules: Sequence[Schedule],
+        parameters: dict[str, Any],
+    ) -> tuple[Flow[Any, Any], str]:
+        """Check a deployment before storing anything: its name, that its flow loads,
+        its schedules, and its parameters against the flow's signature (all of them
+        when it has schedules: scheduled runs get nothing else). Returns the flow
+        and the entrypoint workers will load it by."""
+        from legato.schedules import check_schedule
+
+        check_deployment_name(name)
+        flow, entrypoint = _entrypoint(target)
+        flow.parameter_model.validate(
+            parameters, coerce=flow.validate_parameters, partial=not schedules
+        )
+        if encode_parameters(parameters)[1] is not None:
+            raise ConfigurationError(
+                f"the parameters of deployment '{name}' must be plain JSON values "
+                f"(strings, numbers, booleans, lists, objects) so any worker can read them"
+            )
+        for schedule in schedules:
+            check_schedule(schedule)
+        return flow, entrypoint
+
+    def deploy_project(self, path: str | os.PathLike[str] = "legato.yaml") -> list[Deployment]:
+        """Create or update every deployment declared in a project file (see
+        `legato.client.project`); the whole file is checked before anything is stored."""
+        from pathlib import Path
+
+        from legato.client.project import deploy_project
+
+        return deploy_project(self, Path(path))  # type: ignore[arg-type]  # a mixin of Client
 
     def deployments(self) -> list[Deployment]:
         return self.store.list_deployments()
