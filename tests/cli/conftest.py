@@ -155,8 +155,7 @@ class Cli:
         return str(self.flows_dir / "flows.py")
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop("LEGATO_DATABASE_URL", None)
+        env = dict(os.environ)  # LEGATO_DATABASE_URL is set when the test runs on PostgreSQL
         env.update(
             LEGATO_HOME=str(self.home),
             FLOW_STATE_DIR=str(self.state_dir),

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+pytestmark = pytest.mark.usefixtures("backend")  # SQLite and PostgreSQL
+
 if TYPE_CHECKING:  # conftest is not importable as a module; only its type is used
     from conftest import Cli
 

@@ -47,7 +47,6 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30, what: str =
 
 def subprocess_env(home: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.pop("LEGATO_DATABASE_URL", None)
     env["LEGATO_HOME"] = str(home)
     env["LEGATO_LOG_TO_CONSOLE"] = "0"
     env.update(extra)

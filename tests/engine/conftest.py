@@ -14,3 +14,9 @@ def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Journal:
     path = tmp_path / "journal.txt"
     monkeypatch.setenv("LEGATO_TEST_JOURNAL", str(path))
     return Journal(path)
+
+
+@pytest.fixture(autouse=True)
+def every_backend(backend: str) -> str:
+    """Every engine test runs on SQLite and on PostgreSQL (see tests/conftest.py)."""
+    return backend
