@@ -357,3 +357,26 @@ class WorkerInfo:
     heartbeat_at: datetime
     running: int = 0
     stopped_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    """What `legato db status` shows. ``url`` has any password masked."""
+
+    backend: str
+    url: str
+    schema_version: int
+    latest_version: int
+    size_bytes: int
+    row_counts: dict[str, int]
+    # Migrations this process applied when it opened the store ([] when current).
+    migrated_on_open: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    """What a prune deleted (or, for a dry run, would delete)."""
+
+    flow_runs: int = 0
+    task_runs: int = 0
+    logs: int = 0

@@ -26,8 +26,10 @@ from legato.records import (
     Lease,
     LogRecord,
     PauseInfo,
+    PruneResult,
     RunOwner,
     StoredResult,
+    StoreStatus,
     TaskRun,
     WorkerInfo,
 )
@@ -59,6 +61,27 @@ class Store(ABC):
     @abstractmethod
     def schema_version(self) -> int:
         """Number of the newest migration applied."""
+
+    @abstractmethod
+    def describe(self) -> StoreStatus:
+        """Backend, masked URL, schema version (and the newest known), size, row counts."""
+
+    @abstractmethod
+    def prune_flow_runs(
+        self,
+        *,
+        finished_before: datetime,
+        states: Sequence[StateType],
+        batch_size: int = 200,
+        dry_run: bool = False,
+    ) -> PruneResult:
+        """Delete top-level runs in one of ``states`` (final states only) that ended
+        before ``finished_before``, each with every subflow run below it, their task
+        runs, logs, inputs, stored results and the cache entries of their task runs.
+
+        One short transaction per ``batch_size`` top-level runs, so live writers
+        wait at most one batch. ``dry_run`` counts without deleting.
+        """
 
     @abstractmethod
     def close(self) -> None:

@@ -580,3 +580,63 @@ SELECT {worker_columns} FROM workers WHERE heartbeat_at >= %s ORDER BY heartbeat
 -- delete_workers --
 -- seen before
 DELETE FROM workers WHERE heartbeat_at < %s
+
+-- count_rows --
+-- one count per table the status shows (exact: count(*) on each)
+SELECT
+    (SELECT count(*) FROM flow_runs),
+    (SELECT count(*) FROM task_runs),
+    (SELECT count(*) FROM logs),
+    (SELECT count(*) FROM run_inputs),
+    (SELECT count(*) FROM task_cache),
+    (SELECT count(*) FROM deployments),
+    pg_database_size(current_database())
+
+-- prune_batch --
+-- final states, cutoff (twice), limit, dry run: one batch of top-level runs that
+-- ended before the cutoff, with every run below them, deleted with everything
+-- that belongs to them in one statement (one transaction); SKIP LOCKED passes
+-- over a run some writer holds. Returns (roots, runs, task runs, logs) counted.
+WITH RECURSIVE roots AS (
+    SELECT id FROM flow_runs
+    WHERE parent_run_id IS NULL AND state = ANY(%s::text[])
+        AND created < %s::timestamptz AND coalesce(end_time, created) < %s::timestamptz
+    ORDER BY created
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+), family (id) AS (
+    SELECT id FROM roots
+    UNION
+    SELECT f.id FROM flow_runs AS f JOIN family ON f.parent_run_id = family.id
+), settings AS (
+    SELECT %s::boolean AS dry_run
+), gone_cache AS (
+    DELETE FROM task_cache AS c USING task_runs AS t, settings
+    WHERE NOT settings.dry_run AND t.flow_run_id IN (SELECT id FROM family)
+        AND c.task_run_id = t.id
+    RETURNING 1
+), gone_tasks AS (
+    DELETE FROM task_runs USING settings
+    WHERE NOT settings.dry_run AND flow_run_id IN (SELECT id FROM family)
+    RETURNING 1
+), gone_logs AS (
+    DELETE FROM logs USING settings
+    WHERE NOT settings.dry_run AND flow_run_id IN (SELECT id FROM family)
+    RETURNING 1
+), gone_inputs AS (
+    DELETE FROM run_inputs USING settings
+    WHERE NOT settings.dry_run AND flow_run_id IN (SELECT id FROM family)
+    RETURNING 1
+), gone_runs AS (
+    DELETE FROM flow_runs USING settings
+    WHERE NOT settings.dry_run AND id IN (SELECT id FROM family)
+    RETURNING 1
+)
+SELECT
+    (SELECT count(*) FROM roots),
+    (SELECT count(*) FROM family),
+    (SELECT count(*) FROM task_runs WHERE flow_run_id IN (SELECT id FROM family)),
+    (SELECT count(*) FROM logs WHERE flow_run_id IN (SELECT id FROM family)),
+    (SELECT count(*) FROM gone_cache) + (SELECT count(*) FROM gone_tasks)
+        + (SELECT count(*) FROM gone_logs) + (SELECT count(*) FROM gone_inputs)
+        + (SELECT count(*) FROM gone_runs)

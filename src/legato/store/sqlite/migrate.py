@@ -34,8 +34,11 @@ def _check_not_newer(version: int, path: str) -> None:
         )
 
 
-def ensure_schema(db: Database) -> int:
-    """Bring the database to the newest schema this code knows; return that version.
+def ensure_schema(db: Database) -> list[int]:
+    """Bring the database to the newest schema this code knows.
+
+    Returns what this call did, as the PostgreSQL store's does: ``[LATEST_VERSION]``
+    when it created the schema, the migrations it applied, or ``[]``.
 
     An empty database gets schema.sql at once; an older one gets each pending
     migration in its own transaction. Every step re-reads the version inside
@@ -45,31 +48,36 @@ def ensure_schema(db: Database) -> int:
     version = db.read(lambda conn: _version(conn, path))
     _check_not_newer(version, path)
     if version == LATEST_VERSION:
-        return version  # the usual case: no write lock taken on open
+        return []  # the usual case: no write lock taken on open
 
-    def create(conn: sqlite3.Connection) -> None:
+    def create(conn: sqlite3.Connection) -> bool:
         if _version(conn, path) != _EMPTY:
-            return  # another process got there first
+            return False  # another process got there first
         for statement in SCHEMA:
             conn.execute(statement)
         conn.execute(QUERIES["record_migration"], (LATEST_VERSION, time.time()))
+        return True
 
+    applied: list[int] = []
     if version == _EMPTY:
-        db.write(create)
+        if db.write(create):
+            applied.append(LATEST_VERSION)
         version = db.read(lambda conn: _version(conn, path))
 
     for migration in MIGRATIONS[max(version, 0) :]:
 
-        def apply(conn: sqlite3.Connection, number: int = migration.version) -> None:
+        def apply(conn: sqlite3.Connection, number: int = migration.version) -> bool:
             current = _version(conn, path)
             _check_not_newer(current, path)
             if current >= number:
-                return
+                return False
             if current != number - 1:
                 raise StoreError(f"the store {path} at version {current} cannot take {number}")
             for statement in MIGRATIONS[number - 1].statements:
                 conn.execute(statement)
             conn.execute(QUERIES["record_migration"], (number, time.time()))
+            return True
 
-        db.write(apply)
-    return LATEST_VERSION
+        if db.write(apply):
+            applied.append(migration.version)
+    return applied

@@ -421,3 +421,43 @@ SELECT {worker_columns} FROM workers WHERE heartbeat_at >= ? ORDER BY heartbeat_
 -- delete_workers --
 -- seen before
 DELETE FROM workers WHERE heartbeat_at < ?
+
+-- count_rows --
+-- {table} is one of the store's own table names, filled in by the store
+SELECT count(*) FROM {table}
+
+-- prune_roots --
+-- JSON final states, cutoff (twice), limit: top-level runs that ended before the
+-- cutoff; "created < cutoff" lets the (state, created) index find them
+SELECT id FROM flow_runs
+WHERE parent_run_id IS NULL AND state IN (SELECT value FROM json_each(?))
+    AND created < ? AND coalesce(end_time, created) < ?
+ORDER BY created LIMIT ?
+
+-- prune_family --
+-- JSON ids of the roots: fills prune_ids with them and every run below them
+INSERT OR IGNORE INTO prune_ids (id)
+WITH RECURSIVE family (id) AS (
+    SELECT value FROM json_each(?)
+    UNION
+    SELECT f.id FROM flow_runs AS f JOIN family ON f.parent_run_id = family.id
+)
+SELECT id FROM family
+
+-- prune_count --
+SELECT
+    (SELECT count(*) FROM prune_ids),
+    (SELECT count(*) FROM task_runs WHERE flow_run_id IN (SELECT id FROM prune_ids)),
+    (SELECT count(*) FROM logs WHERE flow_run_id IN (SELECT id FROM prune_ids))
+
+-- prune_delete --
+-- one script: everything of the runs in prune_ids, then the list itself
+DELETE FROM task_cache WHERE task_run_id IN (
+    SELECT id FROM task_runs WHERE flow_run_id IN (SELECT id FROM prune_ids)
+);
+DELETE FROM task_runs WHERE flow_run_id IN (SELECT id FROM prune_ids);
+DELETE FROM task_run_journal WHERE flow_run_id IN (SELECT id FROM prune_ids);
+DELETE FROM logs WHERE flow_run_id IN (SELECT id FROM prune_ids);
+DELETE FROM run_inputs WHERE flow_run_id IN (SELECT id FROM prune_ids);
+DELETE FROM flow_runs WHERE id IN (SELECT id FROM prune_ids);
+DELETE FROM prune_ids

@@ -32,7 +32,9 @@ from legato.store.sqlite import rows
 from legato.store.sqlite.connection import DEFAULT_LOCK_TIMEOUT, Database
 from legato.store.sqlite.coordination import SQLiteCoordination
 from legato.store.sqlite.deployments import SQLiteDeployments
+from legato.store.sqlite.journal import fold_journal as _fold_journal
 from legato.store.sqlite.migrate import ensure_schema
+from legato.store.sqlite.retention import SQLiteRetention
 from legato.store.sqlite.sql import QUERIES
 
 _CANCELLED_AT_ONCE = frozenset({StateType.PAUSED, StateType.SCHEDULED, StateType.PENDING})
@@ -43,8 +45,6 @@ _TOP = "\U0010ffff"
 # Hot-path queries, looked up once.
 _JOURNAL_TASK_RUN = QUERIES["journal_task_run"]
 _JOURNAL_END = QUERIES["task_run_journal_end"]
-_FOLD_JOURNAL = QUERIES["fold_task_run_journal"]
-_CLEAR_JOURNAL = QUERIES["clear_task_run_journal"]
 # Fold the journal into task_runs after this many appends from this process, so it
 # stays small even when nobody reads during a long flow run.
 _FOLD_EVERY = 1024
@@ -54,7 +54,7 @@ _GET_FLOW_RUN = QUERIES["get_flow_run"]
 _COMPLETED = StateType.COMPLETED
 
 
-class SQLiteStore(SQLiteCoordination, SQLiteDeployments, Store):
+class SQLiteStore(SQLiteCoordination, SQLiteDeployments, SQLiteRetention, Store):
     """A state store in one SQLite file (WAL mode), safe for many threads and processes.
 
     ``lock_timeout`` bounds how long a call waits for another process's write
@@ -77,7 +77,7 @@ class SQLiteStore(SQLiteCoordination, SQLiteDeployments, Store):
         self.path = absolute
         self._db = Database(absolute, lock_timeout=lock_timeout)
         try:
-            ensure_schema(self._db)
+            self.migrated: list[int] = ensure_schema(self._db)
         except BaseException:
             self._db.close()
             raise
@@ -536,14 +536,6 @@ class SQLiteStore(SQLiteCoordination, SQLiteDeployments, Store):
                 QUERIES["read_task_logs"], (flow_run_id, after_id, task_run_id, limit)
             )
         return [rows.log_from_row(row) for row in found]
-
-
-def _fold_journal(conn: sqlite3.Connection) -> None:
-    end = conn.execute(_JOURNAL_END).fetchone()[0]
-    if end is None:
-        return  # another process folded it first
-    conn.execute(_FOLD_JOURNAL, (end,))
-    conn.execute(_CLEAR_JOURNAL, (end,))
 
 
 class _Pending:
