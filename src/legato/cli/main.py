@@ -17,6 +17,7 @@ import click
 from legato import __version__
 from legato.cli.backfill import backfill_cmd
 from legato.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, flags
+from legato.cli.db import db_group
 from legato.cli.execute import resume_cmd, run_cmd
 from legato.cli.runs import cancel_cmd, logs_cmd, runs_cmd, show_cmd
 from legato.cli.worker import worker_cmd, workers_cmd
@@ -78,6 +79,7 @@ for _command in (
     worker_cmd,
     workers_cmd,
     backfill_cmd,
+    db_group,
 ):
     cli.add_command(_command)
 

@@ -21,8 +21,16 @@ from legato.engine.calls import (
 from legato.engine.entrypoints import load_flow
 from legato.engine.liveness import reconcile
 from legato.engine.results import deserialize
-from legato.errors import ResultNotAvailableError, RunNotFoundError
-from legato.records import FlowRun, LogRecord, TaskRun, WorkerInfo, utcnow
+from legato.errors import ConfigurationError, ResultNotAvailableError, RunNotFoundError
+from legato.records import (
+    FlowRun,
+    LogRecord,
+    PruneResult,
+    StoreStatus,
+    TaskRun,
+    WorkerInfo,
+    utcnow,
+)
 from legato.states import State, StateType
 from legato.store import get_default_store
 from legato.store.base import Store
@@ -173,6 +181,31 @@ class Client(DeploymentOps):
         claims it and replays it. Input for a paused run is validated and saved first."""
         run_id = resolve_run_id(self.store, id_or_prefix)
         return requeue_run(run_id, run_input, store=self.store)
+
+    # -- the store itself ----------------------------------------------------
+
+    def store_status(self) -> StoreStatus:
+        """Backend, masked URL, schema version, size and row counts of the store."""
+        return self.store.describe()
+
+    def prune_runs(
+        self,
+        older_than: timedelta,
+        *,
+        states: Sequence[StateType] = (),
+        batch_size: int = 200,
+        dry_run: bool = False,
+    ) -> PruneResult:
+        """Delete finished top-level runs (with their subflow runs, task runs, logs and
+        results) that ended more than ``older_than`` ago; ``states`` narrows which."""
+        if older_than.total_seconds() <= 0:
+            raise ConfigurationError("the age of runs to prune must be more than 0 seconds")
+        return self.store.prune_flow_runs(
+            finished_before=utcnow() - older_than,
+            states=states,
+            batch_size=batch_size,
+            dry_run=dry_run,
+        )
 
     def cancel_run(self, id_or_prefix: str) -> FlowRun:
         """Request cancellation; returns the run after the request."""

@@ -1,0 +1,172 @@
+"""``legato db status | upgrade | prune``: the store itself."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import click
+
+from legato.cli.common import debug_option, emit_json, get_client, make_console
+from legato.states import FINAL_STATES, StateType
+
+if TYPE_CHECKING:
+    from legato.records import StoreStatus
+
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_FINAL = sorted(state.value for state in FINAL_STATES)
+
+
+def parse_age(text: str) -> timedelta:
+    """``90s``, ``15m``, ``12h``, ``30d``, ``2w``; a usage error otherwise."""
+    match = _AGE.match(text.strip().lower())
+    if match is None or float(match.group(1)) <= 0:
+        raise click.BadParameter(
+            f"{text!r} is not an age: write a number and a unit, like 90s, 15m, 12h, 30d or 2w",
+            param_hint="'--older-than'",
+        )
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def _size(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"
+
+
+def _status_dict(status: StoreStatus) -> dict[str, object]:
+    return {
+        "backend": status.backend,
+        "url": status.url,
+        "schema_version": status.schema_version,
+        "latest_version": status.latest_version,
+        "size_bytes": status.size_bytes,
+        "row_counts": status.row_counts,
+        "migrated_on_open": list(status.migrated_on_open),
+    }
+
+
+@click.group("db")
+def db_group() -> None:
+    """The state store: its status, its schema, and pruning old runs.
+
+    The store is $LEGATO_HOME/legato.db, or wherever LEGATO_DATABASE_URL points.
+    """
+
+
+@db_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@debug_option
+@click.pass_context
+def status_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Backend, location (password masked), schema version, size and row counts."""
+    status = get_client(ctx).store_status()
+    if as_json:
+        emit_json(_status_dict(status))
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("backend", status.backend)
+    table.add_row("url", status.url)
+    behind = "" if status.schema_version == status.latest_version else " (run `legato db upgrade`)"
+    table.add_row("schema", f"version {status.schema_version} of {status.latest_version}{behind}")
+    table.add_row("size", _size(status.size_bytes))
+    for name, count in status.row_counts.items():
+        table.add_row(name.replace("_", " "), f"{count:,}")
+    make_console().print(table)
+
+
+@db_group.command("upgrade")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@debug_option
+@click.pass_context
+def upgrade_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Bring the store's schema to this legato's version (opening it does this too)."""
+    status = get_client(ctx).store_status()
+    applied = list(status.migrated_on_open)
+    if as_json:
+        emit_json({"url": status.url, "schema_version": status.schema_version, "applied": applied})
+        return
+    if applied:
+        click.echo(
+            f"{status.url}: schema now at version {status.schema_version} "
+            f"(applied {', '.join(str(v) for v in applied)})"
+        )
+    else:
+        click.echo(f"{status.url}: schema already at version {status.schema_version}")
+
+
+@db_group.command("prune")
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    metavar="AGE",
+    help="Delete runs that ended longer ago than this: 90s, 15m, 12h, 30d, 2w.",
+)
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(_FINAL, case_sensitive=False),
+    help="Only runs that ended in this state; repeat for several. Default: all of them.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Top-level runs deleted per transaction; live writers wait at most one batch.",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@debug_option
+@click.pass_context
+def prune_cmd(
+    ctx: click.Context,
+    older_than: str,
+    states: tuple[str, ...],
+    batch_size: int,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Delete finished runs that ended long ago, with everything they own.
+
+    A top-level run goes with its subflow runs, task runs, logs, inputs and
+    stored results. Running, paused and scheduled runs are never deleted.
+
+    \b
+    Examples:
+      legato db prune --older-than 30d
+      legato db prune --older-than 7d --state completed --dry-run
+    """
+    age = parse_age(older_than)
+    result = get_client(ctx).prune_runs(
+        age,
+        states=[StateType(s.lower()) for s in states],
+        batch_size=batch_size,
+        dry_run=dry_run,
+    )
+    if as_json:
+        emit_json(
+            {
+                "dry_run": dry_run,
+                "flow_runs": result.flow_runs,
+                "task_runs": result.task_runs,
+                "logs": result.logs,
+            }
+        )
+        return
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(
+        f"{verb} {result.flow_runs:,} flow run(s), {result.task_runs:,} task run(s) and "
+        f"{result.logs:,} log line(s) that ended more than {older_than} ago"
+    )
