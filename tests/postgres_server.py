@@ -257,6 +257,23 @@ class ThrowawayCluster:
         log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
         raise ServerUnavailable(f"pg_ctl start failed: {started.stderr.strip()}\n{log}")
 
+    def halt(self) -> None:
+        """Stop the server abruptly, keeping its data (a server that went away)."""
+        done = self._run(
+            str(self.bindir / "pg_ctl"), "stop", "-D", str(self.data), "-m", "immediate"
+        )
+        if done.returncode != 0:
+            raise ServerUnavailable(f"pg_ctl stop failed: {done.stderr.strip()}")
+
+    def restart(self) -> None:
+        """Start a halted server again, on the same port."""
+        started = self._run(
+            str(self.bindir / "pg_ctl"), "start", "-D", str(self.data), "-l", str(self.log), "-w"
+        )
+        if started.returncode != 0:
+            log = self.log.read_text(errors="replace")[-1500:] if self.log.exists() else ""
+            raise ServerUnavailable(f"pg_ctl start failed: {started.stderr.strip()}\n{log}")
+
     def stop(self) -> None:
         if self.data.exists():
             # immediate: nothing in a throwaway cluster is worth a checkpoint.

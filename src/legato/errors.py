@@ -208,6 +208,20 @@ class StoreError(LegatoError):
     """The state store failed in a way legato could not recover from."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store could not be reached for longer than the retry window."""
+
+    def __init__(self, where: str, seconds: float, reason: str) -> None:
+        self.where = where
+        self.seconds = seconds
+        super().__init__(
+            f"the store {where} could not be reached for {seconds:g}s ({reason}); what a "
+            f"run in progress did until then is saved, the rest is not: once the store is "
+            f"back the run reads as crashed, and `legato resume RUN` completes it (raise "
+            f"LEGATO_PG_RETRY_SECONDS to ride out longer outages)"
+        )
+
+
 class SchemaVersionError(StoreError):
     """The database was written by a newer legato than this one."""
 
@@ -255,3 +269,12 @@ class SleepSignal(_Signal):
         self.key = key
         self.until = until
         super().__init__(f"sleep at '{key}' until {until}")
+
+
+class StoreLost(_Signal):
+    """Unwinds a flow body when the store became unreachable: nothing more can be
+    recorded, so no further task may run. Carries the `StoreUnavailableError`."""
+
+    def __init__(self, error: StoreUnavailableError) -> None:
+        self.error = error
+        super().__init__(str(error))

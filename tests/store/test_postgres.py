@@ -27,6 +27,7 @@ from legato.errors import (
     RunOwnershipLost,
     SchemaVersionError,
     StoreError,
+    StoreUnavailableError,
 )
 from legato.records import ErrorInfo, FlowRun, LogRecord, RunOwner, StoredResult, TaskRun
 from legato.states import StateType
@@ -489,10 +490,14 @@ def test_connections_closed_by_the_server_are_replaced(store: PostgresStore, url
         assert store.get_flow_run(run.id) == run
 
 
-def test_a_statement_on_a_dead_connection_is_a_store_error(store: PostgresStore) -> None:
-    with pytest.raises(StoreError, match="terminat") as caught:
+def test_a_connection_that_keeps_dying_ends_in_store_unavailable(store: PostgresStore) -> None:
+    # Each try kills its own connection: the store retries on fresh ones for its
+    # retry window (LEGATO_PG_RETRY_SECONDS), then gives up with one clear error.
+    store._db.retry_seconds = 0.5
+    with pytest.raises(StoreUnavailableError, match="terminat") as caught:
         store._db.fetchone("SELECT pg_terminate_backend(pg_backend_pid())", ())
-    assert "PostgreSQL store postgresql://postgres:***@" in str(caught.value)
+    assert "store postgresql://postgres:***@" in str(caught.value)
+    assert "could not be reached for 0.5s" in str(caught.value)
     run = make_run()
     store.create_flow_run(run)  # the pool has replaced the connection
     assert store.get_flow_run(run.id) == run

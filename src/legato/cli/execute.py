@@ -31,7 +31,7 @@ from legato.cli.common import (
 from legato.cli.progress import LiveProgress, PlainProgress, RunTracker
 from legato.cli.render import plain_summary, summary_lines
 from legato.client.views import flow_run_to_dict
-from legato.errors import LegatoError, ParameterValidationError
+from legato.errors import LegatoError, ParameterValidationError, StoreUnavailableError
 
 if TYPE_CHECKING:
     from legato.client import Client
@@ -156,6 +156,10 @@ def execute(ctx: click.Context, client: Client, start: Start, *, as_json: bool) 
         ctx.exit(EXIT_INTERRUPTED)
 
     run_id = state.run_id or (tracker.root.id if tracker.root else None)
+    lost = state._exception
+    if isinstance(lost, StoreUnavailableError):
+        # The store is out of reach: nothing more to read from it. One line, exit 1.
+        raise lost
     if run_id is None:
         # Nothing recorded to describe; the state is all there is.
         if as_json:

@@ -33,6 +33,8 @@ from legato.errors import (
     RunOwnershipLost,
     RunStateError,
     SleepSignal,
+    StoreLost,
+    StoreUnavailableError,
 )
 from legato.futures import LegatoFuture, resolve_futures
 from legato.records import FlowRun, PauseInfo, utcnow
@@ -250,10 +252,22 @@ class FlowExecution:
                 ctx.runner.shutdown(
                     wait=outcome is None or not isinstance(outcome, FlowTimeoutError)
                 )
-            return self._record_outcome(ctx, value, outcome)
+            lost = _store_error(outcome)
+            if lost is not None:
+                return self._store_lost(lost), None
+            try:
+                return self._record_outcome(ctx, value, outcome)
+            except StoreUnavailableError as exc:  # the final write could not be made
+                return self._store_lost(exc), None
         finally:
             ctx.stopped = True
             get_monitor().remove(ctx)
+
+    def _store_lost(self, error: StoreUnavailableError) -> State:
+        """The store went away: the run ends here, recorded as far as it got. Once the
+        store is back the run reads as crashed (its process is gone) and resumes."""
+        self._log_to_stderr(f"legato: flow run {self.run.id}: {error}")
+        return State(StateType.CRASHED, str(error), utcnow(), self.run.id, _exception=error)
 
     def _record_outcome(
         self, ctx: FlowRunContext, value: Any, outcome: BaseException | None
@@ -441,3 +455,16 @@ def unwrap_state(state: State, return_state: bool) -> Any:
     if return_state:
         return state
     return state.result()
+
+
+def _store_error(outcome: BaseException | None) -> StoreUnavailableError | None:
+    """The store outage behind ``outcome``, if that is what ended the attempt."""
+    seen = 0
+    while outcome is not None and seen < 10:
+        if isinstance(outcome, StoreLost):
+            return outcome.error
+        if isinstance(outcome, StoreUnavailableError):
+            return outcome
+        outcome = outcome.__cause__ or outcome.__context__
+        seen += 1
+    return None

@@ -27,6 +27,8 @@ from legato.errors import (
     NonDeterministicFlowError,
     ResultNotSerializableError,
     RunOwnershipLost,
+    StoreLost,
+    StoreUnavailableError,
     TaskCallError,
     UpstreamTaskFailedError,
 )
@@ -333,6 +335,9 @@ class TaskCall:
         except RunOwnershipLost:
             flow_ctx.stopped = True
             raise
+        except StoreUnavailableError as exc:
+            flow_ctx.stopped = True  # nothing can be recorded: no further task may run
+            raise StoreLost(exc) from exc
 
     def complete(self, value: Any) -> Any:
         task = self.task
@@ -529,8 +534,8 @@ class TaskCall:
             raise
 
     def _end_with(self, exc: BaseException) -> None:
-        if isinstance(exc, RunOwnershipLost):
-            return
+        if isinstance(exc, RunOwnershipLost | StoreLost | StoreUnavailableError):
+            return  # nothing to record, or no way to record it
         if isinstance(exc, CancelledRun):
             self.fail(exc, StateType.CANCELLED)
         elif isinstance(exc, Exception):

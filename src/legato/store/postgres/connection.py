@@ -21,9 +21,11 @@ parks what it inherited and opens its own pool on first use.
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -32,7 +34,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from legato.errors import StoreError
+from legato.errors import StoreError, StoreUnavailableError
+from legato.settings import env_float
 from legato.store.postgres.urls import Redactor, display_url, libpq_url
 
 T = TypeVar("T")
@@ -41,12 +44,27 @@ Cursor = psycopg.Cursor[TupleRow]
 
 DEFAULT_POOL_SIZE = 8
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_RETRY_SECONDS = 30.0
 _getpid = os.getpid
+
+# The pool reports each failed reconnection as a warning; with no logging set up
+# those would land on stderr through logging's last resort, once per attempt,
+# while legato already retries and reports an outage in one line. A user who
+# configures logging still gets them.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 # Pools inherited through a fork: kept referenced (and never closed) so that
 # neither their __del__ (which would wait for worker threads that do not exist
 # in the child) nor the connections' finalizers run in the child.
 _inherited: list[object] = []
+
+
+class _ConnectionLost(Exception):
+    """The connection failed (not the statement): worth retrying on a fresh one."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 class PooledConnection(psycopg.Connection[TupleRow]):
@@ -89,6 +107,8 @@ class Database:
         self._closed = False
         self._lock = threading.Lock()  # guards opening the pool, never held for a statement
         self._pool: ConnectionPool[PooledConnection] | None = None
+        self._local = threading.local()
+        self.retry_seconds = env_float("LEGATO_PG_RETRY_SECONDS", DEFAULT_RETRY_SECONDS)
 
     def _conninfo(self, url: str, timeout: float) -> str:
         try:
@@ -178,46 +198,84 @@ class Database:
 
     # --- running statements ---------------------------------------------------------
 
-    def _checkout(self, pool: ConnectionPool[PooledConnection]) -> PooledConnection:
+    def _checkout(self, pool: ConnectionPool[PooledConnection], timeout: float) -> PooledConnection:
         # An idle connection has nothing to read: if its socket is readable,
         # the server has closed it (restarted, or ended the session) and sent
         # its farewell. Such a connection is dropped before a statement is
         # sent on it, which costs one poll() instead of a failed call per
         # pooled connection after every server restart.
         for _ in range(self.pool_size):
-            conn = pool.getconn()
+            conn = pool.getconn(timeout)
             if conn.closed or not _readable(conn.pgconn.socket):
                 return conn
             conn.close()
             pool.putconn(conn)  # the pool discards it and opens another
-        return pool.getconn()
+        return pool.getconn(timeout)
 
     def run(self, fn: Callable[[PooledConnection], T]) -> T:
-        """Run ``fn`` on a pooled connection (autocommit: each statement commits)."""
+        """Run ``fn`` on a pooled connection (autocommit: each statement commits).
+
+        A lost connection (server restarted, gone, unreachable) is retried with
+        a fresh one, backing off, for ``retry_seconds``; then the call raises
+        `StoreUnavailableError`. ``retried`` tells the caller (on this thread)
+        whether its last call needed a retry: a write whose commit succeeded but
+        whose reply was lost then ran twice, which the store checks where that
+        matters. The success path costs one flag store, nothing more.
+        """
+        local = self._local
+        local.retried = False
+        started = time.monotonic()
+        try:
+            return self._run_once(fn, min(self.timeout, self.retry_seconds))
+        except _ConnectionLost as lost:
+            first = lost
+        deadline = started + self.retry_seconds
+        delay = 0.05
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StoreUnavailableError(
+                    self.display_url, self.retry_seconds, first.reason
+                ) from None
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 1.0)
+            local.retried = True
+            try:
+                return self._run_once(fn, max(0.1, min(self.timeout, deadline - time.monotonic())))
+            except _ConnectionLost:
+                continue
+
+    @property
+    def retried(self) -> bool:
+        return bool(getattr(self._local, "retried", False))
+
+    def _run_once(self, fn: Callable[[PooledConnection], T], timeout: float) -> T:
         pool = self._pool_here()
         try:
-            conn = self._checkout(pool)
+            conn = self._checkout(pool, timeout)
         except PoolTimeout as exc:
-            raise StoreError(
-                f"no connection to the PostgreSQL store {self.display_url} within "
-                f"{self.timeout:g}s ({self.redact(str(exc)).strip()}); check that the server "
-                f"is up and accepts connections, or raise its max_connections"
+            raise _ConnectionLost(
+                f"no connection within {timeout:g}s: {self.redact(str(exc)).strip()}"
             ) from None
         except PoolClosed:
             raise StoreError(
                 f"the PostgreSQL store {self.display_url} was closed; open a new one"
             ) from None
+        except psycopg.OperationalError as exc:
+            raise _ConnectionLost(self.redact(str(exc)).strip()) from None
         try:
             return fn(conn)
         except psycopg.Error as exc:
-            raise self.error(exc) from (None if conn.broken else exc)
+            if conn.broken or conn.closed:
+                raise _ConnectionLost(" ".join(self.redact(str(exc)).split())) from None
+            raise self.error(exc) from exc
         except UnicodeEncodeError as exc:
             # A lone surrogate (argv decoded with surrogateescape) cannot be sent.
             raise StoreError(
                 f"PostgreSQL store {self.display_url}: a value is not valid text: {exc}"
             ) from None
         finally:
-            pool.putconn(conn)
+            pool.putconn(conn)  # a broken connection is discarded, not reused
 
     def execute(self, sql: str, params: tuple[Any, ...]) -> int:
         """Run one statement; the number of rows it changed."""

@@ -137,6 +137,8 @@ class PostgresStore(PostgresCoordination, PostgresDeployments, PostgresRetention
             try:
                 conn.execute(query, params)
             except psycopg.errors.UniqueViolation:
+                if self._db.retried:
+                    return  # this very insert committed before its reply was lost
                 raise StoreError(
                     f"a flow run with id {run.id} already exists in {self.display_url}"
                 ) from None
@@ -225,6 +227,12 @@ class PostgresStore(PostgresCoordination, PostgresDeployments, PostgresRetention
             sql = QUERIES["start_claimed_flow_run"]
             params += (expected_owner_token,)
         row = self._db.fetchone(sql, params)
+        if row is None and self._db.retried:
+            # The start may have committed before its reply was lost: it is ours then.
+            current = self.get_flow_run(run_id)
+            holder = current.owner if current is not None else None
+            if holder is not None and holder.token == owner.token:
+                return current
         return None if row is None else rows.flow_run_from_row(row)
 
     def heartbeat_flow_run(self, run_id: str, owner_token: str, now: datetime) -> HeartbeatReply:
@@ -277,7 +285,8 @@ class PostgresStore(PostgresCoordination, PostgresDeployments, PostgresRetention
             owner_token,
             *(rows.log_arrays(logs) if logs else rows.NO_LOGS),
         )
-        if self._db.fetchone(QUERIES["pause_flow_run"], params)[0] == 0:
+        paused = self._db.fetchone(QUERIES["pause_flow_run"], params)[0] > 0
+        if not paused and not self._released_by_retry(run_id, StateType.PAUSED):
             raise RunOwnershipLost(run_id)
 
     def reschedule_flow_run(
@@ -296,8 +305,16 @@ class PostgresStore(PostgresCoordination, PostgresDeployments, PostgresRetention
             owner_token,
             *(rows.log_arrays(logs) if logs else rows.NO_LOGS),
         )
-        if self._db.fetchone(QUERIES["reschedule_flow_run"], params)[0] == 0:
+        moved = self._db.fetchone(QUERIES["reschedule_flow_run"], params)[0] > 0
+        if not moved and not self._released_by_retry(run_id, StateType.SCHEDULED):
             raise RunOwnershipLost(run_id)
+
+    def _released_by_retry(self, run_id: str, state: StateType) -> bool:
+        """After a retried call that releases the owner: did the first try commit?"""
+        if not self._db.retried:
+            return False
+        current = self.get_flow_run(run_id)
+        return current is not None and current.state is state and current.owner is None
 
     def transition_flow_run(
         self,
