@@ -2,38 +2,10 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
-
 import click
 
-from legato.cli.common import debug_option, emit_json, get_client
+from legato.cli.common import debug_option, emit_json, get_client, parse_time
 from legato.client.views import flow_run_to_dict
-
-_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhdw])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_time(text: str, option: str) -> datetime:
-    """ISO 8601 (no zone = UTC), ``now``, or a time ago like ``-3d``, ``-12h``."""
-    from datetime import timedelta
-
-    value = text.strip()
-    if value == "now":
-        return datetime.now(UTC)
-    relative = _RELATIVE.match(value)
-    if relative:
-        seconds = float(relative.group(1)) * _UNIT_SECONDS[relative.group(2)]
-        return datetime.now(UTC) - timedelta(seconds=seconds)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not a time: use ISO 8601 like 2026-11-01T00:00 (UTC unless a "
-            f"zone is given), 'now', or a time ago like -3d, -12h, -30m",
-            param_hint=option,
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @click.command("backfill")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -123,3 +125,28 @@ def make_console(*, stderr: bool = False) -> Console:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False)
+
+
+_RELATIVE = re.compile(r"^([+-])(\d+(?:\.\d+)?)([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(text: str, option: str) -> datetime:
+    """ISO 8601 (no zone = UTC), ``now``, or relative to now: ``-3d``, ``+10m``."""
+    value = text.strip()
+    if value == "now":
+        return datetime.now(UTC)
+    relative = _RELATIVE.match(value)
+    if relative:
+        seconds = float(relative.group(2)) * _UNIT_SECONDS[relative.group(3)]
+        sign = -1 if relative.group(1) == "-" else 1
+        return datetime.now(UTC) + timedelta(seconds=sign * seconds)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a time: use ISO 8601 like 2026-11-01T00:00 (UTC unless a "
+            f"zone is given), 'now', or a time relative to now like -3d, -12h, +10m",
+            param_hint=option,
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -66,7 +66,12 @@ def parse_param_pairs(pairs: tuple[str, ...]) -> dict[str, tuple[Any, str]]:
 
 
 def choose_parameters(
-    client: Client, flow: Any, base: dict[str, Any], pairs: dict[str, tuple[Any, str]]
+    client: Client,
+    flow: Any,
+    base: dict[str, Any],
+    pairs: dict[str, tuple[Any, str]],
+    *,
+    partial: bool = False,
 ) -> dict[str, Any]:
     """``base`` (from ``--params``) overridden by ``-p`` values, validated.
 
@@ -78,7 +83,7 @@ def choose_parameters(
     """
     params = {**base, **{name: value for name, (value, _) in pairs.items()}}
     try:
-        client.validate_parameters(flow, params)
+        client.validate_parameters(flow, params, partial=partial)
         return params
     except ParameterValidationError as exc:
         error = exc
@@ -87,7 +92,7 @@ def choose_parameters(
             continue
         trial = {**params, name: raw}
         try:
-            client.validate_parameters(flow, trial)
+            client.validate_parameters(flow, trial, partial=partial)
             return trial
         except ParameterValidationError as exc:
             if len(exc.problems) < len(error.problems):

@@ -18,6 +18,12 @@ from legato import __version__
 from legato.cli.backfill import backfill_cmd
 from legato.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, flags
 from legato.cli.db import db_group
+from legato.cli.deployments import (
+    deploy_cmd,
+    deployment_group,
+    deployments_cmd,
+    trigger_cmd,
+)
 from legato.cli.execute import resume_cmd, run_cmd
 from legato.cli.runs import cancel_cmd, logs_cmd, runs_cmd, show_cmd
 from legato.cli.worker import worker_cmd, workers_cmd
@@ -78,6 +84,10 @@ for _command in (
     cancel_cmd,
     worker_cmd,
     workers_cmd,
+    deploy_cmd,
+    deployments_cmd,
+    deployment_group,
+    trigger_cmd,
     backfill_cmd,
     db_group,
 ):

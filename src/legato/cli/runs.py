@@ -49,10 +49,16 @@ _STATE_NAMES = [s.value for s in StateType]
     help="Only runs in this state; repeat for several.",
 )
 @click.option("--flow", "flow_name", metavar="NAME", help="Only runs of the flow with this name.")
+@click.option("--deployment", metavar="NAME", help="Only runs of this deployment.")
 @debug_option
 @click.pass_context
 def runs_cmd(
-    ctx: click.Context, as_json: bool, limit: int, states: tuple[str, ...], flow_name: str | None
+    ctx: click.Context,
+    as_json: bool,
+    limit: int,
+    states: tuple[str, ...],
+    flow_name: str | None,
+    deployment: str | None,
 ) -> None:
     """List flow runs, newest first.
 
@@ -69,12 +75,13 @@ def runs_cmd(
         limit=limit,
         states=[StateType(s.lower()) for s in states] or None,
         flow_name=flow_name,
+        deployment=deployment,
     )
     if as_json:
         emit_json([flow_run_to_dict(run) for run in runs])
         return
     if not runs:
-        click.echo("no flow runs" + (" match" if states or flow_name else " yet"))
+        click.echo("no flow runs" + (" match" if states or flow_name or deployment else " yet"))
         return
     from legato.cli.tables import runs_table
 

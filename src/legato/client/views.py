@@ -20,10 +20,12 @@ from typing import Any
 
 from legato.records import (
     Dependency,
+    Deployment,
     ErrorInfo,
     FlowRun,
     LogRecord,
     PauseInfo,
+    Schedule,
     TaskRun,
     WorkerInfo,
 )
@@ -178,6 +180,7 @@ def flow_run_to_dict(run: FlowRun, *, tracebacks: bool = False) -> dict[str, Any
         "priority": run.priority,
         "scheduled_time": isoformat(run.scheduled_time),
         "late_seconds": late_seconds(run),
+        "deployment": run.deployment,
     }
 
 
@@ -252,4 +255,43 @@ def worker_to_dict(worker: WorkerInfo) -> dict[str, Any]:
         "started": isoformat(worker.started),
         "heartbeat_at": isoformat(worker.heartbeat_at),
         "stopped_at": isoformat(worker.stopped_at),
+    }
+
+
+def schedule_to_dict(schedule: Schedule) -> dict[str, Any]:
+    from legato.schedules import describe
+
+    return {
+        "cron": schedule.cron,
+        "interval": schedule.interval,
+        "rrule": schedule.rrule,
+        "timezone": schedule.timezone,
+        "anchor": isoformat(schedule.anchor),
+        "description": describe(schedule),
+    }
+
+
+def deployment_to_dict(
+    deployment: Deployment, next_runs: list[datetime] | None = None
+) -> dict[str, Any]:
+    return {
+        "name": deployment.name,
+        "id": deployment.id,
+        "flow": deployment.flow_name,
+        "entrypoint": deployment.entrypoint,
+        "parameters": jsonable(deployment.parameters),
+        "schedules": [schedule_to_dict(s) for s in deployment.schedules],
+        "work_queue": deployment.work_queue,
+        "priority": deployment.priority,
+        "tags": list(deployment.tags),
+        "concurrency_limit": deployment.concurrency_limit,
+        "collision_strategy": deployment.collision_strategy.value,
+        "description": deployment.description,
+        "paused": deployment.paused,
+        "catchup": deployment.catchup,
+        "timeout_seconds": deployment.timeout_seconds,
+        "retries": deployment.retries,
+        "created": isoformat(deployment.created),
+        "updated": isoformat(deployment.updated),
+        "next_runs": [isoformat(t) for t in next_runs or []],
     }
