@@ -380,3 +380,19 @@ class PruneResult:
     flow_runs: int = 0
     task_runs: int = 0
     logs: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A named global limit that task tags refer to.
+
+    Without ``per_seconds``: at most ``slots`` tasks holding it at once, in all
+    processes on all machines (a concurrency limit). With it: at most ``slots``
+    task starts in any ``per_seconds`` window (a rate limit). ``active`` is the
+    number of slots taken when it was read.
+    """
+
+    name: str
+    slots: int
+    per_seconds: float | None = None
+    active: int = 0

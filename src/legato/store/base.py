@@ -24,6 +24,7 @@ from legato.records import (
     FlowRun,
     HeartbeatReply,
     Lease,
+    Limit,
     LogRecord,
     PauseInfo,
     PruneResult,
@@ -398,3 +399,39 @@ class Store(ABC):
         Safe to race: any number of processes creating the same key make one
         run. A queued run notifies like `create_flow_run`.
         """
+
+    # --- global limits -----------------------------------------------------------
+
+    @abstractmethod
+    def set_limit(
+        self, name: str, slots: int, *, per_seconds: float | None = None, now: datetime
+    ) -> Limit:
+        """Create or change a limit (slots already taken stay taken)."""
+
+    @abstractmethod
+    def list_limits(self, *, now: datetime, names: Sequence[str] | None = None) -> list[Limit]:
+        """Limits (those named, when ``names`` is given) by name, with slots active now."""
+
+    @abstractmethod
+    def delete_limit(self, name: str) -> bool:
+        """Remove a limit and its slots; True when it existed."""
+
+    @abstractmethod
+    def acquire_limit_slot(
+        self, name: str, holder: str, *, now: datetime, ttl_seconds: float
+    ) -> bool:
+        """Take a slot of limit ``name`` for ``holder`` if one is free now; atomic across
+        processes. A concurrency slot lasts ``ttl_seconds`` unless renewed; a rate
+        limit's slot lasts its window (``per_seconds``). False when none is free (or
+        the limit does not exist any more); True when taken or already held."""
+
+    @abstractmethod
+    def renew_limit_slots(
+        self, holders: Sequence[str], *, now: datetime, ttl_seconds: float
+    ) -> None:
+        """Extend the concurrency slots held by ``holders`` to ``now + ttl_seconds``."""
+
+    @abstractmethod
+    def release_limit_slots(self, holder: str) -> None:
+        """Give back the concurrency slots of ``holder`` (rate slots run out by themselves)
+        and notify `LIMIT_SLOTS_FREED` listeners."""

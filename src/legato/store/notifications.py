@@ -22,6 +22,8 @@ from legato.records import Notification
 
 #: notified (payload: the run's work queue) whenever a run is queued for workers
 RUNS_QUEUED = "legato_runs_queued"
+#: notified when slots of global limits are given back
+LIMIT_SLOTS_FREED = "legato_limit_slots_freed"
 
 DEFAULT_POLL_SECONDS = 0.1
 # PostgreSQL's identifier limit is 63 bytes and NOTIFY payloads must stay

@@ -640,3 +640,60 @@ SELECT
     (SELECT count(*) FROM gone_cache) + (SELECT count(*) FROM gone_tasks)
         + (SELECT count(*) FROM gone_logs) + (SELECT count(*) FROM gone_inputs)
         + (SELECT count(*) FROM gone_runs)
+
+-- set_limit --
+-- name, slots, per_seconds, now
+INSERT INTO limits (name, slots, per_seconds, created)
+VALUES (%s, %s, %s::double precision, %s::timestamptz)
+ON CONFLICT (name) DO UPDATE SET slots = excluded.slots, per_seconds = excluded.per_seconds
+RETURNING name, slots, per_seconds
+
+-- list_limits --
+-- now, names (or NULL for all)
+SELECT l.name, l.slots, l.per_seconds,
+    (SELECT count(*) FROM limit_slots AS s WHERE s.name = l.name AND s.expires_at > %s)
+FROM limits AS l
+WHERE %s::text[] IS NULL OR l.name = ANY(%s::text[])
+ORDER BY l.name
+
+-- delete_limit --
+-- name, name: the limit and its slots
+WITH gone_slots AS (DELETE FROM limit_slots WHERE name = %s)
+DELETE FROM limits WHERE name = %s
+
+-- lock_limit --
+-- name: the limit row, locked so that claimers of its slots count one at a time
+SELECT slots, per_seconds FROM limits WHERE name = %s FOR UPDATE
+
+-- drop_expired_slots --
+-- name, now
+DELETE FROM limit_slots WHERE name = %s AND expires_at <= %s
+
+-- holds_slot --
+-- name, holder
+SELECT 1 FROM limit_slots WHERE name = %s AND holder = %s
+
+-- count_slots --
+-- name
+SELECT count(*) FROM limit_slots WHERE name = %s
+
+-- insert_slot --
+-- name, holder, now, expires_at
+INSERT INTO limit_slots (name, holder, acquired_at, expires_at) VALUES (%s, %s, %s, %s)
+
+-- renew_slots --
+-- expires_at, holders
+UPDATE limit_slots SET expires_at = %s
+WHERE holder = ANY(%s::text[])
+    AND name IN (SELECT name FROM limits WHERE per_seconds IS NULL)
+
+-- release_slots --
+-- holder: returns the number of slots given back, notifying when any were
+WITH gone AS (
+    DELETE FROM limit_slots
+    WHERE holder = %s AND name IN (SELECT name FROM limits WHERE per_seconds IS NULL)
+    RETURNING 1
+)
+SELECT count(*), CASE WHEN count(*) > 0
+    THEN (SELECT 1 FROM pg_notify('legato_limit_slots_freed', '')) END
+FROM gone

@@ -31,6 +31,7 @@ from legato.store.postgres.connection import (
 )
 from legato.store.postgres.coordination import PostgresCoordination
 from legato.store.postgres.deployments import PostgresDeployments
+from legato.store.postgres.limits import PostgresLimits
 from legato.store.postgres.migrate import ensure_schema
 from legato.store.postgres.retention import PostgresRetention
 from legato.store.postgres.sql import QUERIES
@@ -81,7 +82,9 @@ def _pool_size() -> int:
     return int(size)
 
 
-class PostgresStore(PostgresCoordination, PostgresDeployments, PostgresRetention, Store):
+class PostgresStore(
+    PostgresCoordination, PostgresDeployments, PostgresRetention, PostgresLimits, Store
+):
     """A state store in a PostgreSQL database, safe for many threads, processes and machines.
 
     ``url`` is a libpq URL, ``postgresql://user:password@host:5432/dbname``

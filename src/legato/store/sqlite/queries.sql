@@ -461,3 +461,55 @@ DELETE FROM logs WHERE flow_run_id IN (SELECT id FROM prune_ids);
 DELETE FROM run_inputs WHERE flow_run_id IN (SELECT id FROM prune_ids);
 DELETE FROM flow_runs WHERE id IN (SELECT id FROM prune_ids);
 DELETE FROM prune_ids
+
+-- set_limit --
+-- name, slots, per_seconds, now
+INSERT INTO limits (name, slots, per_seconds, created) VALUES (?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET slots = excluded.slots, per_seconds = excluded.per_seconds
+RETURNING name, slots, per_seconds
+
+-- list_limits --
+-- now; {names} is "" or "WHERE l.name IN (SELECT value FROM json_each(?))"
+SELECT l.name, l.slots, l.per_seconds,
+    (SELECT count(*) FROM limit_slots AS s WHERE s.name = l.name AND s.expires_at > ?)
+FROM limits AS l {names}
+ORDER BY l.name
+
+-- delete_limit --
+-- name
+DELETE FROM limits WHERE name = ?
+
+-- delete_limit_slots --
+-- name
+DELETE FROM limit_slots WHERE name = ?
+
+-- get_limit --
+-- name
+SELECT slots, per_seconds FROM limits WHERE name = ?
+
+-- drop_expired_slots --
+-- name, now
+DELETE FROM limit_slots WHERE name = ? AND expires_at <= ?
+
+-- holds_slot --
+-- name, holder
+SELECT 1 FROM limit_slots WHERE name = ? AND holder = ?
+
+-- count_slots --
+-- name
+SELECT count(*) FROM limit_slots WHERE name = ?
+
+-- insert_slot --
+-- name, holder, now, expires_at
+INSERT INTO limit_slots (name, holder, acquired_at, expires_at) VALUES (?, ?, ?, ?)
+
+-- renew_slots --
+-- expires_at, JSON holders
+UPDATE limit_slots SET expires_at = ?
+WHERE holder IN (SELECT value FROM json_each(?))
+    AND name IN (SELECT name FROM limits WHERE per_seconds IS NULL)
+
+-- release_slots --
+-- holder
+DELETE FROM limit_slots
+WHERE holder = ? AND name IN (SELECT name FROM limits WHERE per_seconds IS NULL)

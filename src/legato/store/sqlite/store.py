@@ -33,6 +33,7 @@ from legato.store.sqlite.connection import DEFAULT_LOCK_TIMEOUT, Database
 from legato.store.sqlite.coordination import SQLiteCoordination
 from legato.store.sqlite.deployments import SQLiteDeployments
 from legato.store.sqlite.journal import fold_journal as _fold_journal
+from legato.store.sqlite.limits import SQLiteLimits
 from legato.store.sqlite.migrate import ensure_schema
 from legato.store.sqlite.retention import SQLiteRetention
 from legato.store.sqlite.sql import QUERIES
@@ -54,7 +55,7 @@ _GET_FLOW_RUN = QUERIES["get_flow_run"]
 _COMPLETED = StateType.COMPLETED
 
 
-class SQLiteStore(SQLiteCoordination, SQLiteDeployments, SQLiteRetention, Store):
+class SQLiteStore(SQLiteCoordination, SQLiteDeployments, SQLiteRetention, SQLiteLimits, Store):
     """A state store in one SQLite file (WAL mode), safe for many threads and processes.
 
     ``lock_timeout`` bounds how long a call waits for another process's write
