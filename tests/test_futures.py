@@ -464,3 +464,43 @@ def test_async_flow_can_submit(default_store: Store) -> None:
 
     assert asyncio.run(f()) == [2, 4, 6]
     assert sorted(by_key(default_store)) == ["adouble[0]", "adouble[1]", "adouble[2]"]
+
+
+def test_map_returns_a_list_with_prefects_result_and_wait() -> None:
+    from legato import LegatoFutureList, flow, task
+
+    @task
+    def double(x: int) -> int:
+        return 2 * x
+
+    @flow
+    def mapped() -> list[int]:
+        futures = double.map([1, 2, 3])
+        assert isinstance(futures, LegatoFutureList) and isinstance(futures, list)
+        futures.wait()
+        assert all(f.done() for f in futures)
+        return futures.result()
+
+    assert mapped() == [2, 4, 6]
+
+
+def test_a_mapped_list_passed_to_a_task_is_resolved_with_its_edges() -> None:
+    from legato import flow, task
+    from legato.client import Client
+
+    @task
+    def double(x: int) -> int:
+        return 2 * x
+
+    @task
+    def total(values: list[int]) -> int:
+        return sum(values)
+
+    @flow
+    def fan_in() -> int:
+        return total(double.map([1, 2, 3]))
+
+    state = fan_in(return_state=True)
+    assert state.result() == 12
+    runs = {tr.call_key: tr for tr in Client().task_runs(state.run_id or "")}
+    assert len(runs["total[0]"].dependencies) == 3

@@ -23,7 +23,7 @@ from legato.errors import (
     TaskTimeoutError,
 )
 from legato.flows import Flow, flow
-from legato.futures import LegatoFuture, as_completed, unmapped, wait
+from legato.futures import LegatoFuture, LegatoFutureList, as_completed, unmapped, wait
 from legato.states import State, StateType
 from legato.task_runners import ThreadPoolTaskRunner
 from legato.tasks import Task, exponential_backoff, task, task_input_hash
@@ -40,6 +40,7 @@ __all__ = [
     "FlowPaused",
     "LegatoError",
     "LegatoFuture",
+    "LegatoFutureList",
     "ParameterValidationError",
     "RunContext",
     "RunInput",

@@ -74,6 +74,20 @@ class LegatoFuture(Generic[R]):
         return self.state.result(raise_on_failure=raise_on_failure)
 
 
+class LegatoFutureList(list[LegatoFuture[R]]):
+    """What ``task.map`` returns: a plain list of futures, plus Prefect's ``wait`` and
+    ``result`` over all of them."""
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until every task run ends (or ``timeout`` seconds pass in all)."""
+        wait(self, timeout)
+
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[R]:
+        """Every task's return value, in input order; raises the first failure."""
+        self.wait(timeout)
+        return [future.result(0, raise_on_failure) for future in self]
+
+
 class DoneAndNotDone(NamedTuple):
     done: set[LegatoFuture[Any]]
     not_done: set[LegatoFuture[Any]]
@@ -149,6 +163,8 @@ def resolve_futures(value: Any) -> Any:
     if isinstance(value, LegatoFuture):
         return value.result()
     kind = type(value)
+    if kind is LegatoFutureList:
+        return [resolve_futures(v) for v in value]
     if kind in (list, tuple, set):
         return kind(resolve_futures(v) for v in value)
     if kind is dict:

@@ -18,7 +18,7 @@ from legato.engine.context import FLOW_CONTEXT
 from legato.engine.results import check_serializer
 from legato.engine.task_engine import TaskCall, cache_expiration_of, current_flow_context
 from legato.errors import ConfigurationError
-from legato.futures import LegatoFuture, unmapped
+from legato.futures import LegatoFuture, LegatoFutureList, unmapped
 
 if TYPE_CHECKING:
     from legato.engine.context import RunContext
@@ -273,7 +273,7 @@ class Task(Generic[P, R]):
 
     def map(
         self, *args: Any, wait_for: Sequence[Any] | None = None, **kwargs: Any
-    ) -> list[LegatoFuture[R]]:
+    ) -> LegatoFutureList[R]:
         """Submit one call per element of the iterable arguments, in input order.
 
         Lists, tuples, sets, generators and lists of futures are mapped over; wrap
@@ -304,7 +304,7 @@ class Task(Generic[P, R]):
             )
         count = next(iter(lengths.values()))
         n_positional = len(args)
-        futures: list[LegatoFuture[R]] = []
+        futures: LegatoFutureList[R] = LegatoFutureList()
         for i in range(count):
             call_args = tuple(
                 mapped[j][i] if j in mapped else static[j] for j in range(n_positional)

@@ -25,6 +25,7 @@ from legato.cli.deployments import (
     trigger_cmd,
 )
 from legato.cli.execute import resume_cmd, run_cmd
+from legato.cli.limits import limit_group
 from legato.cli.runs import cancel_cmd, logs_cmd, runs_cmd, show_cmd
 from legato.cli.worker import worker_cmd, workers_cmd
 from legato.errors import (
@@ -89,6 +90,7 @@ for _command in (
     deployment_group,
     trigger_cmd,
     backfill_cmd,
+    limit_group,
     db_group,
 ):
     cli.add_command(_command)

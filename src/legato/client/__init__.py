@@ -24,6 +24,7 @@ from legato.engine.results import deserialize
 from legato.errors import ConfigurationError, ResultNotAvailableError, RunNotFoundError
 from legato.records import (
     FlowRun,
+    Limit,
     LogRecord,
     PruneResult,
     StoreStatus,
@@ -181,6 +182,35 @@ class Client(DeploymentOps):
         claims it and replays it. Input for a paused run is validated and saved first."""
         run_id = resolve_run_id(self.store, id_or_prefix)
         return requeue_run(run_id, run_input, store=self.store)
+
+    # -- global limits -------------------------------------------------------
+
+    def set_limit(self, name: str, slots: int, *, per_seconds: float | None = None) -> Limit:
+        """Create or change a global limit; tasks tagged ``name`` hold one of its slots
+        (``per_seconds``: at most ``slots`` starts per window instead)."""
+        from legato.engine.limits import forget_known_limits
+
+        if not name or not name.strip() or name != name.strip():
+            raise ConfigurationError(
+                f"invalid limit name {name!r}: a non-empty tag without surrounding spaces"
+            )
+        if slots < 0:
+            raise ConfigurationError(f"limit '{name}' needs 0 or more slots, got {slots}")
+        if per_seconds is not None and not per_seconds > 0:
+            raise ConfigurationError(f"limit '{name}': --per must be more than 0 seconds")
+        limit = self.store.set_limit(name, slots, per_seconds=per_seconds, now=utcnow())
+        forget_known_limits()
+        return limit
+
+    def limits(self) -> list[Limit]:
+        return self.store.list_limits(now=utcnow())
+
+    def delete_limit(self, name: str) -> None:
+        from legato.engine.limits import forget_known_limits
+
+        if not self.store.delete_limit(name):
+            raise ConfigurationError(f"no limit named '{name}'; list them with `legato limit ls`")
+        forget_known_limits()
 
     # -- the store itself ----------------------------------------------------
 

@@ -50,6 +50,7 @@ class FlowRunContext:
         "cancel_requested",
         "explicit_keys",
         "flow",
+        "held_slots",
         "in_flight",
         "lock",
         "log_buffer",
@@ -101,6 +102,7 @@ class FlowRunContext:
         # Keys chosen by the user (call_key=, pause key=): each may be used once.
         self.explicit_keys: set[tuple[str, str]] = set()
         self.stopped = False  # set when the run ended; late task threads must stop
+        self.held_slots: set[str] = set()  # holders of global limit slots, renewed by heartbeat
         self.log_prints = flow.log_prints
 
     @property

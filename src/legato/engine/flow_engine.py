@@ -36,7 +36,7 @@ from legato.errors import (
     StoreLost,
     StoreUnavailableError,
 )
-from legato.futures import LegatoFuture, resolve_futures
+from legato.futures import LegatoFuture, LegatoFutureList, resolve_futures
 from legato.records import FlowRun, PauseInfo, utcnow
 from legato.states import State, StateType
 
@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from legato.engine.observer import RunObserver
     from legato.flows import Flow
     from legato.store.base import Store
+
+# Return values whose futures are resolved (one level deep, as Prefect does).
+_CONTAINERS = (list, tuple, set, dict, LegatoFutureList)
 
 
 def create_flow_run(
@@ -237,7 +240,7 @@ class FlowExecution:
         """Wait for submitted tasks; resolve futures in the return value."""
         for future in ctx.outstanding:
             future.wait()
-        if isinstance(value, LegatoFuture) or type(value) in (list, tuple, set, dict):
+        if isinstance(value, LegatoFuture) or type(value) in _CONTAINERS:
             value = resolve_futures(value)
         return value
 

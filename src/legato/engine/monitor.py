@@ -13,6 +13,7 @@ import threading
 import time
 
 from legato.engine.context import FlowRunContext
+from legato.engine.liveness import lease_seconds
 from legato.errors import RunOwnershipLost
 from legato.records import utcnow
 from legato.settings import env_float
@@ -62,6 +63,10 @@ class RunMonitor:
         logs = ctx.take_logs()
         if logs:
             store.append_logs(logs)
+        if ctx.held_slots:
+            with ctx.lock:
+                holders = list(ctx.held_slots)
+            store.renew_limit_slots(holders, now=utcnow(), ttl_seconds=lease_seconds())
         threshold = time.monotonic() - self.interval
         # Hold the context lock while writing so a task cannot finish (and write its
         # final record) between our check and our RUNNING write.

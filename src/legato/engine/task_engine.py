@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from legato.engine import results as _results
 from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext, TaskRunContext
 from legato.engine.ids import error_info, new_task_run_id, short_repr
+from legato.engine.limits import limits_among, run_holding, run_holding_async
 from legato.engine.observer import notify
 from legato.engine.timeouts import run_async_with_timeout, run_with_timeout
 from legato.errors import (
@@ -32,7 +33,7 @@ from legato.errors import (
     TaskCallError,
     UpstreamTaskFailedError,
 )
-from legato.futures import LegatoFuture
+from legato.futures import LegatoFuture, LegatoFutureList
 from legato.records import Dependency, ErrorInfo, TaskRun, utcnow
 from legato.states import State, StateType
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 _PLAIN = (int, float, str, bool, bytes, type(None))
 # Results of direct calls remembered (by identity) to record data edges.
 MAX_TRACKED_RESULTS = 10_000
-_COLLECTIONS = (list, tuple, set, frozenset)
+_COLLECTIONS = (list, tuple, set, frozenset, LegatoFutureList)
 
 
 class TaskCall:
@@ -175,6 +176,8 @@ class TaskCall:
         if isinstance(value, LegatoFuture):
             return self._upstream_value(value)
         kind = type(value)
+        if kind is LegatoFutureList:
+            return [self._resolved(v) for v in value]
         if kind in _COLLECTIONS:
             return kind(self._resolved(v) for v in value)
         if kind is dict:
@@ -441,10 +444,16 @@ class TaskCall:
     # -- execution ------------------------------------------------------------
 
     def run(self) -> Any:
-        """Execute synchronously (replay, cache, attempts) and return the value."""
+        """Execute synchronously (replay, cache, limits, attempts) and return the value."""
         done, value = self._prepare()
         if done:
             return value
+        names = limits_among(self.flow_ctx.store, self.task.tags) if self.task.tags else None
+        if not names:
+            return self._attempts()
+        return run_holding(self, names)
+
+    def _attempts(self) -> Any:
         fn = self.task.fn
         timeout = self.task.timeout_seconds
         while True:
@@ -468,11 +477,17 @@ class TaskCall:
 
     async def run_async(self) -> Any:
         """Execute an ``async def`` task on the running event loop."""
-        import asyncio
-
         done, value = self._prepare()
         if done:
             return value
+        names = limits_among(self.flow_ctx.store, self.task.tags) if self.task.tags else None
+        if not names:
+            return await self._attempts_async()
+        return await run_holding_async(self, names)
+
+    async def _attempts_async(self) -> Any:
+        import asyncio
+
         fn = self.task.fn
         timeout = self.task.timeout_seconds
         while True:
