@@ -95,7 +95,9 @@ class StrictStrClient:
     def __init__(self) -> None:
         self.seen: list[dict[str, Any]] = []
 
-    def validate_parameters(self, flow: object, params: dict[str, Any]) -> dict[str, Any]:
+    def validate_parameters(
+        self, flow: object, params: dict[str, Any], *, partial: bool = False
+    ) -> dict[str, Any]:
         self.seen.append(dict(params))
         problems = []
         if "name" in params and not isinstance(params["name"], str):

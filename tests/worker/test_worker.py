@@ -101,6 +101,18 @@ def always_freezes(tag: str) -> None:
     os.kill(os.getpid(), signal.SIGSTOP)
 
 
+@task(tags=["db"])
+def limited_step(tag: str, n: int) -> None:
+    note(f"{tag}-{n} start {time.time()!r}")
+    time.sleep(0.3)
+    note(f"{tag}-{n} end {time.time()!r}")
+
+
+@flow
+def limited(tag: str) -> None:
+    limited_step.map(tag, range(3)).wait()
+
+
 class Approval(RunInput):
     ok: bool
 
@@ -478,3 +490,26 @@ def test_a_stuck_process_whose_lease_lapsed_loses_its_run_and_is_stopped(
     wait_for(lambda: state_of(client, run) is StateType.COMPLETED, "the run was taken over")
     assert side.counts()["s freezing"] == 1 and side.counts()["s done"] == 1
     wait_for(lambda: "taken over after its lease lapsed" in workers.logs(), "the old one stopped")
+
+
+def test_a_global_limit_of_two_holds_under_four_workers(
+    project: Path, client: Client, workers: Workers, side: Side
+) -> None:
+    client.set_limit("db", 2)
+    client.deploy(f"{project}:limited", name="limited")
+    runs = [client.trigger("limited", {"tag": f"g{n}"}) for n in range(4)]
+    for _ in range(4):
+        workers.start("--concurrency", "1")
+    wait_for(
+        lambda: all(state_of(client, r) is StateType.COMPLETED for r in runs), "all runs completed"
+    )
+    events = []
+    for line in side.lines():
+        _, kind, stamp = line.split()
+        events.append((float(stamp), 1 if kind == "start" else -1))
+    assert len(events) == 24  # 4 runs x 3 tasks, started and ended
+    running = peak = 0
+    for _, step in sorted(events):
+        running += step
+        peak = max(peak, running)
+    assert peak == 2
