@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from legato.states import StateType
 
@@ -248,151 +247,57 @@ class HeartbeatReply:
     cancel_requested: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """A named lease held by one holder until it expires: a singleton duty (leader
-    election) or, later, a slot of a concurrency limit.
+# Records of the orchestration layer (deployments, schedules, leases, workers,
+# limits, store status) live in a module of their own, imported on first use:
+# `import legato` builds only the run records above (each frozen dataclass
+# costs about a millisecond to create).
+_ORCHESTRATION = frozenset(
+    {
+        "CollisionStrategy",
+        "Deployment",
+        "Lease",
+        "Limit",
+        "Notification",
+        "PruneResult",
+        "Schedule",
+        "StoreStatus",
+        "WorkerInfo",
+    }
+)
 
-    ``generation`` grows by one each time the lease changes hands, so a duty
-    can be fenced: work done under generation 3 is stale once it is 4.
-    """
-
-    name: str
-    holder: str
-    generation: int
-    acquired_at: datetime
-    expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Notification:
-    """A wake-up received on a channel (`Store.listen`)."""
-
-    channel: str
-    payload: str = ""
-
-
-class CollisionStrategy(StrEnum):
-    """What a deployment at its concurrency limit does with one more run."""
-
-    ENQUEUE = "enqueue"  # the run waits in the queue until a slot frees up
-    CANCEL_NEW = "cancel_new"  # the new run is cancelled at once
-
-
-@dataclass(frozen=True, slots=True)
-class Schedule:
-    """When a deployment runs: exactly one of ``cron``, ``interval`` (seconds) or
-    ``rrule``, read in ``timezone``. An interval counts from ``anchor``."""
-
-    cron: str | None = None
-    interval: float | None = None
-    rrule: str | None = None
-    timezone: str = "UTC"
-    anchor: datetime | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"timezone": self.timezone}
-        if self.cron is not None:
-            data["cron"] = self.cron
-        if self.interval is not None:
-            data["interval"] = self.interval
-        if self.rrule is not None:
-            data["rrule"] = self.rrule
-        if self.anchor is not None:
-            data["anchor"] = self.anchor.isoformat()
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Schedule:
-        anchor = data.get("anchor")
-        return cls(
-            cron=data.get("cron"),
-            interval=data.get("interval"),
-            rrule=data.get("rrule"),
-            timezone=data.get("timezone", "UTC"),
-            anchor=None if anchor is None else datetime.fromisoformat(anchor),
-        )
+if TYPE_CHECKING:  # the same names, for type checkers (re-exported explicitly)
+    from legato._orchestration_records import (
+        CollisionStrategy as CollisionStrategy,
+    )
+    from legato._orchestration_records import (
+        Deployment as Deployment,
+    )
+    from legato._orchestration_records import (
+        Lease as Lease,
+    )
+    from legato._orchestration_records import (
+        Limit as Limit,
+    )
+    from legato._orchestration_records import (
+        Notification as Notification,
+    )
+    from legato._orchestration_records import (
+        PruneResult as PruneResult,
+    )
+    from legato._orchestration_records import (
+        Schedule as Schedule,
+    )
+    from legato._orchestration_records import (
+        StoreStatus as StoreStatus,
+    )
+    from legato._orchestration_records import (
+        WorkerInfo as WorkerInfo,
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class Deployment:
-    """A named, stored recipe for running a flow: where its code is, with which
-    parameters, on which schedules, through which work queue."""
+def __getattr__(name: str) -> Any:
+    if name in _ORCHESTRATION:
+        from legato import _orchestration_records
 
-    name: str
-    flow_name: str
-    entrypoint: str
-    id: str = ""
-    parameters: dict[str, Any] = field(default_factory=dict)
-    schedules: tuple[Schedule, ...] = ()
-    work_queue: str = "default"
-    priority: int = 0
-    tags: tuple[str, ...] = ()
-    concurrency_limit: int | None = None
-    collision_strategy: CollisionStrategy = CollisionStrategy.ENQUEUE
-    description: str | None = None
-    paused: bool = False
-    catchup: bool = False
-    created: datetime = field(default_factory=utcnow)
-    updated: datetime = field(default_factory=utcnow)
-    # The scheduler's watermark: every slot up to here has its run.
-    scheduled_until: datetime | None = None
-    # The flow's own timeout and retries, read when deployed: a worker enforces
-    # them even on a run whose process cannot stop by itself.
-    timeout_seconds: float | None = None
-    retries: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerInfo:
-    """A worker process as it last reported itself (`legato workers`)."""
-
-    id: str
-    name: str
-    host: str
-    pid: int
-    queues: tuple[str, ...]
-    concurrency: int
-    started: datetime
-    heartbeat_at: datetime
-    running: int = 0
-    stopped_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoreStatus:
-    """What `legato db status` shows. ``url`` has any password masked."""
-
-    backend: str
-    url: str
-    schema_version: int
-    latest_version: int
-    size_bytes: int
-    row_counts: dict[str, int]
-    # Migrations this process applied when it opened the store ([] when current).
-    migrated_on_open: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class PruneResult:
-    """What a prune deleted (or, for a dry run, would delete)."""
-
-    flow_runs: int = 0
-    task_runs: int = 0
-    logs: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """A named global limit that task tags refer to.
-
-    Without ``per_seconds``: at most ``slots`` tasks holding it at once, in all
-    processes on all machines (a concurrency limit). With it: at most ``slots``
-    task starts in any ``per_seconds`` window (a rate limit). ``active`` is the
-    number of slots taken when it was read.
-    """
-
-    name: str
-    slots: int
-    per_seconds: float | None = None
-    active: int = 0
+        return getattr(_orchestration_records, name)
+    raise AttributeError(f"module 'legato.records' has no attribute {name!r}")

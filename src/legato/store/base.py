@@ -16,26 +16,31 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from legato.records import (
     CachedResult,
-    Deployment,
     ErrorInfo,
     FlowRun,
     HeartbeatReply,
-    Lease,
-    Limit,
     LogRecord,
     PauseInfo,
-    PruneResult,
     RunOwner,
     StoredResult,
-    StoreStatus,
     TaskRun,
-    WorkerInfo,
 )
 from legato.states import StateType
-from legato.store.notifications import ChangeListener
+
+if TYPE_CHECKING:  # loaded when first used, not by `import legato`
+    from legato.records import (
+        Deployment,
+        Lease,
+        Limit,
+        PruneResult,
+        StoreStatus,
+        WorkerInfo,
+    )
+    from legato.store.notifications import ChangeListener
 
 
 def queued_due_time(run: FlowRun) -> datetime | None:

@@ -16,9 +16,12 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from legato.errors import ConfigurationError
-from legato.records import Notification
+
+if TYPE_CHECKING:
+    from legato.records import Notification
 
 #: notified (payload: the run's work queue) whenever a run is queued for workers
 RUNS_QUEUED = "legato_runs_queued"
