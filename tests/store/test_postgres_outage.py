@@ -173,8 +173,10 @@ def test_a_store_call_waits_for_the_server_to_come_back(
         )
         assert started is not None
         cluster.halt()
-        threading.Timer(1.0, cluster.restart).start()
+        restart = threading.Timer(1.0, cluster.restart)
+        restart.start()
         store.record_task_run(_task(run, "t[0]"), "tok")  # waits, then lands once
+        restart.join(60)  # pg_ctl returns a little after the server accepts connections
         assert [t.call_key for t in store.list_task_runs(run.id)] == ["t[0]"]
         assert store.get_flow_run(run.id).attempts == 1  # type: ignore[union-attr]
     finally:
