@@ -5,6 +5,7 @@ start (the session's shared server is left alone)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ from postgres_server import ServerUnavailable, ThrowawayCluster, find_bindir
 
 FLOW = """
 import os
+import signal
 import time
 from legato import flow, task
 
@@ -200,4 +202,39 @@ def test_after_the_retry_window_the_error_says_what_to_do(
         assert cluster.password not in message and "***" in message
     finally:
         cluster.restart()
+        store.close()
+
+
+def test_a_worker_rides_out_an_outage_longer_than_its_retries(
+    cluster: ThrowawayCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from legato.client import Client
+
+    project = Project(tmp_path, cluster.url)
+    monkeypatch.setenv("LEGATO_DATABASE_URL", cluster.url)
+    store = PostgresStore(cluster.url)
+    client = Client(store)
+    try:
+        client.deploy(f"{project.flows}:outage", name="outage", parameters={"slow": 0})
+        worker = project.legato("worker", LEGATO_PG_RETRY_SECONDS="1")
+        first = client.trigger("outage")
+        deadline = time.monotonic() + 60
+        while store.get_flow_run(first.id).state is not StateType.COMPLETED:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the first run never completed"
+            time.sleep(0.1)
+        cluster.halt()
+        time.sleep(4)  # several of the worker's retry windows
+        cluster.restart()
+        second = client.trigger("outage")
+        deadline = time.monotonic() + 60
+        while store.get_flow_run(second.id).state is not StateType.COMPLETED:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the worker did not come back"
+            time.sleep(0.1)
+        assert worker.poll() is None  # still running
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=60)
+        assert worker.returncode == 0, err
+        assert "store unreachable, retrying" in err
+        assert cluster.password not in err
+    finally:
         store.close()

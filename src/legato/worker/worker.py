@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from legato.client.views import LATE_AFTER_SECONDS
 from legato.engine.ids import new_id
 from legato.engine.liveness import current_owner, hostname, lease_seconds
-from legato.errors import ConfigurationError
+from legato.errors import ConfigurationError, StoreError
 from legato.records import ErrorInfo, FlowRun, LogRecord, WorkerInfo, utcnow
 from legato.settings import env_float
 from legato.states import StateType
@@ -43,6 +43,7 @@ from legato.store.notifications import RUNS_QUEUED
 
 if TYPE_CHECKING:
     from legato.client import Client
+    from legato.store.notifications import ChangeListener
     from legato.worker.forkserver import ForkServer
     from legato.worker.scheduler import Scheduler
 
@@ -120,29 +121,42 @@ class Worker:
             f"concurrency {self.concurrency}, lease {self.lease:g}s, store {store.display_url}"
         )
         self._started_at = utcnow()
-        self._report()
-        with store.listen([RUNS_QUEUED]) as listener:
-            next_claim = 0.0
-            while not self._stop.is_set():
-                self._reap()
-                self._enforce_timeouts()
-                if max_runs is not None and self.completed >= max_runs and not self.children:
-                    break
-                if self._scheduler is not None:
-                    self._scheduler.tick()
-                now = time.monotonic()
-                if now >= next_claim:
-                    self._report()
-                    self._stop_lost_children()
-                    self._fill_slots(max_runs)
-                    next_claim = now + self.poll_seconds
-                timeout, due_in = self._wait_seconds(next_claim)
-                notified = listener.wait(timeout)
-                if len(self.children) < self.concurrency and (
-                    notified or (due_in is not None and due_in <= timeout)
-                ):
-                    next_claim = 0.0  # something was queued, or falls due now: look now
+        while not self._stop.is_set():
+            try:
+                self._report()
+                with store.listen([RUNS_QUEUED]) as listener:
+                    if self._loop(listener, max_runs):
+                        break
+            except StoreError as exc:
+                # The store is out of reach (its own retries ran out): keep the
+                # children running, and try again after a pause.
+                self._log(f"store unreachable, retrying in {self.poll_seconds:g}s: {exc}")
+                self._stop.wait(self.poll_seconds)
         self._shutdown()
+
+    def _loop(self, listener: ChangeListener, max_runs: int | None) -> bool:
+        """Claim and watch until stopped; True when done (``max_runs`` reached)."""
+        next_claim = 0.0
+        while not self._stop.is_set():
+            self._reap()
+            self._enforce_timeouts()
+            if max_runs is not None and self.completed >= max_runs and not self.children:
+                return True
+            if self._scheduler is not None:
+                self._scheduler.tick()
+            now = time.monotonic()
+            if now >= next_claim:
+                self._report()
+                self._stop_lost_children()
+                self._fill_slots(max_runs)
+                next_claim = now + self.poll_seconds
+            timeout, due_in = self._wait_seconds(next_claim)
+            notified = listener.wait(timeout)
+            if len(self.children) < self.concurrency and (
+                notified or (due_in is not None and due_in <= timeout)
+            ):
+                next_claim = 0.0  # something was queued, or falls due now: look now
+        return False
 
     def stop(self) -> None:
         """Ask the loop to stop claiming and shut down (safe from any thread or signal)."""
