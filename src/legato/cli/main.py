@@ -27,6 +27,7 @@ from legato.cli.deployments import (
 from legato.cli.execute import resume_cmd, run_cmd
 from legato.cli.limits import limit_group
 from legato.cli.runs import cancel_cmd, logs_cmd, runs_cmd, show_cmd
+from legato.cli.server import server_cmd
 from legato.cli.worker import worker_cmd, workers_cmd
 from legato.errors import (
     AmbiguousRunIdError,
@@ -92,6 +93,7 @@ for _command in (
     backfill_cmd,
     limit_group,
     db_group,
+    server_cmd,
 ):
     cli.add_command(_command)
 

@@ -264,8 +264,13 @@ def requeue_run(
     run = reconcile(store, found)
     if run.state is StateType.SCHEDULED:
         return run  # already waiting for a worker
-    if run.state not in RESUMABLE_STATES or run.work_queue is None:
+    if run.state not in RESUMABLE_STATES:
         raise RunStateError(_not_resumable(run))
+    if run.work_queue is None:
+        raise RunStateError(
+            f"flow run {run.id} was started in a terminal, not from a deployment, so no "
+            f"worker can take it: resume it with `legato resume {run.id}` where its code is"
+        )
     if run.state is StateType.PAUSED:
         _accept_input(store, run, run_input)
     elif run_input is not None:
