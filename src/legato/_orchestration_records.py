@@ -1,5 +1,5 @@
 """Records of the orchestration layer: deployments, schedules, leases, workers,
-limits, store status. Re-exported by `legato.records` (imported on first use)."""
+limits, store status, run statistics. Re-exported by `legato.records` (imported on first use)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from legato.states import StateType
 
 
 def utcnow() -> datetime:
@@ -161,3 +163,23 @@ class Limit:
     slots: int
     per_seconds: float | None = None
     active: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunCount:
+    """How many top-level flow runs created in one time bucket are in ``state``."""
+
+    bucket_start: datetime  # tz-aware UTC
+    state: StateType
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class FlowDurationStats:
+    """Durations of one flow's finished top-level runs (`Store.flow_duration_stats`)."""
+
+    flow_name: str
+    runs: int
+    failed: int  # ended in state failed or crashed
+    mean_seconds: float
+    max_seconds: float

@@ -64,11 +64,13 @@ class TargetNotFoundError(LegatoError):
 class RunNotFoundError(LegatoError):
     """No run matches the given id or id prefix."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, *, kind: str = "flow run") -> None:
         self.prefix = prefix
-        super().__init__(
-            f"no flow run matches '{prefix}'; list runs with `legato runs` and copy an id"
-        )
+        if kind == "flow run":
+            hint = "list runs with `legato runs` and copy an id"
+        else:
+            hint = f"list the run's {kind}s with `legato show RUN`"
+        super().__init__(f"no {kind} matches '{prefix}'; {hint}")
 
 
 class AmbiguousRunIdError(LegatoError):

@@ -248,17 +248,19 @@ class HeartbeatReply:
 
 
 # Records of the orchestration layer (deployments, schedules, leases, workers,
-# limits, store status) live in a module of their own, imported on first use:
+# limits, store status, run statistics) live in a module of their own, imported on first use:
 # `import legato` builds only the run records above (each frozen dataclass
 # costs about a millisecond to create).
 _ORCHESTRATION = frozenset(
     {
         "CollisionStrategy",
         "Deployment",
+        "FlowDurationStats",
         "Lease",
         "Limit",
         "Notification",
         "PruneResult",
+        "RunCount",
         "Schedule",
         "StoreStatus",
         "WorkerInfo",
@@ -273,6 +275,9 @@ if TYPE_CHECKING:  # the same names, for type checkers (re-exported explicitly)
         Deployment as Deployment,
     )
     from legato._orchestration_records import (
+        FlowDurationStats as FlowDurationStats,
+    )
+    from legato._orchestration_records import (
         Lease as Lease,
     )
     from legato._orchestration_records import (
@@ -283,6 +288,9 @@ if TYPE_CHECKING:  # the same names, for type checkers (re-exported explicitly)
     )
     from legato._orchestration_records import (
         PruneResult as PruneResult,
+    )
+    from legato._orchestration_records import (
+        RunCount as RunCount,
     )
     from legato._orchestration_records import (
         Schedule as Schedule,

@@ -257,10 +257,17 @@ def test_queries_on_large_tables_use_indexes(tmp_path: Path) -> None:
             sql = QUERIES[name]
             params = (None,) * sql.count("?")
             plans[name] = store._db.fetchall("EXPLAIN QUERY PLAN " + sql, params)
+        for name in ("flow_run_stats",):
+            sql = QUERIES[name]
+            plans[name] = store._db.fetchall("EXPLAIN QUERY PLAN " + sql, (None,) * sql.count("?"))
         for where in (
             "",
             "WHERE " + QUERIES["where_flow_name"],
             "WHERE " + QUERIES["where_parent"],
+            "WHERE " + QUERIES["where_created_before"],
+            f"WHERE {QUERIES['where_state']} AND {QUERIES['where_created_after']}"
+            f" AND {QUERIES['where_created_before']}",
+            f"WHERE {QUERIES['where_tag']} AND {QUERIES['where_created_before']}",
         ):
             sql = QUERIES["list_flow_runs"].replace("{where}", where)
             plans[f"list_flow_runs {where}"] = store._db.fetchall(

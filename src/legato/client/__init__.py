@@ -8,7 +8,7 @@ liveness: a running run whose process is gone reads as crashed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from legato.client.deployments import DeploymentOps
@@ -21,12 +21,20 @@ from legato.engine.calls import (
 from legato.engine.entrypoints import load_flow
 from legato.engine.liveness import reconcile
 from legato.engine.results import deserialize
-from legato.errors import ConfigurationError, ResultNotAvailableError, RunNotFoundError
+from legato.errors import (
+    ConfigurationError,
+    ResultNotAvailableError,
+    RunNotFoundError,
+    RunStateError,
+)
 from legato.records import (
+    FlowDurationStats,
     FlowRun,
     Limit,
     LogRecord,
     PruneResult,
+    RunCount,
+    StoredResult,
     StoreStatus,
     TaskRun,
     WorkerInfo,
@@ -44,6 +52,18 @@ if TYPE_CHECKING:
 # A worker reports every few seconds (its poll interval); silent longer than
 # this, it is taken for gone.
 WORKER_ALIVE_SECONDS = 30.0
+
+
+def _preview(stored: StoredResult | None, what: str, limit: int) -> str | None:
+    from legato.client.views import short_repr
+
+    if stored is None:
+        return None
+    try:
+        value = deserialize(stored, what)
+    except Exception as exc:  # a result may need code this process cannot import
+        return f"(cannot show the result here: {type(exc).__name__}: {exc})"
+    return short_repr(value, limit)
 
 
 class Client(DeploymentOps):
@@ -78,8 +98,14 @@ class Client(DeploymentOps):
         states: Sequence[StateType] | None = None,
         flow_name: str | None = None,
         deployment: str | None = None,
+        tag: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[FlowRun]:
-        """Newest first; running runs whose process died read as crashed."""
+        """Newest first; running runs whose process died read as crashed.
+
+        ``created_before`` (exclusive) pages: pass the ``created`` of the last run
+        of one page to get the next, which stays fast however deep the page."""
         query_states = list(states) if states else None
         if query_states is not None:
             # A run stored as running (or paused) may really be crashed (or failed by
@@ -96,6 +122,9 @@ class Client(DeploymentOps):
                 states=query_states,
                 flow_name=flow_name,
                 deployment=deployment,
+                tag=tag,
+                created_after=created_after,
+                created_before=created_before,
             )
             out = []
             for run in runs:
@@ -120,6 +149,42 @@ class Client(DeploymentOps):
 
     def task_runs(self, run_id: str) -> list[TaskRun]:
         return self.store.list_task_runs(run_id)
+
+    def task_run(self, run_id: str, task_run_id: str) -> TaskRun:
+        """One task run of flow run ``run_id`` (RunNotFoundError if it has none such)."""
+        found = self.store.get_task_run(task_run_id)
+        if found is None or found.flow_run_id != run_id:
+            raise RunNotFoundError(task_run_id, kind="task run")
+        return found
+
+    def task_result_preview(self, task_run: TaskRun, limit: int = 500) -> str | None:
+        """A short repr of a task run's stored result, or None when it has none.
+        A result that cannot be decoded here says why instead."""
+        if not task_run.has_result:
+            return None
+        stored = self.store.get_task_result(task_run.id)
+        return _preview(stored, f"task run {task_run.id}", limit)
+
+    def run_result_preview(self, run: FlowRun, limit: int = 500) -> str | None:
+        """A short repr of a completed run's return value, or None when it has none."""
+        if run.state is not StateType.COMPLETED or not run.has_result:
+            return None
+        return _preview(self.store.get_flow_result(run.id), f"flow run {run.id}", limit)
+
+    def late_runs(self, *, limit: int = 20) -> list[FlowRun]:
+        """Queued runs still waiting for a worker well past their due time."""
+        from legato.client.views import late_seconds
+
+        waiting = self.list_runs(states=[StateType.SCHEDULED], limit=500)
+        return [run for run in waiting if late_seconds(run) is not None][:limit]
+
+    def run_stats(self, *, since: datetime, bucket_seconds: int) -> list[RunCount]:
+        """Top-level runs created since ``since``, counted by time bucket and state."""
+        return self.store.flow_run_stats(since=since, bucket_seconds=bucket_seconds)
+
+    def slowest_flows(self, *, since: datetime, limit: int = 10) -> list[FlowDurationStats]:
+        """Flows by mean duration of their top-level runs ended since ``since``."""
+        return self.store.flow_duration_stats(since=since, limit=limit)
 
     def child_runs(self, run_id: str) -> list[FlowRun]:
         children = self.store.list_flow_runs(limit=10_000, parent_run_id=run_id)
@@ -176,6 +241,17 @@ class Client(DeploymentOps):
         Raises InvalidRunInputError (run stays paused) or RunStateError before running."""
         run_id = resolve_run_id(self.store, id_or_prefix)
         return resume_run(run_id, run_input, observer=observer, store=self.store)
+
+    def retry_run(self, id_or_prefix: str) -> FlowRun:
+        """Retry a failed, crashed or cancelled worker run from where it failed:
+        queued again, its completed tasks replay instead of running twice."""
+        run = self.resolve_run(id_or_prefix)
+        if run.state not in (StateType.FAILED, StateType.CRASHED, StateType.CANCELLED):
+            raise RunStateError(
+                f"flow run {run.id} is {run.state.value}: only a failed, crashed or cancelled "
+                f"run is retried (a paused run is resumed, with its input if it asks for one)"
+            )
+        return self.requeue_run(run.id)
 
     def requeue_run(self, id_or_prefix: str, run_input: dict[str, Any] | None = None) -> FlowRun:
         """Resume a worker's run (one with a work queue) by queueing it again: a worker

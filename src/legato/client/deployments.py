@@ -254,6 +254,21 @@ class DeploymentOps:
             for slot in sorted(slots)
         ]
 
+    def parameter_schema(self, name: str) -> dict[str, Any]:
+        """The JSON Schema of deployment ``name``'s flow parameters, its own
+        parameters as the defaults (for a "run now" form). Loads the flow's code:
+        TargetNotFoundError when it is not importable here."""
+        deployment = self.get_deployment(name)
+        schema = load_flow(deployment.entrypoint).parameter_model.json_schema()
+        properties = schema.get("properties") or {}
+        for key, value in deployment.parameters.items():
+            if key in properties:
+                properties[key] = {**properties[key], "default": value}
+        schema["required"] = [
+            key for key in schema.get("required") or [] if key not in deployment.parameters
+        ]
+        return schema
+
     def next_scheduled_times(self, deployment: Deployment, count: int = 5) -> list[datetime]:
         """The next ``count`` slots over all of the deployment's schedules."""
         from legato.schedules import next_slots

@@ -144,6 +144,30 @@ class ParameterModel:
             self._adapter = (model, set(fields))
         return self._adapter
 
+    def json_schema(self) -> dict[str, Any]:
+        """The parameters as a JSON Schema object (for forms and API docs).
+
+        A parameter whose type has no JSON Schema (an arbitrary class) is listed
+        without a type rather than failing the whole schema.
+        """
+        from pydantic.errors import PydanticInvalidForJsonSchema, PydanticUserError
+
+        model_type, _ = self._get_adapter()
+        try:
+            schema: dict[str, Any] = model_type.model_json_schema()
+            return schema
+        except (PydanticInvalidForJsonSchema, PydanticUserError):
+            pass
+        properties: dict[str, Any] = {}
+        required = []
+        for name, p in self.params.items():
+            if p.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
+                continue
+            properties[name] = {"title": name}
+            if p.default is inspect.Parameter.empty:
+                required.append(name)
+        return {"type": "object", "properties": properties, "required": required}
+
     def call_args(self, params: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """Positional and keyword arguments that call the function with ``params``."""
         args: list[Any] = []

@@ -7,13 +7,12 @@ answer with the same JSON views the CLI prints (`legato.client.views`).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -21,30 +20,20 @@ from legato.client import Client
 from legato.client.views import (
     deployment_to_dict,
     flow_run_to_dict,
+    isoformat,
     log_to_dict,
     task_run_to_dict,
     worker_to_dict,
 )
+from legato.errors import LegatoError
+from legato.server.dashboard import dashboard_data
+from legato.server.security import require_token
 from legato.states import StateType
 
 
 def client_of(request: Request) -> Client:
     client: Client = request.app.state.client
     return client
-
-
-def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    """With a token configured, every call needs ``Authorization: Bearer <token>``."""
-    token: str | None = request.app.state.token
-    if token is None:
-        return
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(
-            status_code=401,
-            detail="missing or wrong API token: send 'Authorization: Bearer <LEGATO_API_TOKEN>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
 
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
@@ -79,29 +68,77 @@ def list_runs(
     state: Annotated[list[StateType] | None, Query()] = None,
     flow: str | None = None,
     deployment: str | None = None,
+    tag: str | None = None,
+    created_after: Annotated[
+        datetime | None, Query(description="Only runs created at or after this time.")
+    ] = None,
+    created_before: Annotated[
+        datetime | None,
+        Query(
+            description="Only runs created before this time (exclusive). To page, pass the "
+            "'next_before' of the previous page: fast however deep the page."
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> dict[str, Any]:
-    """Runs newest first, filtered; ``offset`` pages through them."""
+    """Runs newest first, filtered. Page with ``created_before=<next_before>``
+    (a cursor), or with ``offset`` (simple, slower on deep pages)."""
     runs = client.list_runs(
-        limit=limit + offset + 1, states=state or None, flow_name=flow, deployment=deployment
+        limit=limit + offset + 1,
+        states=state or None,
+        flow_name=flow,
+        deployment=deployment,
+        tag=tag,
+        created_after=_utc(created_after),
+        created_before=_utc(created_before),
     )
     page = runs[offset : offset + limit]
     more = len(runs) > offset + limit
     return {
         "runs": [flow_run_to_dict(run) for run in page],
         "next_offset": offset + limit if more else None,
+        "next_before": isoformat(page[-1].created) if more and page else None,
     }
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 @router.get("/runs/{run_id}")
 def get_run(run_id: str, client: ClientDep) -> dict[str, Any]:
-    """One run with its task runs (their dependency edges included) and subflow runs."""
+    """One run with its task runs (their dependency edges included), subflow runs,
+    and a preview of its result."""
     run = client.resolve_run(run_id)
     data = flow_run_to_dict(run, tracebacks=True)
+    data["result_preview"] = client.run_result_preview(run)
     data["task_runs"] = [task_run_to_dict(t, tracebacks=True) for t in client.task_runs(run.id)]
     data["subflow_runs"] = [flow_run_to_dict(child) for child in client.child_runs(run.id)]
     return data
+
+
+@router.get("/runs/{run_id}/tasks/{task_run_id}")
+def get_task_run(run_id: str, task_run_id: str, client: ClientDep) -> dict[str, Any]:
+    """One task run with its inputs, error and a preview of its result."""
+    run = client.resolve_run(run_id)
+    task_run = client.task_run(run.id, task_run_id)
+    data = task_run_to_dict(task_run, tracebacks=True)
+    data["result_preview"] = client.task_result_preview(task_run)
+    return data
+
+
+@router.get("/stats")
+def stats(
+    client: ClientDep,
+    hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24,
+    buckets: Annotated[int, Query(ge=1, le=500)] = 24,
+) -> dict[str, Any]:
+    """What the dashboard shows: top-level runs over time by state, failure rate,
+    slowest flows, late and crashed runs, workers alive."""
+    return dashboard_data(client, hours=hours, buckets=buckets)
 
 
 @router.get("/runs/{run_id}/logs")
@@ -159,10 +196,24 @@ def list_deployments(client: ClientDep) -> list[dict[str, Any]]:
 
 @router.get("/deployments/{name}")
 def get_deployment(name: str, client: ClientDep) -> dict[str, Any]:
+    """A deployment, its next runs, its latest runs and its flow's parameter schema."""
     deployment = client.get_deployment(name)
     data = deployment_to_dict(deployment, client.next_scheduled_times(deployment, 5))
+    try:
+        data["parameter_schema"] = client.parameter_schema(name)
+        data["parameter_schema_error"] = None
+    except LegatoError as exc:  # the flow's code is not importable on this host
+        data["parameter_schema"] = None
+        data["parameter_schema_error"] = str(exc)
     data["runs"] = [flow_run_to_dict(run) for run in client.list_runs(deployment=name, limit=10)]
     return data
+
+
+@router.post("/runs/{run_id}/retry")
+def retry_run(run_id: str, client: ClientDep) -> dict[str, Any]:
+    """Retry a failed, crashed or cancelled run of a deployment from where it failed:
+    queued for workers again, its completed tasks replay instead of running twice."""
+    return flow_run_to_dict(client.retry_run(run_id))
 
 
 @router.post("/deployments/{name}/trigger")

@@ -1,4 +1,4 @@
-"""The ASGI application: the API router, authentication, and error mapping."""
+"""The ASGI application: the API, the web UI, authentication, and error mapping."""
 
 from __future__ import annotations
 
@@ -15,18 +15,26 @@ if TYPE_CHECKING:
 
 
 def create_app(client: Client | None = None, *, token: str | None = None) -> FastAPI:
-    """The API over ``client`` (default: the configured store).
+    """The API and web UI over ``client`` (default: the configured store).
 
-    With ``token``, every API call needs ``Authorization: Bearer <token>``.
+    With ``token``, every API call needs ``Authorization: Bearer <token>`` and
+    the UI asks for the token once (then a session cookie).
     """
     try:
+        import jinja2  # noqa: F401
+        import swagger_ui_bundle
         from fastapi import FastAPI
-    except ImportError:
-        raise MissingExtraError("server", "fastapi", "the legato server") from None
+    except ImportError as exc:
+        raise MissingExtraError("server", exc.name or "fastapi", "the legato server") from None
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
     from legato import __version__
     from legato.client import Client
     from legato.server.api import router
     from legato.server.errors import install_error_handlers
+    from legato.server.ui import install_ui
 
     used = client or Client()
 
@@ -41,9 +49,31 @@ def create_app(client: Client | None = None, *, token: str | None = None) -> Fas
         version=__version__,
         description="Flow runs, task runs, deployments, workers and limits of a legato store.",
         lifespan=lifespan,
+        docs_url=None,  # served below from the package's own copy of Swagger UI
+        redoc_url=None,
     )
     app.state.client = used
     app.state.token = token
     install_error_handlers(app)
     app.include_router(router)
+
+    # Swagger UI from the installed package, not a CDN: nothing is fetched from
+    # the internet when someone opens /docs.
+    app.mount(
+        "/docs-assets",
+        StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+        name="docs-assets",
+    )
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="legato API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+    install_ui(app)
     return app

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from legato.records import (
@@ -34,9 +34,11 @@ from legato.states import StateType
 if TYPE_CHECKING:  # loaded when first used, not by `import legato`
     from legato.records import (
         Deployment,
+        FlowDurationStats,
         Lease,
         Limit,
         PruneResult,
+        RunCount,
         StoreStatus,
         WorkerInfo,
     )
@@ -49,6 +51,21 @@ def queued_due_time(run: FlowRun) -> datetime | None:
     if run.scheduled_time is not None or run.work_queue is None:
         return run.scheduled_time
     return run.created
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive value is taken as UTC (what the records promise)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def bucket_start(since: datetime, bucket_seconds: int, index: int) -> datetime:
+    """The start of bucket ``index`` of `Store.flow_run_stats`, tz-aware UTC."""
+    return as_utc(since) + timedelta(seconds=index * bucket_seconds)
+
+
+def check_bucket_seconds(bucket_seconds: int) -> None:
+    if bucket_seconds <= 0:
+        raise ValueError(f"bucket_seconds must be positive, got {bucket_seconds}")
 
 
 class Store(ABC):
@@ -121,8 +138,31 @@ class Store(ABC):
         flow_name: str | None = None,
         parent_run_id: str | None = None,
         deployment: str | None = None,
+        tag: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[FlowRun]:
-        """Runs newest first (by creation time), filtered."""
+        """Runs newest first (by creation time), filtered.
+
+        ``tag``: only runs with exactly this tag. ``created_after`` is an inclusive
+        lower bound on ``created``, ``created_before`` an exclusive upper one: the
+        next page of a listing is ``created_before=<created of its last run>``
+        (runs created at that very instant as the last one are skipped).
+        """
+
+    @abstractmethod
+    def flow_run_stats(self, *, since: datetime, bucket_seconds: int) -> list[RunCount]:
+        """Top-level runs created at or after ``since``, counted per time bucket and state.
+
+        Bucket k starts at ``since + k * bucket_seconds`` (microsecond resolution);
+        only buckets and states with runs appear. Sorted by (bucket_start, state value).
+        """
+
+    @abstractmethod
+    def flow_duration_stats(self, *, since: datetime, limit: int = 10) -> list[FlowDurationStats]:
+        """Per flow name, the top-level runs with a start and an end at or after
+        ``since``: how many, how many failed or crashed, mean and max duration.
+        Slowest mean first (ties by flow name), at most ``limit`` flows."""
 
     @abstractmethod
     def get_parameters_blob(self, run_id: str) -> bytes | None:

@@ -128,6 +128,43 @@ parent_run_id = %s
 -- where_deployment --
 deployment = %s
 
+-- where_tag --
+-- one tag, matched exactly against the elements of the jsonb array (NULL: no tags)
+tags @> jsonb_build_array(%s::text)
+
+-- where_created_after --
+-- inclusive; a range on created, the column after the equality in every index
+-- that orders a list
+created >= %s
+
+-- where_created_before --
+-- exclusive, so that a page ends where the next one's created_before starts
+created < %s
+
+-- flow_run_stats --
+-- since, bucket seconds, since: top-level runs counted per bucket and state. The
+-- epoch of an interval is numeric, so a run at a bucket's exact start is never
+-- rounded into the bucket before. The created range drives the created index.
+SELECT floor(extract(epoch FROM created - %s::timestamptz) / %s::integer)::bigint AS bucket,
+    state COLLATE "C" AS state, count(*)
+FROM flow_runs
+WHERE parent_run_id IS NULL AND created >= %s
+GROUP BY bucket, 2
+ORDER BY bucket, 2
+
+-- flow_duration_stats --
+-- since, limit: per flow, top-level runs with both times that ended at or after
+-- since; no index on end_time, so this reads every run (a dashboard query, not a
+-- hot path)
+SELECT flow_name, count(*), count(*) FILTER (WHERE state IN ('failed', 'crashed')),
+    avg(extract(epoch FROM end_time - start_time))::float8 AS mean_seconds,
+    max(extract(epoch FROM end_time - start_time))::float8
+FROM flow_runs
+WHERE parent_run_id IS NULL AND start_time IS NOT NULL AND end_time >= %s
+GROUP BY flow_name
+ORDER BY mean_seconds DESC, flow_name COLLATE "C"
+LIMIT %s
+
 -- get_parameters_blob --
 -- id
 SELECT parameters_blob FROM flow_runs WHERE id = %s

@@ -21,7 +21,7 @@ from legato.records import (
 )
 from legato.settings import env_float
 from legato.states import StateType
-from legato.store.base import Store
+from legato.store.base import Store, as_utc
 from legato.store.postgres import rows
 from legato.store.postgres.connection import (
     DEFAULT_POOL_SIZE,
@@ -35,6 +35,7 @@ from legato.store.postgres.limits import PostgresLimits
 from legato.store.postgres.migrate import ensure_schema
 from legato.store.postgres.retention import PostgresRetention
 from legato.store.postgres.sql import QUERIES
+from legato.store.postgres.stats import PostgresRunStats
 
 # Hot-path queries, looked up once.
 _RECORD_TASK_RUN = QUERIES["record_task_run"]
@@ -83,7 +84,12 @@ def _pool_size() -> int:
 
 
 class PostgresStore(
-    PostgresCoordination, PostgresDeployments, PostgresRetention, PostgresLimits, Store
+    PostgresCoordination,
+    PostgresDeployments,
+    PostgresRetention,
+    PostgresLimits,
+    PostgresRunStats,
+    Store,
 ):
     """A state store in a PostgreSQL database, safe for many threads, processes and machines.
 
@@ -170,6 +176,9 @@ class PostgresStore(
         flow_name: str | None = None,
         parent_run_id: str | None = None,
         deployment: str | None = None,
+        tag: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[FlowRun]:
         if limit <= 0:
             return []
@@ -184,6 +193,15 @@ class PostgresStore(
         if deployment is not None:
             conditions.append(QUERIES["where_deployment"])
             params.append(deployment)
+        if tag is not None:
+            conditions.append(QUERIES["where_tag"])
+            params.append(tag)
+        if created_after is not None:
+            conditions.append(QUERIES["where_created_after"])
+            params.append(as_utc(created_after))
+        if created_before is not None:
+            conditions.append(QUERIES["where_created_before"])
+            params.append(as_utc(created_before))
         # None and an empty sequence both mean "any state".
         wanted = sorted({StateType(state).value for state in states or ()})
         if wanted:

@@ -75,6 +75,42 @@ parent_run_id = ?
 -- where_deployment --
 deployment = ?
 
+-- where_tag --
+-- one tag, matched exactly against the elements of the JSON array (NULL: no tags)
+EXISTS (SELECT 1 FROM json_each(flow_runs.tags) WHERE value = ?)
+
+-- where_created_after --
+-- inclusive; a range on created, the last column of every index that orders a list
+created >= ?
+
+-- where_created_before --
+-- exclusive, so that a page ends where the next one's created_before starts
+created < ?
+
+-- flow_run_stats --
+-- since, bucket seconds, since: top-level runs counted per bucket and state; the
+-- CAST truncates, which floors here (never negative). "+parent_run_id" keeps the
+-- planner on the created index: most runs are top-level, the created range is what
+-- narrows them down.
+SELECT CAST((created - ?) / ? AS INTEGER) AS bucket, state, count(*)
+FROM flow_runs
+WHERE +parent_run_id IS NULL AND created >= ?
+GROUP BY bucket, state
+ORDER BY bucket, state
+
+-- flow_duration_stats --
+-- since, limit: per flow, top-level runs with both times that ended at or after since;
+-- no index on end_time, so this reads every run (a dashboard query, not a hot path):
+-- "+parent_run_id" makes that one table scan, not a walk of the parent index with a
+-- table lookup per top-level run
+SELECT flow_name, count(*), sum(state IN ('failed', 'crashed')),
+    avg(end_time - start_time) AS mean_seconds, max(end_time - start_time)
+FROM flow_runs
+WHERE +parent_run_id IS NULL AND start_time IS NOT NULL AND end_time >= ?
+GROUP BY flow_name
+ORDER BY mean_seconds DESC, flow_name
+LIMIT ?
+
 -- get_parameters_blob --
 -- id
 SELECT parameters_blob FROM flow_runs WHERE id = ?

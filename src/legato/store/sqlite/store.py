@@ -37,6 +37,7 @@ from legato.store.sqlite.limits import SQLiteLimits
 from legato.store.sqlite.migrate import ensure_schema
 from legato.store.sqlite.retention import SQLiteRetention
 from legato.store.sqlite.sql import QUERIES
+from legato.store.sqlite.stats import SQLiteRunStats
 
 _CANCELLED_AT_ONCE = frozenset({StateType.PAUSED, StateType.SCHEDULED, StateType.PENDING})
 # Above every character an id can hold, so [prefix, prefix + _TOP) is exactly
@@ -55,7 +56,9 @@ _GET_FLOW_RUN = QUERIES["get_flow_run"]
 _COMPLETED = StateType.COMPLETED
 
 
-class SQLiteStore(SQLiteCoordination, SQLiteDeployments, SQLiteRetention, SQLiteLimits, Store):
+class SQLiteStore(
+    SQLiteCoordination, SQLiteDeployments, SQLiteRetention, SQLiteLimits, SQLiteRunStats, Store
+):
     """A state store in one SQLite file (WAL mode), safe for many threads and processes.
 
     ``lock_timeout`` bounds how long a call waits for another process's write
@@ -146,6 +149,9 @@ class SQLiteStore(SQLiteCoordination, SQLiteDeployments, SQLiteRetention, SQLite
         flow_name: str | None = None,
         parent_run_id: str | None = None,
         deployment: str | None = None,
+        tag: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[FlowRun]:
         if limit <= 0:
             return []
@@ -160,6 +166,15 @@ class SQLiteStore(SQLiteCoordination, SQLiteDeployments, SQLiteRetention, SQLite
         if deployment is not None:
             conditions.append(QUERIES["where_deployment"])
             params.append(deployment)
+        if tag is not None:
+            conditions.append(QUERIES["where_tag"])
+            params.append(tag)
+        if created_after is not None:
+            conditions.append(QUERIES["where_created_after"])
+            params.append(rows.epoch(created_after))
+        if created_before is not None:
+            conditions.append(QUERIES["where_created_before"])
+            params.append(rows.epoch(created_before))
         # None and an empty sequence both mean "any state". Several states are
         # asked one by one, each walking an index in order, and merged: one
         # IN (...) query would sort every matching run to return the newest few.
