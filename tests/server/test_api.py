@@ -233,3 +233,102 @@ def test_legato_server_serves_and_refuses_open_addresses_without_a_token(
     finally:
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=30)
+
+
+def test_runs_filter_by_tag_and_time_and_page_with_a_cursor(
+    api: TestClient, client: Client, flows: Path
+) -> None:
+    from _server_support import write_flows
+
+    tagged_flows = write_flows(flows.parent)
+    first = run_flow(client, flows, "doubled", n=1)
+    tagged = [run_flow(client, tagged_flows, "doubled", n=1) for _ in range(3)]
+    nightly = api.get("/api/runs", params={"tag": "nightly"}).json()["runs"]
+    assert [r["id"] for r in nightly] == tagged[::-1]
+    assert api.get("/api/runs", params={"tag": "night"}).json()["runs"] == []  # exact tags
+    created = {r["id"]: r["created"] for r in api.get("/api/runs").json()["runs"]}
+    window = api.get(
+        "/api/runs",
+        params={"created_after": created[tagged[0]], "created_before": created[tagged[2]]},
+    ).json()["runs"]
+    assert [r["id"] for r in window] == [tagged[1], tagged[0]]
+    seen: list[str] = []
+    params: dict[str, object] = {"limit": 1}
+    while True:
+        page = api.get("/api/runs", params=params).json()
+        seen += [r["id"] for r in page["runs"]]
+        if page["next_before"] is None:
+            break
+        params = {"limit": 1, "created_before": page["next_before"]}
+    assert seen == [*tagged[::-1], first]
+    bad = api.get("/api/runs", params={"created_after": "yesterday"})
+    assert bad.status_code == 422
+
+
+def test_one_task_run_with_its_result_preview(api: TestClient, client: Client, flows: Path) -> None:
+    run_id = run_flow(client, flows, "doubled", n=3)
+    run = api.get(f"/api/runs/{run_id}").json()
+    assert run["result_preview"] == "[0, 2, 4]"
+    second = next(t for t in run["task_runs"] if t["key"] == "double[1]")
+    detail = api.get(f"/api/runs/{run_id}/tasks/{second['id']}").json()
+    assert detail["result_preview"] == "2" and detail["state"] == "completed"
+    other = run_flow(client, flows, "doubled", n=1)
+    wrong_run = api.get(f"/api/runs/{other}/tasks/{second['id']}")
+    assert wrong_run.status_code == 404 and "no task run matches" in wrong_run.json()["detail"]
+
+
+def test_retry_queues_a_failed_deployment_run_and_refuses_others(
+    api: TestClient, client: Client, flows: Path
+) -> None:
+    from legato.engine.calls import execute_claimed_run
+    from legato.engine.liveness import current_owner
+    from legato.records import utcnow
+
+    client.deploy(f"{flows}:broken", name="brk")
+    run = client.trigger("brk")
+    client.store.claim_flow_run(["default"], current_owner("tok"), now=utcnow(), lease_seconds=30)
+    assert execute_claimed_run(run.id, "tok", store=client.store).type is StateType.FAILED
+    retried = api.post(f"/api/runs/{run.id}/retry")
+    assert retried.status_code == 200 and retried.json()["state"] == "scheduled"
+    again = api.post(f"/api/runs/{run.id}/retry")
+    assert again.status_code == 409 and "only a failed, crashed or cancelled" in again.text
+
+
+def test_stats_count_runs_by_state_with_failure_rate_and_slowest_flows(
+    api: TestClient, client: Client, flows: Path
+) -> None:
+    run_flow(client, flows, "doubled", n=1)
+    run_flow(client, flows, "doubled", n=2)
+    run_flow(client, flows, "broken")
+    stats = api.get("/api/stats", params={"hours": 1, "buckets": 4}).json()
+    assert stats["totals"] == {"completed": 2, "failed": 1}
+    assert len(stats["series"]) == 4 and stats["series"][-1]["counts"] == stats["totals"]
+    assert stats["failure_rate"] == pytest.approx(1 / 3)
+    flows_seen = {s["flow"]: s for s in stats["slowest_flows"]}
+    assert flows_seen["doubled"]["runs"] == 2 and flows_seen["broken"]["failed"] == 1
+    assert stats["workers"] == [] and stats["late_runs"] == []
+
+
+def test_a_deployment_shows_its_parameter_schema(
+    api: TestClient, client: Client, flows: Path
+) -> None:
+    client.deploy(f"{flows}:doubled", name="dbl", parameters={"n": 5})
+    schema = api.get("/api/deployments/dbl").json()["parameter_schema"]
+    assert schema["properties"]["n"]["type"] == "integer"
+    assert schema["properties"]["n"]["default"] == 5 and schema["required"] == []
+
+
+def test_task_runs_page_and_filter_and_a_run_can_leave_them_out(
+    api: TestClient, client: Client, flows: Path
+) -> None:
+    run_id = run_flow(client, flows, "doubled", n=5)
+    light = api.get(f"/api/runs/{run_id}", params={"tasks": "false"}).json()
+    assert "task_runs" not in light and light["task_run_count"] == 5
+    first = api.get(f"/api/runs/{run_id}/tasks", params={"limit": 2}).json()
+    assert [t["key"] for t in first["task_runs"]] == ["double[0]", "double[1]"]
+    assert first["total"] == 5 and first["next_offset"] == 2
+    last = api.get(f"/api/runs/{run_id}/tasks", params={"limit": 2, "offset": 4}).json()
+    assert [t["key"] for t in last["task_runs"]] == ["double[4]"] and last["next_offset"] is None
+    failed = api.get(f"/api/runs/{run_id}/tasks", params={"state": "failed"}).json()
+    assert failed == {"task_runs": [], "total": 0, "next_offset": None}
+    assert api.get(f"/api/runs/{run_id}/tasks", params={"task": "double"}).json()["total"] == 5

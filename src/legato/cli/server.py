@@ -1,4 +1,4 @@
-"""``legato server``: the REST API over this store (the web UI comes with it later)."""
+"""``legato server``: the REST API and web UI over this store."""
 
 from __future__ import annotations
 
@@ -26,11 +26,12 @@ def is_loopback(host: str) -> bool:
 @debug_option
 @click.pass_context
 def server_cmd(ctx: click.Context, host: str, port: int) -> None:
-    """Serve the REST API (OpenAPI at /openapi.json, browsable at /docs).
+    """Serve the web UI (at /) and the REST API (/api; OpenAPI at /openapi.json,
+    browsable at /docs).
 
     Bound to 127.0.0.1 by default. On any other address it refuses to start
     unless LEGATO_API_TOKEN is set; every API call then needs
-    'Authorization: Bearer <token>'.
+    'Authorization: Bearer <token>', and the UI asks for the token once.
 
     \b
     Examples:
@@ -50,5 +51,6 @@ def server_cmd(ctx: click.Context, host: str, port: int) -> None:
     from legato.server import create_app
 
     app = create_app(get_client(ctx), token=token)
-    click.echo(f"legato server on http://{host}:{port} (API docs at /docs)", err=True)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"legato server on http://{shown}:{port} (API docs at /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

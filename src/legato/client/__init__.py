@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 # A worker reports every few seconds (its poll interval); silent longer than
 # this, it is taken for gone.
 WORKER_ALIVE_SECONDS = 30.0
+# Finished runs whose task runs `Client.finished_task_runs` keeps in memory.
+FINISHED_CACHE_RUNS = 8
 
 
 def _preview(stored: StoredResult | None, what: str, limit: int) -> str | None:
@@ -70,6 +72,7 @@ class Client(DeploymentOps):
     def __init__(self, store: Store | None = None) -> None:
         """Use ``store``, or the configured default store."""
         self._store = store
+        self._finished_cache: dict[tuple[object, ...], list[TaskRun]] = {}
 
     @property
     def store(self) -> Store:
@@ -149,6 +152,25 @@ class Client(DeploymentOps):
 
     def task_runs(self, run_id: str) -> list[TaskRun]:
         return self.store.list_task_runs(run_id)
+
+    def finished_task_runs(self, run: FlowRun) -> list[TaskRun]:
+        """``task_runs`` of ``run``, remembered while the run stays as it is.
+
+        A finished run's task runs do not change until it is resumed, which
+        changes its state, attempts or end time: that is the key. A long-lived
+        process (the server) re-reads a run of 10,000 tasks only when it moves.
+        """
+        if not run.state.is_final:
+            return self.task_runs(run.id)
+        key = (run.id, run.state, run.attempts, run.end_time)
+        cache = self._finished_cache
+        found = cache.get(key)
+        if found is None:
+            found = self.task_runs(run.id)
+            cache[key] = found
+            while len(cache) > FINISHED_CACHE_RUNS:
+                del cache[next(iter(cache))]
+        return found
 
     def task_run(self, run_id: str, task_run_id: str) -> TaskRun:
         """One task run of flow run ``run_id`` (RunNotFoundError if it has none such)."""

@@ -109,15 +109,49 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 @router.get("/runs/{run_id}")
-def get_run(run_id: str, client: ClientDep) -> dict[str, Any]:
+def get_run(
+    run_id: str,
+    client: ClientDep,
+    tasks: Annotated[
+        bool, Query(description="Include every task run (false for a big run: page them instead).")
+    ] = True,
+) -> dict[str, Any]:
     """One run with its task runs (their dependency edges included), subflow runs,
     and a preview of its result."""
     run = client.resolve_run(run_id)
     data = flow_run_to_dict(run, tracebacks=True)
     data["result_preview"] = client.run_result_preview(run)
-    data["task_runs"] = [task_run_to_dict(t, tracebacks=True) for t in client.task_runs(run.id)]
+    task_runs = client.finished_task_runs(run)
+    data["task_run_count"] = len(task_runs)
+    if tasks:
+        data["task_runs"] = [task_run_to_dict(t, tracebacks=True) for t in task_runs]
     data["subflow_runs"] = [flow_run_to_dict(child) for child in client.child_runs(run.id)]
     return data
+
+
+@router.get("/runs/{run_id}/tasks")
+def list_task_runs(
+    run_id: str,
+    client: ClientDep,
+    state: Annotated[list[StateType] | None, Query()] = None,
+    task: Annotated[str | None, Query(description="Only calls of this task.")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """A run's task runs in recorded order, filtered and paged."""
+    run = client.resolve_run(run_id)
+    wanted = set(state or ())
+    found = [
+        t
+        for t in client.finished_task_runs(run)
+        if (not wanted or t.state in wanted) and (task is None or t.task_name == task)
+    ]
+    page = found[offset : offset + limit]
+    return {
+        "task_runs": [task_run_to_dict(t, tracebacks=True) for t in page],
+        "total": len(found),
+        "next_offset": offset + limit if offset + limit < len(found) else None,
+    }
 
 
 @router.get("/runs/{run_id}/tasks/{task_run_id}")

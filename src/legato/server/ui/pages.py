@@ -143,7 +143,7 @@ def run_page_context(
     """Everything the run page shows; shared by the page and the actions that
     answer with it (an approval form sent back with its errors)."""
     run = client.resolve_run(run_id)
-    task_runs = client.task_runs(run.id)
+    task_runs = client.finished_task_runs(run)
     graph = build_graph(task_runs)
     selected = None
     task_result = None
