@@ -861,3 +861,35 @@ def test_invalid_options_raise_configuration_error(options: dict[str, Any], need
 def test_task_needs_a_function() -> None:
     with pytest.raises(ConfigurationError, match="needs a function"):
         task(42)  # type: ignore[call-overload]
+
+
+def test_inputs_are_recorded_for_every_call_only_when_asked(
+    default_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @task(record_inputs=True)
+    def shout(word: str, times: int = 1) -> str:
+        return word.upper() * times
+
+    @task
+    def quiet(word: str) -> str:
+        return word
+
+    monkeypatch.setenv("LEGATO_RECORD_INPUTS", "1")
+
+    @task
+    def from_env(rows: list[int]) -> int:
+        return len(rows)
+
+    @flow
+    def speak() -> None:
+        shout("hi", times=2)
+        quiet("shh")
+        from_env([1, 2, 3])
+
+    speak()
+    recorded = {tr.task_name: tr.inputs for tr in task_runs(default_store)}
+    assert recorded == {
+        "shout": {"word": "'hi'", "times": "2"},
+        "quiet": None,
+        "from_env": {"rows": "[1, 2, 3]"},
+    }

@@ -40,3 +40,8 @@ def env_float(name: str, default: float) -> float:
     if value <= 0:
         raise ConfigurationError(f"{name}={raw!r} must be greater than 0")
     return value
+
+
+def env_flag(name: str) -> bool:
+    """True when the variable is set to 1, true, yes or on (any case)."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")

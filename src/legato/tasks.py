@@ -19,6 +19,7 @@ from legato.engine.results import check_serializer
 from legato.engine.task_engine import TaskCall, cache_expiration_of, current_flow_context
 from legato.errors import ConfigurationError
 from legato.futures import LegatoFuture, LegatoFutureList, unmapped
+from legato.settings import env_flag
 
 if TYPE_CHECKING:
     from legato.engine.context import RunContext
@@ -96,6 +97,7 @@ class Task(Generic[P, R]):
         persist_result: bool = True,
         result_serializer: str = "pickle",
         log_prints: bool | None = None,
+        record_inputs: bool | None = None,
         task_run_name: str | Callable[[], str] | None = None,
         on_completion: Sequence[Hook] | None = None,
         on_failure: Sequence[Hook] | None = None,
@@ -145,6 +147,11 @@ class Task(Generic[P, R]):
         self.persist_result = persist_result
         self.result_serializer = check_serializer(result_serializer)
         self.log_prints = log_prints
+        # Inputs are always kept for a failed task run; for every task run only
+        # when asked (a short repr of each argument costs a few µs per call).
+        self.record_inputs: bool = (
+            record_inputs if record_inputs is not None else env_flag("LEGATO_RECORD_INPUTS")
+        )
         self.task_run_name = task_run_name
         self.on_completion = list(on_completion or ())
         self.on_failure = list(on_failure or ())
@@ -174,6 +181,7 @@ class Task(Generic[P, R]):
             "persist_result": persist_result,
             "result_serializer": result_serializer,
             "log_prints": log_prints,
+            "record_inputs": record_inputs,
             "task_run_name": task_run_name,
             "on_completion": on_completion,
             "on_failure": on_failure,

@@ -216,3 +216,35 @@ def test_docs_are_served_without_the_internet(ui: TestClient) -> None:
     docs = ui.get("/docs").text
     assert "/docs-assets/swagger-ui-bundle.js" in docs and "cdn" not in docs
     assert ui.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_no_secret_reaches_a_page_or_an_answer(client: Client, flows: Path) -> None:
+    import os
+    from urllib.parse import unquote, urlsplit
+
+    secret = "tok-9f8e7d6c5b4a"
+    secrets = [secret]
+    password = urlsplit(os.environ.get("LEGATO_DATABASE_URL", "")).password
+    if password:  # the PostgreSQL backend's URL carries one
+        secrets.append(unquote(password))
+    run_id = run_flow(client, flows, "doubled", n=2)
+    client.deploy(f"{flows}:doubled", name="dbl")
+    bearer = {"Authorization": f"Bearer {secret}"}
+    with TestClient(create_app(client, token=secret)) as http:
+        token = csrf_of(http)
+        http.post("/login", data={"csrf_token": token, "token": secret})
+        urls = ["/", "/runs", f"/runs/{run_id}", "/approvals", "/deployments"]
+        urls += ["/deployments/dbl", "/workers", "/docs", "/openapi.json"]
+        urls += ["/api/health", "/api/stats", f"/api/runs/{run_id}", "/api/deployments"]
+        for url in urls:
+            answer = http.get(url, headers=bearer if url.startswith("/api") else {})
+            assert answer.status_code == 200, url
+            shown = answer.text + str(answer.headers)
+            assert all(s not in shown for s in secrets), url
+
+
+def test_only_allowed_host_names_are_answered(client: Client) -> None:
+    with TestClient(create_app(client, allowed_hosts=["127.0.0.1"])) as http:
+        rebound = http.get("/api/runs", headers={"Host": "evil.example"})
+        assert rebound.status_code == 400
+        assert http.get("/api/runs", headers={"Host": "127.0.0.1:4200"}).status_code == 200

@@ -50,7 +50,10 @@ def server_cmd(ctx: click.Context, host: str, port: int) -> None:
         raise MissingExtraError("server", "uvicorn", "the legato server") from None
     from legato.server import create_app
 
-    app = create_app(get_client(ctx), token=token)
+    # Without a token, only loopback names are answered: a web page whose own
+    # name was rebound to 127.0.0.1 is then refused instead of served.
+    hosts = None if token else ["127.0.0.1", "localhost", "::1", "[::1]", host]
+    app = create_app(get_client(ctx), token=token, allowed_hosts=hosts)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"legato server on http://{shown}:{port} (API docs at /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -360,7 +360,11 @@ class TaskCall:
                 except ResultNotSerializableError as exc:
                     self.fail(exc)
                     raise
-        record = self.record(StateType.COMPLETED, has_result=stored is not None)
+        record = self.record(
+            StateType.COMPLETED,
+            has_result=stored is not None,
+            inputs=self.inputs_repr() if task.record_inputs else None,
+        )
         self._write(record, stored)
         self._remember(value, record)
         self._finished(record, value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -14,11 +14,19 @@ if TYPE_CHECKING:
     from legato.client import Client
 
 
-def create_app(client: Client | None = None, *, token: str | None = None) -> FastAPI:
+def create_app(
+    client: Client | None = None,
+    *,
+    token: str | None = None,
+    allowed_hosts: Sequence[str] | None = None,
+) -> FastAPI:
     """The API and web UI over ``client`` (default: the configured store).
 
     With ``token``, every API call needs ``Authorization: Bearer <token>`` and
-    the UI asks for the token once (then a session cookie).
+    the UI asks for the token once (then a session cookie). ``allowed_hosts``:
+    the only ``Host`` headers answered (`legato server` on loopback without a
+    token sets it, so that a site whose name is rebound to 127.0.0.1 cannot
+    read or act through the person's browser).
     """
     try:
         import jinja2  # noqa: F401
@@ -76,4 +84,8 @@ def create_app(client: Client | None = None, *, token: str | None = None) -> Fas
         )
 
     install_ui(app)
+    if allowed_hosts is not None:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     return app
