@@ -289,9 +289,10 @@ def test_run_tree_shows_tasks_errors_inputs_and_subflows() -> None:
         inputs={"x": "1"},
     )
     child = run_record(id="c" * 36, flow_name="sub", name="child", start_time=T0 + timedelta(1))
+    recorded = task_record("load-0", StateType.COMPLETED, inputs={"rows": "[1, 2]"})
     node = RunNode(
         run,
-        tasks=[task_record("add-0", StateType.COMPLETED, cached=True), failed],
+        tasks=[task_record("add-0", StateType.COMPLETED, cached=True), failed, recorded],
         children=[RunNode(child, tasks=[task_record("inner-0", StateType.COMPLETED)])],
     )
     out = render(run_tree(node))
@@ -300,6 +301,7 @@ def test_run_tree_shows_tasks_errors_inputs_and_subflows() -> None:
     assert "boom-0" in out and "attempts 2" in out
     assert "error: ValueError: bad 1" in out
     assert "inputs: x=1" in out
+    assert "inputs: rows=[1, 2]" in out  # a completed task's, when recorded (record_inputs)
     assert "subflow cccccccc" in out and "inner-0" in out
     # Ordered by start time: the subflow started a day later than boom-0.
     assert out.index("boom-0") < out.index("subflow")

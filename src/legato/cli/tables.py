@@ -147,7 +147,7 @@ def _add_body(tree: Tree, node: RunNode, depth: int) -> None:
                 branch.add(
                     Text(f"error: {error_line(item.error.type, item.error.message)}", style="red")
                 )
-            if item.inputs and item.state in (StateType.FAILED, StateType.CRASHED):
+            if item.inputs:  # always for a failed task; for others with record_inputs
                 branch.add(Text(f"inputs: {format_inputs(item.inputs)}", style="dim"))
         else:
             child = tree.add(_run_label(item.run, root=False))
