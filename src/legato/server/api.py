@@ -138,7 +138,8 @@ def list_task_runs(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    """A run's task runs in recorded order, filtered and paged."""
+    """A run's task runs in the order they started (never started last), filtered
+    and paged."""
     run = client.resolve_run(run_id)
     wanted = set(state or ())
     found = [

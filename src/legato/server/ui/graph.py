@@ -96,10 +96,10 @@ def group_state(counts: Counter[StateType]) -> StateType:
 
 
 def _layers(order: list[str], upstream: dict[str, set[str]]) -> dict[str, int]:
-    """Longest path from a source, in the order nodes were recorded.
+    """Longest path from a source, in the order task runs started.
 
-    Task runs are recorded after their inputs resolve, so upstream nodes come
-    first; an edge that points forward in that order (never expected) is ignored
+    A task run starts after its inputs resolve, so upstream nodes come first;
+    an edge that points forward in that order (never expected) is ignored
     rather than allowed to loop.
     """
     seen: dict[str, int] = {}
@@ -113,7 +113,8 @@ def _layers(order: list[str], upstream: dict[str, set[str]]) -> dict[str, int]:
 
 
 def build_graph(task_runs: Sequence[TaskRun], *, fold_at: int = FOLD_AT) -> Graph:
-    """Nodes and edges for ``task_runs`` (in recorded order), big groups folded."""
+    """Nodes and edges for ``task_runs`` (in the store's order: by start), big
+    groups folded."""
     members: dict[str, list[TaskRun]] = {}
     for run in task_runs:
         members.setdefault(group_key(run.call_key), []).append(run)
