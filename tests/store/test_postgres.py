@@ -194,6 +194,63 @@ def test_pending_migrations_are_applied_on_open(url: str, monkeypatch: pytest.Mo
     again.close()
 
 
+def test_tags_of_runs_stored_before_the_tag_table_are_back_filled(empty_url: str) -> None:
+    # A store at the version before flow_run_tags, with runs written as that
+    # version wrote them (their tags only in the jsonb column).
+    tags_version = next(m.version for m in MIGRATIONS if m.name == "flow_run_tags")
+    with psycopg.connect(empty_url) as conn:
+        for migration in MIGRATIONS[: tags_version - 1]:
+            for statement in migration.statements:
+                conn.execute(statement)  # type: ignore[arg-type]
+            conn.execute(QUERIES["record_migration"], (migration.version,))
+        stored = [
+            ("a", 1, '["x", "y"]'),
+            ("b", 2, '["x", "x"]'),  # a tag twice: one row
+            ("c", 3, None),
+            ("d", 3, "[]"),
+            ("e", 4, '["x"]'),
+            ("f", 4, '["x", "é✓"]'),  # same time as e, stored after it: listed first
+        ]
+        for run_id, second, tags in stored:
+            conn.execute(
+                "INSERT INTO flow_runs (id, state, flow_name, name, created, parameters, tags)"
+                " VALUES (%s, 'completed', 'f', 'n', %s, '{}', %s::jsonb)",
+                (run_id, NOW + timedelta(seconds=second), tags),
+            )
+        conn.commit()
+
+    store = PostgresStore(empty_url)
+    try:
+        assert store.migrated == list(range(tags_version, LATEST_VERSION + 1))
+        assert [run.id for run in store.list_flow_runs()] == ["f", "e", "d", "c", "b", "a"]
+        assert [run.id for run in store.list_flow_runs(tag="x")] == ["f", "e", "b", "a"]
+        assert [run.id for run in store.list_flow_runs(tag="y")] == ["a"]
+        assert [run.id for run in store.list_flow_runs(tag="é✓")] == ["f"]
+        at_4 = NOW + timedelta(seconds=4)
+        assert [run.id for run in store.list_flow_runs(tag="x", created_before=at_4)] == ["b", "a"]
+        # A run stored now at the same time as e and f comes before both, as it
+        # does without a tag.
+        store.create_flow_run(make_run(id="g", tags=("x",), created=at_4))
+        assert [run.id for run in store.list_flow_runs(tag="x", limit=3)] == ["g", "f", "e"]
+        assert [run.id for run in store.list_flow_runs(limit=3)] == ["g", "f", "e"]
+    finally:
+        store.close()
+    assert sql(empty_url, "SELECT run_id, tag FROM flow_run_tags ORDER BY seq, tag") == [
+        ("a", "x"),
+        ("a", "y"),
+        ("b", "x"),
+        ("e", "x"),
+        ("f", "x"),
+        ("f", "é✓"),
+        ("g", "x"),
+    ]
+    assert sql(
+        empty_url,
+        "SELECT count(*) FROM flow_run_tags AS t JOIN flow_runs AS f ON f.id = t.run_id"
+        " WHERE (t.created, t.seq) <> (f.created, f.seq)",
+    ) == [(0,)]
+
+
 def test_failed_migration_changes_nothing(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     broken = Migration(LATEST_VERSION + 1, "broken", ["CREATE TABLE half (x integer); SELECT 1/0"])
     monkeypatch.setattr(migrate, "MIGRATIONS", [*MIGRATIONS, broken])
@@ -278,8 +335,12 @@ def test_queries_on_large_tables_use_indexes(store: PostgresStore, url: str) -> 
         SELECT md5(i::text), (ARRAY['completed', 'failed', 'running'])[1 + i % 3],
             'flow' || (i % 50), 'n', now() - i * interval '1 second', '{}',
             CASE WHEN i % 10 = 0 THEN md5((i + 1)::text) END, 'sub[0]',
-            CASE WHEN i % 4 = 0 THEN '["nightly"]'::jsonb END
+            CASE WHEN i % 4 = 0 THEN '["nightly"]'::jsonb
+                WHEN i % 1000 = 1 THEN '["incident", "x"]'::jsonb END
         FROM generate_series(1, 20000) AS i;
+        INSERT INTO flow_run_tags (created, seq, run_id, tag)
+        SELECT f.created, f.seq, f.id, t.tag
+        FROM flow_runs AS f, jsonb_array_elements_text(f.tags) AS t (tag);
         INSERT INTO task_runs (flow_run_id, call_key, id, task_name, name, state, cache_key)
         SELECT md5((i % 2000)::text), 't[' || i || ']', md5('t' || i), 't', 'n', 'completed',
             'k' || i
@@ -320,8 +381,6 @@ def test_queries_on_large_tables_use_indexes(store: PostgresStore, url: str) -> 
             f" AND {QUERIES['where_created_before']}",
             ("flow7", hour_ago - timedelta(hours=1), hour_ago),
         ),
-        # A common tag: filtered on the walk down the created index (no index on tags).
-        (f"{QUERIES['where_tag']} AND {QUERIES['where_created_before']}", ("nightly", hour_ago)),
     )
     for where, params in filters:
         listed = QUERIES["list_flow_runs"].replace("{where}", f"WHERE {where}" if where else "")
@@ -332,8 +391,48 @@ def test_queries_on_large_tables_use_indexes(store: PostgresStore, url: str) -> 
         plans[f"list_flow_runs_in_states {where}"] = _plan(
             url, in_states, (["failed", "running"], *params, 50, 50)
         )
+    # A tag: the runs that carry it, walked newest first on the flow_run_tags index,
+    # unless another filter is narrower (the children of one run: the parent index,
+    # each child's tag looked up by key).
+    tagged: tuple[tuple[str, str, str, tuple[Any, ...]], ...] = (
+        ("nightly", "", "", ()),
+        ("incident", "", "", ()),
+        ("nightly", QUERIES["where_created_before"], "", (hour_ago,)),
+        (
+            "nightly",
+            f"{QUERIES['where_created_after']} AND {QUERIES['where_created_before']}",
+            "",
+            (hour_ago - timedelta(hours=1), hour_ago),
+        ),
+        ("incident", QUERIES["where_created_before"], "flow_name = %s", (hour_ago, "flow1")),
+        ("nightly", "", "parent_run_id = %s", (md5,)),
+    )
+    for tag, ranges, where, params in tagged:
+        listed = QUERIES["list_tagged_flow_runs"].replace(
+            "{tag_range}", f"AND {ranges}" if ranges else ""
+        )
+        name = f"list_tagged_flow_runs {tag} {ranges} {where}"
+        plans[name] = _plan(
+            url, listed.replace("{where}", f"WHERE {where}" if where else ""), (tag, *params, 50)
+        )
+        in_states = QUERIES["list_tagged_flow_runs_in_states"].replace(
+            "{tag_range}", f"AND {ranges}" if ranges else ""
+        )
+        plans[f"{name} in_states"] = _plan(
+            url,
+            in_states.replace("{and_where}", f" AND {where}" if where else ""),
+            (["failed", "running"], tag, *params, 50, 50),
+        )
     for name, plan in plans.items():
         assert "Seq Scan" not in plan, f"{name} scans a whole table:\n{plan}"
+        if name.startswith("list_tagged") and ">=" not in name and "parent" not in name:
+            assert "Index Scan Backward using flow_run_tags_tag" in plan, f"{name}:\n{plan}"
+            assert "flow_runs_pkey" in plan, f"{name}:\n{plan}"
+            if "in_states" not in name:
+                assert "Sort" not in plan, f"{name} sorts:\n{plan}"
+            continue
+        if name.startswith("list_tagged") and "parent" in name:
+            assert "flow_runs_parent" in plan and "flow_run_tags_pkey" in plan, f"{name}:\n{plan}"
         # A range closed on both sides may instead collect its few rows from the
         # index and sort them: the range bounds the sort.
         if name.startswith("list_flow_runs") and "parent" not in name and ">=" not in name:
@@ -406,6 +505,21 @@ def test_each_store_call_is_one_statement(
             "list in states",
             lambda: store.list_flow_runs(states=[StateType.RUNNING, StateType.FAILED]),
         ),
+        ("tagged run", lambda: store.create_flow_run(make_run(tags=("a", "b")))),
+        (
+            "tagged queued run",
+            lambda: store.create_flow_run(
+                make_run(tags=("a",), state=StateType.SCHEDULED, work_queue="q")
+            ),
+        ),
+        (
+            "tagged run once",
+            lambda: store.create_flow_run_once(make_run(tags=("a",), idempotency_key="k")),
+        ),
+        (
+            "list a tag in states",
+            lambda: store.list_flow_runs(tag="a", states=[StateType.RUNNING, StateType.FAILED]),
+        ),
     ]
     for what, call in calls:
         statements.clear()
@@ -414,6 +528,8 @@ def test_each_store_call_is_one_statement(
     monkeypatch.undo()
     assert store.get_cached_result("k", NOW) is not None
     assert len(store.read_logs(run.id)) == 2
+    assert len(store.list_flow_runs(tag="a")) == 3
+    assert len(store.list_flow_runs(tag="b")) == 1
 
 
 # --- values SQLite takes and PostgreSQL refuses, or rewrites -------------------------

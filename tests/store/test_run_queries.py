@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
-from legato.records import FlowDurationStats, FlowRun, RunCount
+from legato.errors import StoreError
+from legato.records import FlowDurationStats, FlowRun, Notification, RunCount
 from legato.states import StateType
 from legato.store.base import Store
+from legato.store.notifications import RUNS_QUEUED
+from legato.store.sqlite import SQLiteStore
 
 # Microseconds on purpose: bucket edges must hold at microsecond resolution.
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -65,6 +68,122 @@ def test_tag_filter_matches_whole_tags_only(store: Store) -> None:
     assert ids(store, tag='say "hi"') == [quoted.id]
     assert ids(store, tag="é✓") == [quoted.id]
     assert len(ids(store)) == 6
+
+
+def stored_tag_rows(store: Store) -> list[tuple[str, str]]:
+    """(run id, tag) rows of the backend's flow_run_tags table: a look behind the API."""
+    query = "SELECT run_id, tag FROM flow_run_tags ORDER BY run_id, tag"
+    if isinstance(store, SQLiteStore):
+        return [tuple(row) for row in store._db.fetchall(query, ())]
+    from legato.store.postgres import PostgresStore
+
+    assert isinstance(store, PostgresStore)
+    return [tuple(row) for row in store._db.fetchall(query, ())]
+
+
+def test_tag_ties_are_broken_as_in_the_full_listing(store: Store) -> None:
+    # Equal creation times: the run stored last comes first, with or without a tag.
+    states = [S.COMPLETED, S.FAILED, S.RUNNING]
+    runs = [
+        add(store, tags=("t", "u") if i % 2 else ("t",), state=states[i % 3], created=T0)
+        for i in range(9)
+    ]
+    everything = ids(store)
+    assert everything == [run.id for run in reversed(runs)]
+    assert ids(store, tag="t") == everything
+    assert ids(store, tag="u") == [i for i in everything if i in {r.id for r in runs[1::2]}]
+    assert ids(store, tag="t", states=[S.FAILED, S.COMPLETED]) == ids(
+        store, states=[S.FAILED, S.COMPLETED]
+    )
+    assert ids(store, tag="t", limit=4) == everything[:4]
+    assert ids(store, tag="t", states=[S.FAILED, S.RUNNING], limit=3) == ids(
+        store, states=[S.FAILED, S.RUNNING], limit=3
+    )
+
+
+def test_every_way_of_storing_a_run_makes_it_found_by_its_tags(store: Store) -> None:
+    repeated = add(store, tags=("a", "b", "a"), created=at(1))
+    assert ids(store, tag="a") == [repeated.id]
+    assert ids(store, tag="b") == [repeated.id]
+
+    once = make_run(tags=("a", "slot"), created=at(2), idempotency_key="k1")
+    stored, created = store.create_flow_run_once(once)
+    assert created and stored.tags == ("a", "slot")
+    again, created = store.create_flow_run_once(make_run(tags=("a", "other"), idempotency_key="k1"))
+    assert not created and again.id == once.id
+    assert ids(store, tag="slot") == [once.id]
+    assert ids(store, tag="other") == []
+    assert ids(store, tag="a") == [once.id, repeated.id]
+
+    child = add(
+        store,
+        tags=("a", "sub"),
+        created=at(3),
+        parent_run_id=repeated.id,
+        parent_call_key="sub[0]",
+    )
+    assert ids(store, tag="sub") == [child.id]
+    assert ids(store, tag="a", parent_run_id=repeated.id) == [child.id]
+    assert ids(store, tag="b", parent_run_id=repeated.id) == []
+
+    with store.listen([RUNS_QUEUED]) as listener:
+        queued = add(store, tags=("a",), created=at(4), state=S.SCHEDULED, work_queue="gpu")
+        assert listener.wait(10) == [Notification(RUNS_QUEUED, "gpu")]
+        untagged = add(store, created=at(5), state=S.SCHEDULED, work_queue="cpu")
+        assert listener.wait(10) == [Notification(RUNS_QUEUED, "cpu")]
+    assert ids(store, tag="a") == [queued.id, child.id, once.id, repeated.id]
+    assert ids(store, tag="a", states=[S.SCHEDULED]) == [queued.id]
+    assert untagged.id in ids(store)
+
+    with pytest.raises(StoreError):  # the same id twice: refused, its tags left alone
+        store.create_flow_run(make_run(id=repeated.id, tags=("c",)))
+    assert ids(store, tag="c") == []
+    expected = [(repeated.id, "a"), (repeated.id, "b"), (once.id, "a"), (once.id, "slot")]
+    expected += [(child.id, "a"), (child.id, "sub"), (queued.id, "a")]
+    assert sorted(stored_tag_rows(store)) == sorted(expected)
+
+
+def test_pruned_runs_leave_the_tag_filter_and_their_tag_rows(store: Store) -> None:
+    old = [add(store, tags=("nightly", "team:a"), created=at(i)) for i in range(3)]
+    old_child = add(
+        store,
+        tags=("nightly", "child"),
+        created=at(3),
+        parent_run_id=old[0].id,
+        parent_call_key="sub[0]",
+    )
+    still_running = add(store, tags=("nightly",), created=at(4), state=S.RUNNING)
+    failed = add(store, tags=("nightly", "team:a"), created=at(5), state=S.FAILED)
+    recent = [add(store, tags=("nightly",), created=at(100 + i)) for i in range(2)]
+    assert len(ids(store, tag="nightly")) == 8
+
+    result = store.prune_flow_runs(finished_before=at(50), states=[S.COMPLETED])
+
+    assert result.flow_runs == 4  # three old runs and the child of one of them
+    assert ids(store, tag="nightly") == [recent[1].id, recent[0].id, failed.id, still_running.id]
+    assert ids(store, tag="team:a") == [failed.id]
+    assert ids(store, tag="child") == []
+    assert ids(store, tag="nightly", created_before=at(50)) == [failed.id, still_running.id]
+    assert ids(store, tag="nightly", states=[S.COMPLETED, S.FAILED], limit=2) == [
+        recent[1].id,
+        recent[0].id,
+    ]
+    assert ids(store, tag="nightly", states=[S.COMPLETED]) == [recent[1].id, recent[0].id]
+    assert ids(store, tag="child", parent_run_id=old[0].id) == []
+    kept = [still_running, failed, *recent]
+    assert sorted(stored_tag_rows(store)) == sorted(
+        (run.id, tag) for run in kept for tag in dict.fromkeys(run.tags)
+    )
+    # The ids are free again, tags and all: nothing of the pruned runs is left.
+    back = add(store, id=old[0].id, tags=("nightly", "team:a"), created=at(200))
+    add(store, id=old_child.id, tags=("child",), created=at(201))
+    assert ids(store, tag="team:a") == [back.id, failed.id]
+    assert ids(store, tag="child") == [old_child.id]
+
+    # A prune of everything leaves no tag rows at all.
+    store.prune_flow_runs(finished_before=at(1000), states=[])
+    assert ids(store, tag="nightly") == [still_running.id]
+    assert stored_tag_rows(store) == [(still_running.id, "nightly")]
 
 
 # --- list_flow_runs: creation range ----------------------------------------------------

@@ -133,6 +133,61 @@ def test_pending_migrations_are_applied_on_open(
         conn.close()
 
 
+def test_tags_of_runs_stored_before_the_tag_table_are_back_filled(tmp_path: Path) -> None:
+    # A store at the version before flow_run_tags, with runs written as that
+    # version wrote them (their tags only in the JSON column).
+    tags_version = next(m.version for m in MIGRATIONS if m.name == "flow_run_tags")
+    path = tmp_path / "old.db"
+    apply_migrations_by_hand(path, MIGRATIONS[: tags_version - 1])
+    stored = [
+        ("a", 1.0, '["x","y"]'),
+        ("b", 2.0, '["x","x"]'),  # a tag twice: one row
+        ("c", 3.0, None),
+        ("d", 3.0, "[]"),
+        ("e", 4.0, '["x"]'),
+        ("f", 4.0, '["x","é✓"]'),  # same time as e, stored after it: listed first
+    ]
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.executemany(
+            "INSERT INTO flow_runs (id, state, flow_name, name, created, parameters, tags)"
+            " VALUES (?, 'completed', 'f', 'n', ?, '{}', ?)",
+            stored,
+        )
+    finally:
+        conn.close()
+
+    store = SQLiteStore(path)
+    try:
+        assert store.migrated == list(range(tags_version, LATEST_VERSION + 1))
+        assert [run.id for run in store.list_flow_runs()] == ["f", "e", "d", "c", "b", "a"]
+        assert [run.id for run in store.list_flow_runs(tag="x")] == ["f", "e", "b", "a"]
+        assert [run.id for run in store.list_flow_runs(tag="y")] == ["a"]
+        assert [run.id for run in store.list_flow_runs(tag="é✓")] == ["f"]
+        created_4 = datetime.fromtimestamp(4.0, UTC)
+        assert [run.id for run in store.list_flow_runs(tag="x", created_before=created_4)] == [
+            "b",
+            "a",
+        ]
+        # A run stored now at the same time as e and f comes before both, as it
+        # does without a tag.
+        store.create_flow_run(make_run(id="g", tags=("x",), created=created_4))
+        assert [run.id for run in store.list_flow_runs(tag="x", limit=3)] == ["g", "f", "e"]
+        assert [run.id for run in store.list_flow_runs(limit=3)] == ["g", "f", "e"]
+        tag_rows = store._db.fetchall("SELECT run_id, tag FROM flow_run_tags ORDER BY seq", ())
+        assert [tuple(row) for row in tag_rows] == [
+            ("a", "x"),
+            ("a", "y"),
+            ("b", "x"),
+            ("e", "x"),
+            ("f", "x"),
+            ("f", "é✓"),
+            ("g", "x"),
+        ]
+    finally:
+        store.close()
+
+
 def test_database_from_newer_legato_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "legato.db"
     SQLiteStore(path).close()
@@ -267,20 +322,53 @@ def test_queries_on_large_tables_use_indexes(tmp_path: Path) -> None:
             "WHERE " + QUERIES["where_created_before"],
             f"WHERE {QUERIES['where_state']} AND {QUERIES['where_created_after']}"
             f" AND {QUERIES['where_created_before']}",
-            f"WHERE {QUERIES['where_tag']} AND {QUERIES['where_created_before']}",
+            # A tag among the children of one run: the parent index drives.
+            f"WHERE {QUERIES['where_parent']} AND {QUERIES['where_child_tag']}"
+            f" AND {QUERIES['where_created_before']}",
         ):
             sql = QUERIES["list_flow_runs"].replace("{where}", where)
             plans[f"list_flow_runs {where}"] = store._db.fetchall(
+                "EXPLAIN QUERY PLAN " + sql, (None,) * sql.count("?")
+            )
+        # A tag otherwise: the runs that carry it, from the flow_run_tags index.
+        for where, ranges in (
+            ("", ""),
+            ("", f"AND {QUERIES['where_created_before']}"),
+            (
+                f"WHERE {QUERIES['where_state']}",
+                f"AND {QUERIES['where_created_after']} AND {QUERIES['where_created_before']}",
+            ),
+            (f"WHERE {QUERIES['where_flow_name']} AND {QUERIES['where_state']}", ""),
+            (f"WHERE {QUERIES['where_deployment']}", f"AND {QUERIES['where_created_after']}"),
+        ):
+            sql = QUERIES["list_tagged_flow_runs"].replace("{tag_range}", ranges)
+            sql = sql.replace("{where}", where)
+            plans[f"list_tagged_flow_runs {ranges} {where}"] = store._db.fetchall(
                 "EXPLAIN QUERY PLAN " + sql, (None,) * sql.count("?")
             )
     finally:
         store.close()
     for name, plan in plans.items():
         details = [row[-1] for row in plan]
-        full_scans = [d for d in details if re.match(r"SCAN (flow_runs|task_runs|logs)$", d)]
+        full_scans = [
+            d for d in details if re.match(r"SCAN (flow_runs|flow_run_tags|task_runs|logs)$", d)
+        ]
         assert not full_scans, f"{name} scans a whole table: {details}"
-        if name.startswith("list_flow_runs") and "parent" not in name:
+        if name.startswith(("list_flow_runs", "list_tagged")) and "parent" not in name:
             assert not any("TEMP B-TREE" in d for d in details), f"{name} sorts: {details}"
+        if name.startswith("list_tagged_flow_runs"):
+            # Walks the tag's index entries newest first, and finds each run by its id.
+            assert details[0].startswith("SEARCH flow_run_tags USING INDEX flow_run_tags_tag"), (
+                f"{name}: {details}"
+            )
+            assert details[1:] == [
+                "SEARCH flow_runs USING INDEX sqlite_autoindex_flow_runs_1 (id=?)"
+            ], f"{name}: {details}"
+    [child_tag] = [[row[-1] for row in plan] for name, plan in plans.items() if "t.tag" in name]
+    assert any("flow_runs_parent" in d for d in child_tag), child_tag
+    assert any(
+        d.endswith("INDEX sqlite_autoindex_flow_run_tags_1 (run_id=? AND tag=?)") for d in child_tag
+    ), child_tag
 
 
 # --- locking ---------------------------------------------------------------------

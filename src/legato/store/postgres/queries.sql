@@ -89,6 +89,21 @@ INSERT INTO flow_runs (
     %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s, %s, %s, %s, %s
 )
 
+-- insert_tagged_flow_run --
+-- the 32 columns of insert_flow_run, for a run with tags: the insert, one
+-- flow_run_tags row per distinct tag (with the run's created and seq), and the
+-- NOTIFY of a queued run (sent at commit), in one statement
+WITH inserted AS (
+    {insert_flow_run}
+    RETURNING id, seq, created, tags, state, work_queue
+), tagged AS (
+    INSERT INTO flow_run_tags (created, seq, run_id, tag)
+    SELECT DISTINCT i.created, i.seq, i.id, t.tag
+    FROM inserted AS i, jsonb_array_elements_text(i.tags) AS t (tag)
+)
+SELECT pg_notify('legato_runs_queued', work_queue) FROM inserted
+WHERE state = 'scheduled' AND work_queue IS NOT NULL
+
 -- get_flow_run --
 -- id
 SELECT {flow_run_columns} FROM flow_runs WHERE id = %s
@@ -119,6 +134,36 @@ CROSS JOIN LATERAL (
 ) AS r
 ORDER BY r.created DESC, r.run_seq DESC LIMIT %s
 
+-- list_tagged_flow_runs --
+-- tag, parameters of the where_created_* fragments joined into {tag_range} (each
+-- with a leading AND), then those of the other where_* fragments joined into
+-- {where}, then limit. The runs that carry the tag, newest first: a backward walk
+-- of the (tag, created, seq) index of flow_run_tags, whose created and seq are
+-- the run's own, each joined to its run by id. The subquery renames its columns
+-- so that every other name means the run's column.
+SELECT {flow_run_columns} FROM (
+    SELECT run_id, created AS tag_created, seq AS tag_seq FROM flow_run_tags
+    WHERE tag = %s {tag_range}
+) AS tagged
+JOIN flow_runs ON flow_runs.id = tagged.run_id {where}
+ORDER BY tagged.tag_created DESC, tagged.tag_seq DESC LIMIT %s
+
+-- list_tagged_flow_runs_in_states --
+-- array of states, then the parameters of list_tagged_flow_runs up to its limit
+-- ({and_where} as in list_flow_runs_in_states), limit, limit: the newest few
+-- runs with the tag in each state, merged
+SELECT r.* FROM unnest(%s::text[]) AS s (state)
+CROSS JOIN LATERAL (
+    SELECT {flow_run_columns}, tagged.tag_created, tagged.tag_seq FROM (
+        SELECT run_id, created AS tag_created, seq AS tag_seq FROM flow_run_tags
+        WHERE tag = %s {tag_range}
+    ) AS tagged
+    JOIN flow_runs ON flow_runs.id = tagged.run_id
+    WHERE flow_runs.state = s.state {and_where}
+    ORDER BY tagged.tag_created DESC, tagged.tag_seq DESC LIMIT %s
+) AS r
+ORDER BY r.tag_created DESC, r.tag_seq DESC LIMIT %s
+
 -- where_flow_name --
 flow_name = %s
 
@@ -128,13 +173,9 @@ parent_run_id = %s
 -- where_deployment --
 deployment = %s
 
--- where_tag --
--- one tag, matched exactly against the elements of the jsonb array (NULL: no tags)
-tags @> jsonb_build_array(%s::text)
-
 -- where_created_after --
 -- inclusive; a range on created, the column after the equality in every index
--- that orders a list
+-- that orders a list (in list_tagged_flow_runs, the created of flow_run_tags)
 created >= %s
 
 -- where_created_before --
@@ -505,10 +546,11 @@ SELECT pg_notify(%s::text, %s::text)
 
 -- create_flow_run_once --
 -- the 32 columns of insert_flow_run, then the idempotency key again. Returns
--- the run with that key, whether this statement created it, and (unused) the
--- notification of a queued run. When another transaction inserts the same key
--- at the same moment, DO NOTHING waits for it, and this statement's snapshot
--- cannot see its row: no row comes back, and the caller reads it again.
+-- the run with that key (and its seq), whether this statement created it, and
+-- (unused) the notification of a queued run; a created run's tags go into
+-- flow_run_tags in the same statement. When another transaction inserts the
+-- same key at the same moment, DO NOTHING waits for it, and this statement's
+-- snapshot cannot see its row: no row comes back, and the caller reads it again.
 WITH inserted AS (
     INSERT INTO flow_runs (
         id, state, owner_token, flow_name, name, created, start_time, end_time,
@@ -522,14 +564,18 @@ WITH inserted AS (
         %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s, %s, %s, %s, %s
     )
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING {flow_run_columns}
+    RETURNING {flow_run_columns}, seq AS run_seq
+), tagged AS (
+    INSERT INTO flow_run_tags (created, seq, run_id, tag)
+    SELECT DISTINCT i.created, i.run_seq, i.id, t.tag
+    FROM inserted AS i, jsonb_array_elements_text(i.tags) AS t (tag)
 )
 SELECT inserted.*, true,
     CASE WHEN inserted.state = 'scheduled' AND inserted.work_queue IS NOT NULL
         THEN (SELECT 1 FROM pg_notify('legato_runs_queued', inserted.work_queue)) END
 FROM inserted
 UNION ALL
-SELECT {flow_run_columns}, false, NULL::integer FROM flow_runs
+SELECT {flow_run_columns}, seq, false, NULL::integer FROM flow_runs
 WHERE idempotency_key = %s AND NOT EXISTS (SELECT FROM inserted)
 
 -- find_run_by_idempotency_key --
@@ -664,6 +710,10 @@ WITH RECURSIVE roots AS (
     DELETE FROM run_inputs USING settings
     WHERE NOT settings.dry_run AND flow_run_id IN (SELECT id FROM family)
     RETURNING 1
+), gone_tags AS (
+    DELETE FROM flow_run_tags USING settings
+    WHERE NOT settings.dry_run AND run_id IN (SELECT id FROM family)
+    RETURNING 1
 ), gone_runs AS (
     DELETE FROM flow_runs USING settings
     WHERE NOT settings.dry_run AND id IN (SELECT id FROM family)
@@ -676,7 +726,7 @@ SELECT
     (SELECT count(*) FROM logs WHERE flow_run_id IN (SELECT id FROM family)),
     (SELECT count(*) FROM gone_cache) + (SELECT count(*) FROM gone_tasks)
         + (SELECT count(*) FROM gone_logs) + (SELECT count(*) FROM gone_inputs)
-        + (SELECT count(*) FROM gone_runs)
+        + (SELECT count(*) FROM gone_tags) + (SELECT count(*) FROM gone_runs)
 
 -- set_limit --
 -- name, slots, per_seconds, now

@@ -85,6 +85,20 @@ CREATE INDEX flow_runs_deployment ON flow_runs (deployment, created, seq)
 CREATE INDEX flow_runs_concurrency ON flow_runs (concurrency_key, state)
     WHERE concurrency_key IS NOT NULL;
 
+-- Added by migration 0005. One row per (run, distinct tag): a tag filter walks
+-- the runs that carry the tag, newest first, instead of every run. created and
+-- seq are copies of the run's (neither ever changes), so the (tag, created, seq)
+-- index gives the order of every other listing. Written with the run, deleted
+-- with it.
+CREATE TABLE flow_run_tags (
+    created timestamptz NOT NULL,
+    seq bigint NOT NULL,
+    run_id text COLLATE "C" NOT NULL,
+    tag text COLLATE "C" NOT NULL,
+    PRIMARY KEY (run_id, tag)
+);
+CREATE INDEX flow_run_tags_tag ON flow_run_tags (tag, created, seq);
+
 CREATE TABLE task_runs (
     flow_run_id text COLLATE "C" NOT NULL,
     call_key text COLLATE "C" NOT NULL,

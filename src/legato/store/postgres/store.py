@@ -140,7 +140,10 @@ class PostgresStore(
     def create_flow_run(self, run: FlowRun, parameters_blob: bytes | None = None) -> None:
         params = rows.flow_run_params(run, parameters_blob)
         queued = run.work_queue is not None and run.state is StateType.SCHEDULED
-        query = QUERIES["insert_queued_flow_run" if queued else "insert_flow_run"]
+        if run.tags:  # with its rows in flow_run_tags (and the NOTIFY when queued)
+            query = QUERIES["insert_tagged_flow_run"]
+        else:
+            query = QUERIES["insert_queued_flow_run" if queued else "insert_flow_run"]
 
         def insert(conn: Connection) -> None:
             try:
@@ -193,27 +196,35 @@ class PostgresStore(
         if deployment is not None:
             conditions.append(QUERIES["where_deployment"])
             params.append(deployment)
-        if tag is not None:
-            conditions.append(QUERIES["where_tag"])
-            params.append(tag)
+        ranges: list[str] = []
+        range_params: list[object] = []
         if created_after is not None:
-            conditions.append(QUERIES["where_created_after"])
-            params.append(as_utc(created_after))
+            ranges.append(QUERIES["where_created_after"])
+            range_params.append(as_utc(created_after))
         if created_before is not None:
-            conditions.append(QUERIES["where_created_before"])
-            params.append(as_utc(created_before))
+            ranges.append(QUERIES["where_created_before"])
+            range_params.append(as_utc(created_before))
+        prefix = ""
+        if tag is None:
+            conditions += ranges
+            params += range_params
+        else:
+            # The rows of the tag give the order; the creation range bounds them.
+            prefix = "tagged_"
+            params[:0] = [tag, *range_params]
         # None and an empty sequence both mean "any state".
         wanted = sorted({StateType(state).value for state in states or ()})
         if wanted:
-            sql = QUERIES["list_flow_runs_in_states"].replace(
+            sql = QUERIES[f"list_{prefix}flow_runs_in_states"].replace(
                 "{and_where}", "".join(f" AND {c}" for c in conditions)
             )
             bound: tuple[object, ...] = (wanted, *params, limit, limit)
         else:
-            sql = QUERIES["list_flow_runs"].replace(
+            sql = QUERIES[f"list_{prefix}flow_runs"].replace(
                 "{where}", "WHERE " + " AND ".join(conditions) if conditions else ""
             )
             bound = (*params, limit)
+        sql = sql.replace("{tag_range}", "".join(f"AND {r} " for r in ranges))
         return [rows.flow_run_from_row(row) for row in self._db.fetchall(sql, bound)]
 
     def get_parameters_blob(self, run_id: str) -> bytes | None:

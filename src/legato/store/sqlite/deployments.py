@@ -110,6 +110,7 @@ class SQLiteDeployments:
         if not run.idempotency_key:
             raise StoreError("create_flow_run_once needs a run with an idempotency_key")
         params = rows.flow_run_params(run, parameters_blob)
+        tag_params = rows.flow_run_tag_params(params)
         queued = run.work_queue is not None and run.state is StateType.SCHEDULED
         key = run.idempotency_key
 
@@ -118,6 +119,8 @@ class SQLiteDeployments:
             if existing is not None:
                 return existing, False
             conn.execute(QUERIES["insert_flow_run"], params)
+            if tag_params is not None:
+                conn.execute(QUERIES["insert_flow_run_tags"], tag_params)
             if queued:
                 conn.execute(QUERIES["notify"], (RUNS_QUEUED, run.work_queue))
             return conn.execute(QUERIES["get_flow_run"], (run.id,)).fetchone(), True

@@ -48,6 +48,12 @@ INSERT INTO flow_runs (
     ?, ?
 )
 
+-- insert_flow_run_tags --
+-- created, id, JSON tags: one row per distinct tag of a run just inserted (same
+-- transaction; a run without tags has none, and skips this statement)
+INSERT INTO flow_run_tags (tag, created, run_id)
+SELECT DISTINCT value, ?, ? FROM json_each(?)
+
 -- get_flow_run --
 -- id
 SELECT {flow_run_columns} FROM flow_runs WHERE id = ?
@@ -62,6 +68,21 @@ SELECT id FROM flow_runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?
 SELECT {flow_run_columns}, rowid FROM flow_runs {where}
 ORDER BY created DESC, rowid DESC LIMIT ?
 
+-- list_tagged_flow_runs --
+-- tag, parameters of the where_created_* fragments joined into {tag_range} (each
+-- with a leading AND), then those of the other where_* fragments joined into
+-- {where}, then limit. The runs that carry the tag, newest first: a backward walk
+-- of the (tag, created) index of flow_run_tags, whose created and seq order runs
+-- as created and rowid do in list_flow_runs, each joined to its run by id. The
+-- subquery renames its columns so that every other name means the run's column.
+-- tag_seq last, for merging the answers of one query per state.
+SELECT {flow_run_columns}, tagged.tag_seq FROM (
+    SELECT run_id, created AS tag_created, seq AS tag_seq FROM flow_run_tags
+    WHERE tag = ? {tag_range}
+) AS tagged
+JOIN flow_runs ON flow_runs.id = tagged.run_id {where}
+ORDER BY tagged.tag_created DESC, tagged.tag_seq DESC LIMIT ?
+
 -- where_state --
 -- one state: an equality, so the (state, created) index gives the order without a sort
 state = ?
@@ -75,12 +96,14 @@ parent_run_id = ?
 -- where_deployment --
 deployment = ?
 
--- where_tag --
--- one tag, matched exactly against the elements of the JSON array (NULL: no tags)
-EXISTS (SELECT 1 FROM json_each(flow_runs.tags) WHERE value = ?)
+-- where_child_tag --
+-- one tag, when listing the children of one run (parent_run_id given): they are
+-- few, so the parent index drives and each child is looked up in flow_run_tags
+EXISTS (SELECT 1 FROM flow_run_tags AS t WHERE t.run_id = flow_runs.id AND t.tag = ?)
 
 -- where_created_after --
 -- inclusive; a range on created, the last column of every index that orders a list
+-- (in list_tagged_flow_runs, the created of flow_run_tags)
 created >= ?
 
 -- where_created_before --
@@ -495,6 +518,7 @@ DELETE FROM task_runs WHERE flow_run_id IN (SELECT id FROM prune_ids);
 DELETE FROM task_run_journal WHERE flow_run_id IN (SELECT id FROM prune_ids);
 DELETE FROM logs WHERE flow_run_id IN (SELECT id FROM prune_ids);
 DELETE FROM run_inputs WHERE flow_run_id IN (SELECT id FROM prune_ids);
+DELETE FROM flow_run_tags WHERE run_id IN (SELECT id FROM prune_ids);
 DELETE FROM flow_runs WHERE id IN (SELECT id FROM prune_ids);
 DELETE FROM prune_ids
 

@@ -159,6 +159,13 @@ def flow_run_params(run: FlowRun, parameters_blob: bytes | None) -> tuple[Any, .
     )
 
 
+def flow_run_tag_params(params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """Parameters of the insert_flow_run_tags query for the insert_flow_run
+    ``params`` of a run, or None for a run without tags (nothing to insert)."""
+    tags = params[20]
+    return None if tags is None else (params[5], params[0], tags)
+
+
 def flow_run_from_row(row: Sequence[Any]) -> FlowRun:
     """A FlowRun from the columns of the flow_run_columns fragment."""
     # Inlined conversions: this runs for every run read, lists included.

@@ -71,6 +71,19 @@ WHERE deployment IS NOT NULL;
 CREATE INDEX flow_runs_concurrency ON flow_runs (concurrency_key, state)
 WHERE concurrency_key IS NOT NULL;
 
+-- Added by migration 0006. One row per (run, distinct tag): a tag filter walks
+-- the runs that carry the tag, newest first, instead of every run. seq is
+-- insertion order, as the rowid of flow_runs is, so it breaks ties between
+-- equal creation times the same way. Written with the run, deleted with it.
+CREATE TABLE flow_run_tags (
+    seq INTEGER PRIMARY KEY,
+    tag TEXT NOT NULL,
+    created REAL NOT NULL,
+    run_id TEXT NOT NULL,
+    UNIQUE (run_id, tag)
+);
+CREATE INDEX flow_run_tags_tag ON flow_run_tags (tag, created);
+
 CREATE TABLE task_runs (
     -- Recording order (a rowid table appends cheaply); kept when a call key is
     -- recorded again, since the upsert updates the row in place.

@@ -53,6 +53,7 @@ _FOLD_EVERY = 1024
 _SET_CACHE_ENTRY = QUERIES["set_cache_entry"]
 _INSERT_LOG = QUERIES["insert_log"]
 _GET_FLOW_RUN = QUERIES["get_flow_run"]
+_INSERT_FLOW_RUN_TAGS = QUERIES["insert_flow_run_tags"]
 _COMPLETED = StateType.COMPLETED
 
 
@@ -117,6 +118,7 @@ class SQLiteStore(
 
     def create_flow_run(self, run: FlowRun, parameters_blob: bytes | None = None) -> None:
         params = rows.flow_run_params(run, parameters_blob)
+        tag_params = rows.flow_run_tag_params(params)
         queued = run.work_queue is not None and run.state is StateType.SCHEDULED
 
         def insert(conn: sqlite3.Connection) -> None:
@@ -126,6 +128,8 @@ class SQLiteStore(
                 raise StoreError(
                     f"a flow run with id {run.id} already exists in {self.path}"
                 ) from exc
+            if tag_params is not None:
+                conn.execute(_INSERT_FLOW_RUN_TAGS, tag_params)
             if queued:
                 conn.execute(QUERIES["notify"], (RUNS_QUEUED, run.work_queue))
 
@@ -166,31 +170,42 @@ class SQLiteStore(
         if deployment is not None:
             conditions.append(QUERIES["where_deployment"])
             params.append(deployment)
-        if tag is not None:
-            conditions.append(QUERIES["where_tag"])
-            params.append(tag)
+        ranges: list[str] = []
+        range_params: list[object] = []
         if created_after is not None:
-            conditions.append(QUERIES["where_created_after"])
-            params.append(rows.epoch(created_after))
+            ranges.append(QUERIES["where_created_after"])
+            range_params.append(rows.epoch(created_after))
         if created_before is not None:
-            conditions.append(QUERIES["where_created_before"])
-            params.append(rows.epoch(created_before))
+            ranges.append(QUERIES["where_created_before"])
+            range_params.append(rows.epoch(created_before))
+        if tag is not None and parent_run_id is None:
+            # The rows of the tag give the order; the creation range bounds them.
+            sql = QUERIES["list_tagged_flow_runs"].replace(
+                "{tag_range}", "".join(f"AND {r} " for r in ranges)
+            )
+            params[:0] = [tag, *range_params]
+        else:
+            sql = QUERIES["list_flow_runs"]
+            if tag is not None:  # the few children of one run, each checked for the tag
+                conditions.append(QUERIES["where_child_tag"])
+                params.append(tag)
+            conditions += ranges
+            params += range_params
         # None and an empty sequence both mean "any state". Several states are
         # asked one by one, each walking an index in order, and merged: one
         # IN (...) query would sort every matching run to return the newest few.
         wanted = sorted({StateType(state).value for state in states or ()})
         if wanted:
             conditions.append(QUERIES["where_state"])
-        sql = QUERIES["list_flow_runs"].replace(
-            "{where}", "WHERE " + " AND ".join(conditions) if conditions else ""
-        )
+        sql = sql.replace("{where}", "WHERE " + " AND ".join(conditions) if conditions else "")
         found: list[Any] = []
         asked: list[str | None] = list(wanted) or [None]
         for state in asked:
             bound = (*params, state, limit) if state is not None else (*params, limit)
             found.extend(self._db.fetchall(sql, bound))
         if len(wanted) > 1:
-            found.sort(key=lambda row: (row[5], row[-1]), reverse=True)  # created, rowid
+            # created, then rowid (tag_seq for a tag: the same order)
+            found.sort(key=lambda row: (row[5], row[-1]), reverse=True)
             del found[limit:]
         return [rows.flow_run_from_row(row) for row in found]
 
