@@ -279,6 +279,11 @@ def bench_runs_list(base_url: str, now: datetime, requests: int) -> dict[str, An
         results["offset=1000"] = time_get(
             http, "/api/runs", {"limit": 50, "offset": 1000}, requests, check=_has_runs
         )
+        # The dashboard: counts by time slice and state, slowest flows (a scan of
+        # the window's runs), late, crashed and running runs, workers.
+        results["stats, 24 hours"] = time_get(http, "/api/stats", {"hours": 24}, requests)
+        results["stats, 30 days"] = time_get(http, "/api/stats", {"hours": 720}, requests)
+        results["HTML / (dashboard)"] = time_get(http, "/", None, requests)
         results["HTML /runs"] = time_get(http, "/runs", None, requests)
         results["HTML /runs?state=failed"] = time_get(http, "/runs", {"state": "failed"}, requests)
     return results

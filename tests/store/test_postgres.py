@@ -370,6 +370,7 @@ def test_queries_on_large_tables_use_indexes(store: PostgresStore, url: str) -> 
     # The rows above were created in the last 20000 seconds before the real now.
     hour_ago = datetime.now(UTC) - timedelta(hours=1)
     samples["flow_run_stats"] = (hour_ago, 300, hour_ago)
+    samples["flow_duration_stats"] = (hour_ago, 10)
     plans = {name: _plan(url, QUERIES[name], params) for name, params in samples.items()}
     filters: tuple[tuple[str, tuple[Any, ...]], ...] = (
         ("", ()),

@@ -382,26 +382,28 @@ def test_run_stats_refuse_a_bucket_that_is_not_positive(store: Store) -> None:
 
 
 def finished(
-    store: Store, flow_name: str, seconds: float, *, end: float, state: StateType = S.COMPLETED
+    store: Store, flow_name: str, seconds: float, *, created: float, state: StateType = S.COMPLETED
 ) -> FlowRun:
+    """A top-level run created at ``created`` that started a second later and ran
+    ``seconds``."""
     return add(
         store,
         flow_name=flow_name,
         state=state,
-        created=at(end - seconds - 1),
-        start_time=at(end - seconds),
-        end_time=at(end),
+        created=at(created),
+        start_time=at(created + 1),
+        end_time=at(created + 1 + seconds),
     )
 
 
 def test_duration_stats_per_flow_slowest_first(store: Store) -> None:
     since = at(1000)
-    finished(store, "slow", 100, end=1100)
-    finished(store, "slow", 300, end=1500, state=S.FAILED)
-    finished(store, "slow", 10_000, end=999)  # ended before since: left out
-    parent = finished(store, "fast", 10, end=1200)
-    finished(store, "fast", 20, end=1300, state=S.CRASHED)
-    finished(store, "fast", 30, end=1400, state=S.CANCELLED)
+    finished(store, "slow", 100, created=1100)
+    finished(store, "slow", 300, created=1500, state=S.FAILED)
+    finished(store, "slow", 10_000, created=999)  # created before since: left out
+    parent = finished(store, "fast", 10, created=1200)
+    finished(store, "fast", 20, created=1300, state=S.CRASHED)
+    finished(store, "fast", 30, created=1400, state=S.CANCELLED)
     # A subflow run is not counted, however long.
     add(
         store,
@@ -417,11 +419,11 @@ def test_duration_stats_per_flow_slowest_first(store: Store) -> None:
     add(store, flow_name="fast", state=S.CANCELLED, created=at(1001), end_time=at(1002))
     # Still running: a start but no end.
     add(store, flow_name="mid", state=S.RUNNING, created=at(1001), start_time=at(1002))
-    finished(store, "mid", 50, end=1050)
-    finished(store, "mid", 70, end=1000)  # ends exactly at since: counted
-    finished(store, "tie_b", 40, end=1100, state=S.FAILED)
-    finished(store, "tie_a", 40, end=1100)
-    finished(store, "old", 5, end=500)
+    finished(store, "mid", 50, created=1050)
+    finished(store, "mid", 70, created=1000)  # created exactly at since: counted
+    finished(store, "tie_b", 40, created=1100, state=S.FAILED)
+    finished(store, "tie_a", 40, created=1100)
+    finished(store, "old", 5, created=500)
 
     stats = store.flow_duration_stats(since=since)
     assert [s.flow_name for s in stats] == ["slow", "mid", "tie_a", "tie_b", "fast"]
@@ -434,7 +436,7 @@ def test_duration_stats_per_flow_slowest_first(store: Store) -> None:
     top = store.flow_duration_stats(since=since, limit=2)
     assert [s.flow_name for s in top] == ["slow", "mid"]
     assert store.flow_duration_stats(since=since, limit=0) == []
-    # A later since drops the runs that ended before it.
+    # A later since drops the runs created before it.
     late = store.flow_duration_stats(since=at(1300))
     assert [(s.flow_name, s.runs, s.failed) for s in late] == [
         ("slow", 1, 1),

@@ -312,7 +312,7 @@ def test_queries_on_large_tables_use_indexes(tmp_path: Path) -> None:
             sql = QUERIES[name]
             params = (None,) * sql.count("?")
             plans[name] = store._db.fetchall("EXPLAIN QUERY PLAN " + sql, params)
-        for name in ("flow_run_stats",):
+        for name in ("flow_run_stats", "flow_duration_stats"):
             sql = QUERIES[name]
             plans[name] = store._db.fetchall("EXPLAIN QUERY PLAN " + sql, (None,) * sql.count("?"))
         for where in (

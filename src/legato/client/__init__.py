@@ -205,7 +205,7 @@ class Client(DeploymentOps):
         return self.store.flow_run_stats(since=since, bucket_seconds=bucket_seconds)
 
     def slowest_flows(self, *, since: datetime, limit: int = 10) -> list[FlowDurationStats]:
-        """Flows by mean duration of their top-level runs ended since ``since``."""
+        """Flows by mean duration of their finished top-level runs created since ``since``."""
         return self.store.flow_duration_stats(since=since, limit=limit)
 
     def child_runs(self, run_id: str) -> list[FlowRun]:

@@ -160,9 +160,10 @@ class Store(ABC):
 
     @abstractmethod
     def flow_duration_stats(self, *, since: datetime, limit: int = 10) -> list[FlowDurationStats]:
-        """Per flow name, the top-level runs with a start and an end at or after
-        ``since``: how many, how many failed or crashed, mean and max duration.
-        Slowest mean first (ties by flow name), at most ``limit`` flows."""
+        """Per flow name, the top-level runs created at or after ``since`` that
+        have a start and an end (the window the dashboard's chart counts): how
+        many, how many failed or crashed, mean and max duration. Slowest mean
+        first (ties by flow name), at most ``limit`` flows."""
 
     @abstractmethod
     def get_parameters_blob(self, run_id: str) -> bytes | None:

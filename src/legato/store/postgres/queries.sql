@@ -194,14 +194,15 @@ GROUP BY bucket, 2
 ORDER BY bucket, 2
 
 -- flow_duration_stats --
--- since, limit: per flow, top-level runs with both times that ended at or after
--- since; no index on end_time, so this reads every run (a dashboard query, not a
--- hot path)
+-- since, limit: per flow, top-level runs created at or after since that have both
+-- times; the created range walks the created index, so the window's runs are read,
+-- not every run
 SELECT flow_name, count(*), count(*) FILTER (WHERE state IN ('failed', 'crashed')),
     avg(extract(epoch FROM end_time - start_time))::float8 AS mean_seconds,
     max(extract(epoch FROM end_time - start_time))::float8
 FROM flow_runs
-WHERE parent_run_id IS NULL AND start_time IS NOT NULL AND end_time >= %s
+WHERE parent_run_id IS NULL AND created >= %s AND start_time IS NOT NULL
+    AND end_time IS NOT NULL
 GROUP BY flow_name
 ORDER BY mean_seconds DESC, flow_name COLLATE "C"
 LIMIT %s

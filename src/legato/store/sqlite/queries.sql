@@ -122,14 +122,14 @@ GROUP BY bucket, state
 ORDER BY bucket, state
 
 -- flow_duration_stats --
--- since, limit: per flow, top-level runs with both times that ended at or after since;
--- no index on end_time, so this reads every run (a dashboard query, not a hot path):
--- "+parent_run_id" makes that one table scan, not a walk of the parent index with a
--- table lookup per top-level run
+-- since, limit: per flow, top-level runs created at or after since that have both
+-- times; the created range walks the created index ("+parent_run_id" keeps the
+-- planner off the parent index), so the window's runs are read, not every run
 SELECT flow_name, count(*), sum(state IN ('failed', 'crashed')),
     avg(end_time - start_time) AS mean_seconds, max(end_time - start_time)
 FROM flow_runs
-WHERE +parent_run_id IS NULL AND start_time IS NOT NULL AND end_time >= ?
+WHERE +parent_run_id IS NULL AND created >= ? AND start_time IS NOT NULL
+    AND end_time IS NOT NULL
 GROUP BY flow_name
 ORDER BY mean_seconds DESC, flow_name
 LIMIT ?
