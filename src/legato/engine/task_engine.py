@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from legato.engine import results as _results
 from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext, TaskRunContext
+from legato.engine.dependencies import COLLECTION_TYPES, PLAIN_TYPES, collect_dependencies
 from legato.engine.ids import error_info, new_task_run_id, short_repr
 from legato.engine.limits import limits_among, run_holding, run_holding_async
 from legato.engine.observer import notify
@@ -40,10 +41,8 @@ from legato.states import State, StateType
 if TYPE_CHECKING:
     from legato.tasks import Task
 
-_PLAIN = (int, float, str, bool, bytes, type(None))
 # Results of direct calls remembered (by identity) to record data edges.
 MAX_TRACKED_RESULTS = 10_000
-_COLLECTIONS = (list, tuple, set, frozenset, LegatoFutureList)
 
 
 class TaskCall:
@@ -104,57 +103,15 @@ class TaskCall:
     # -- dependencies ---------------------------------------------------------
 
     def _collect_dependencies(self) -> tuple[Dependency, ...]:
-        sources = self.flow_ctx.result_sources
-        if not self.wait_for and not sources:
-            # Fast path: plain values cannot carry a dependency.
-            for value in self.args:
-                if type(value) not in _PLAIN:
-                    break
-            else:
-                for value in self.kwargs.values():
-                    if type(value) not in _PLAIN:
-                        break
-                else:
-                    return ()
-        deps: list[Dependency] = []
-        names = self.task.parameter_names
-
-        def scan(value: Any, param: str) -> None:
-            kind = type(value)
-            if kind in _PLAIN:
-                return
-            if isinstance(value, LegatoFuture):
-                self.has_futures = True
-                deps.append(Dependency(value.task_run_id, "data", param))
-            elif kind in _COLLECTIONS or kind is dict:
-                items = value.values() if kind is dict else value
-                for item in items:
-                    if isinstance(item, LegatoFuture):
-                        self.has_futures = True
-                        deps.append(Dependency(item.task_run_id, "data", param))
-                    elif sources:
-                        _from_source(item, param)
-            if sources:
-                _from_source(value, param)
-
-        def _from_source(value: Any, param: str) -> None:
-            hit = sources.get(id(value))
-            if hit is not None and hit[0] is value:
-                deps.append(Dependency(hit[1], "data", param))
-
-        for i, value in enumerate(self.args):
-            scan(value, names[i] if i < len(names) else f"args[{i}]")
-        for name, value in self.kwargs.items():
-            scan(value, name)
-        if self.wait_for:
-            for item in self.wait_for:
-                if isinstance(item, LegatoFuture):
-                    deps.append(Dependency(item.task_run_id, "wait_for"))
-                elif sources:
-                    hit = sources.get(id(item))
-                    if hit is not None and hit[0] is item:
-                        deps.append(Dependency(hit[1], "wait_for"))
-        return tuple(deps)
+        deps, has_futures = collect_dependencies(
+            self.args,
+            self.kwargs,
+            self.wait_for,
+            self.task.parameter_names,
+            self.flow_ctx.result_sources,
+        )
+        self.has_futures = has_futures
+        return deps
 
     def _resolve_inputs(self) -> None:
         """Replace futures in the arguments by their results (waiting for them)."""
@@ -178,7 +135,7 @@ class TaskCall:
         kind = type(value)
         if kind is LegatoFutureList:
             return [self._resolved(v) for v in value]
-        if kind in _COLLECTIONS:
+        if kind in COLLECTION_TYPES:
             return kind(self._resolved(v) for v in value)
         if kind is dict:
             return {k: self._resolved(v) for k, v in value.items()}
@@ -209,7 +166,7 @@ class TaskCall:
         return True, value
 
     def _remember(self, value: Any, task_run: TaskRun) -> None:
-        if type(value) not in _PLAIN:
+        if type(value) not in PLAIN_TYPES:
             sources = self.flow_ctx.result_sources
             sources[id(value)] = (value, task_run.id)
             if len(sources) > MAX_TRACKED_RESULTS:
