@@ -472,7 +472,9 @@ def print_summary(results: dict[str, Any]) -> None:
         print("| GET | p50 | p95 | max | target |")
         print("|---|---|---|---|---|")
         for name, q in r["runs_list"].items():
-            target = "" if name.startswith("HTML") else f"p95 ≤ {API_TARGET_MS:.0f} ms"
+            # The target is the runs list's; the dashboard and pages are shown for reference.
+            listed = not name.startswith(("HTML", "stats"))
+            target = f"p95 ≤ {API_TARGET_MS:.0f} ms" if listed else ""
             if target and q["p95_ms"] > API_TARGET_MS:
                 target += " — **missed**"
             print(f"| {name} | {q['p50_ms']} | {q['p95_ms']} | {q['max_ms']} ms | {target} |")
