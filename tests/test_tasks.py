@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
@@ -893,3 +894,65 @@ def test_inputs_are_recorded_for_every_call_only_when_asked(
         "quiet": None,
         "from_env": {"rows": "[1, 2, 3]"},
     }
+
+
+def test_a_retried_task_run_keeps_each_attempt_for_the_timeline(default_store: Store) -> None:
+    flaky = task(retries=2, retry_delay_seconds=0.05)(flaky_fn(2))
+
+    @task
+    def steady() -> int:
+        return 1
+
+    @flow
+    def shaky() -> None:
+        flaky()
+        steady()
+
+    shaky()
+    by_name = {tr.task_name: tr for tr in task_runs(default_store)}
+    history = by_name["flaky"].attempt_log
+    assert [(a.attempt, a.state) for a in history] == [
+        (1, "failed"),
+        (2, "failed"),
+        (3, "completed"),
+    ]
+    assert history[0].error is not None and history[0].error.type == "ConnectionError"
+    assert history[0].error.traceback is None and history[2].error is None
+    for earlier, later in itertools.pairwise(history):
+        assert earlier.start_time and earlier.end_time and later.start_time
+        assert earlier.start_time <= earlier.end_time
+        assert later.start_time - earlier.end_time >= timedelta(seconds=0.05)  # the delay
+    assert by_name["steady"].attempt_log == ()  # one attempt: nothing kept
+
+
+def test_a_task_failed_in_one_execution_and_resumed_keeps_both_attempts(
+    default_store: Store, tmp_path: Any
+) -> None:
+    from legato import resume_flow_run
+
+    marker = tmp_path / "ready"
+
+    @task
+    def gate() -> str:
+        if not marker.exists():
+            raise RuntimeError("not yet")
+        return "open"
+
+    @flow
+    def gated() -> str:
+        return gate()
+
+    with pytest.raises(RuntimeError):
+        gated()
+    run = only_run(default_store)
+    (failed,) = task_runs(default_store)
+    assert failed.attempt_log == ()  # a single attempt so far
+    marker.touch()
+    assert resume_flow_run(run.id, flow=gated) == "open"
+    (resumed,) = task_runs(default_store)
+    assert [(a.attempt, a.state) for a in resumed.attempt_log] == [(1, "failed"), (2, "completed")]
+    first, second = resumed.attempt_log
+    assert first.start_time == failed.start_time and first.end_time == failed.end_time
+    assert first.error is not None and first.error.message == "not yet"
+    assert second.start_time is not None and first.end_time is not None
+    assert second.start_time >= first.end_time

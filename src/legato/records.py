@@ -109,6 +109,39 @@ class Dependency:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptInfo:
+    """One attempt of a task run that took more than one: when it ran and how it ended."""
+
+    attempt: int
+    start_time: datetime | None
+    end_time: datetime | None
+    state: str  # "failed" for an attempt that was retried, else the final state
+    error: ErrorInfo | None = None  # type and message only (the traceback is the run's)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "start_time": None if self.start_time is None else self.start_time.isoformat(),
+            "end_time": None if self.end_time is None else self.end_time.isoformat(),
+            "state": self.state,
+            "error": None
+            if self.error is None
+            else {"type": self.error.type, "message": self.error.message},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AttemptInfo:
+        start, end = data.get("start_time"), data.get("end_time")
+        return cls(
+            attempt=int(data.get("attempt", 0)),
+            start_time=None if start is None else datetime.fromisoformat(start),
+            end_time=None if end is None else datetime.fromisoformat(end),
+            state=str(data.get("state", "")),
+            error=ErrorInfo.from_dict(data.get("error")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class RunOwner:
     """The process executing a run: where it lives and the token that fences its writes."""
 
@@ -195,6 +228,8 @@ class TaskRun:
     cache_expires_at: datetime | None = None
     result_serializer: str | None = None
     has_result: bool = False
+    # Set when the task run took more than one attempt (across resumes too).
+    attempt_log: tuple[AttemptInfo, ...] = ()
 
     @property
     def idempotency_key(self) -> str:

@@ -236,6 +236,9 @@ def test_retry_a_failed_run_from_its_page_and_see_it_complete(
     assert final.state is StateType.COMPLETED and final.attempts >= 2
     fetches = [t for t in client.task_runs(run.id) if t.task_name == "fetch"]
     assert len(fetches) == 40 and all(t.attempts == 1 for t in fetches)  # not run twice
+    # The timeline shows load's two attempts: failed, then completed after the retry.
+    bars = page.locator("svg[aria-label='timeline of task runs'] rect")
+    assert bars.locator("xpath=self::*[contains(@class, 'failed')]").count() == 1
     screenshot(page, tmp_path, "run")
     page.click("svg[aria-label='task graph'] a >> nth=0")  # open the folded map
     page.wait_for_selector("#group")

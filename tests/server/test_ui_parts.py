@@ -132,3 +132,22 @@ def test_submitted_strings_become_json_values_and_bad_ones_stay_strings() -> Non
         "count": "seven",
         "approved": "maybe",
     }
+
+
+def test_a_task_run_with_an_attempt_history_gets_one_bar_per_attempt() -> None:
+    from dataclasses import replace
+
+    from legato.records import AttemptInfo, ErrorInfo
+
+    history = (
+        AttemptInfo(1, T0, T0 + timedelta(seconds=1), "failed", ErrorInfo("IOError", "flaky")),
+        AttemptInfo(2, T0 + timedelta(seconds=3), T0 + timedelta(seconds=4), "completed"),
+    )
+    retried = replace(task("load[0]", start=3, end=4, attempts=2), attempt_log=history)
+    runs = [retried]
+    timeline = build_timeline(build_graph(runs), runs, now=T0 + timedelta(seconds=9))
+    (row,) = timeline.rows
+    assert timeline.seconds == 4.0  # from the first attempt, before the task run's start
+    assert [b.state for b in row.bars] == ["failed", "completed"]
+    assert row.bars[0].x == LABEL_WIDTH and round(row.bars[1].x) == LABEL_WIDTH + 3 * WIDTH // 4
+    assert "attempt 1: failed" in row.bars[0].title and "IOError: flaky" in row.bars[0].title

@@ -17,6 +17,7 @@ import pytest
 
 from legato.errors import RunOwnershipLost, StoreError
 from legato.records import (
+    AttemptInfo,
     Dependency,
     ErrorInfo,
     FlowRun,
@@ -558,6 +559,11 @@ def test_task_run_round_trips_exactly(store: Store) -> None:
         cache_key="k-123",
         cache_expires_at=at(3600),
         result_serializer="pickle",
+        attempt_log=(
+            AttemptInfo(1, at(1), at(2), "failed", ErrorInfo("IOError", "flaky")),
+            AttemptInfo(2, at(5), None, "crashed"),
+            AttemptInfo(3, at(10), at(12.5), "failed", ErrorInfo("ZeroDivisionError", "/0")),
+        ),
     )
     store.record_task_run(task, owner.token)
     assert store.get_task_run(task.id) == task

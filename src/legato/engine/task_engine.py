@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from legato.engine import results as _results
+from legato.engine.attempts import brief, history_before
 from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext, TaskRunContext
 from legato.engine.dependencies import COLLECTION_TYPES, PLAIN_TYPES, collect_dependencies
 from legato.engine.ids import error_info, new_task_run_id, short_repr
@@ -35,7 +36,7 @@ from legato.errors import (
     UpstreamTaskFailedError,
 )
 from legato.futures import LegatoFuture, LegatoFutureList
-from legato.records import Dependency, ErrorInfo, TaskRun, utcnow
+from legato.records import AttemptInfo, Dependency, ErrorInfo, TaskRun, utcnow
 from legato.states import State, StateType
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ class TaskCall:
 
     __slots__ = (
         "args",
+        "attempt_log",
+        "attempt_started",
         "attempts",
         "attempts_this_execution",
         "cache_key",
@@ -94,6 +97,9 @@ class TaskCall:
         self.previous = flow_ctx.recorded.get(self.call_key) if flow_ctx.recorded else None
         self.task_run_id = self.previous.id if self.previous is not None else new_task_run_id()
         self.attempts = self.previous.attempts if self.previous is not None else 0
+        # Filled only when a call takes more than one attempt (see note_retry).
+        self.attempt_log: list[AttemptInfo] | None = None
+        self.attempt_started: datetime | None = None
         self.cache_key: str | None = None
         self.start_time: datetime | None = None
         self.has_futures = False
@@ -190,6 +196,14 @@ class TaskCall:
         inputs: dict[str, str] | None = None,
     ) -> TaskRun:
         task = self.task
+        ended = datetime.now(UTC) if end else None
+        attempt_log: tuple[AttemptInfo, ...] = ()
+        if self.attempt_log is None and end and self.previous is not None and self.attempts > 1:
+            self.attempt_log = history_before(self.previous)  # from an earlier execution
+        if self.attempt_log is not None:
+            if ended is not None and state is not StateType.RUNNING:
+                self._log_attempt(state, ended, None, error)
+            attempt_log = tuple(self.attempt_log)
         return TaskRun(
             id=self.task_run_id,
             flow_run_id=self.flow_ctx.run.id,
@@ -200,7 +214,7 @@ class TaskCall:
             attempts=self.attempts,
             cached=cached,
             start_time=self.start_time,
-            end_time=datetime.now(UTC) if end else None,
+            end_time=ended,
             error=error,
             inputs=inputs,
             dependencies=self.dependencies,
@@ -214,6 +228,31 @@ class TaskCall:
             ),
             result_serializer=task.result_serializer if has_result else None,
             has_result=has_result,
+            attempt_log=attempt_log,
+        )
+
+    def _log_attempt(
+        self,
+        state: StateType,
+        ended: datetime,
+        exc: BaseException | None,
+        error: ErrorInfo | None = None,
+    ) -> None:
+        if self.attempt_log is None:
+            self.attempt_log = history_before(self.previous)
+        log = self.attempt_log
+        if log and log[-1].attempt == self.attempts:
+            return  # this attempt is already in the history
+        if exc is not None:
+            error = ErrorInfo(type(exc).__name__, str(exc))
+        log.append(
+            AttemptInfo(
+                attempt=self.attempts,
+                start_time=self.attempt_started or self.start_time,
+                end_time=ended,
+                state=state.value,
+                error=brief(error),
+            )
         )
 
     def running_record(self) -> TaskRun:
@@ -375,6 +414,7 @@ class TaskCall:
     def note_retry(self, exc: BaseException, delay: float) -> None:
         """Record the failed attempt (visible while waiting) and log the retry."""
         flow_ctx = self.flow_ctx
+        self._log_attempt(StateType.FAILED, datetime.now(UTC), exc)
         record = self.record(StateType.RUNNING, error=error_info(exc), end=False)
         self._write(record)
         from legato.engine.logs import get_run_logger
@@ -485,6 +525,8 @@ class TaskCall:
     def _next_attempt(self) -> Token[TaskRunContext | None]:
         self.attempts += 1
         self.attempts_this_execution += 1
+        if self.attempt_log is not None:  # a retry: its own start, for the timeline
+            self.attempt_started = datetime.now(UTC)
         return TASK_CONTEXT.set(self.task_context())
 
     def _retry_or_end(self, exc: BaseException) -> float | None:

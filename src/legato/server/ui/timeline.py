@@ -1,9 +1,9 @@
 """A run's timeline (Gantt): one bar per task run, a folded map as one row
 showing the span of its members and how many ran at once.
 
-Pure functions; the template draws the rows. The store keeps each task run's
-first start and final end, and how many attempts it took; a retried task's
-bar spans all of its attempts and is labelled with their count.
+Pure functions; the template draws the rows. A task run that took several
+attempts (retries, or a resume after it failed) has one bar per attempt,
+coloured by how each ended.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
-from legato.records import TaskRun
+from legato.records import AttemptInfo, TaskRun
 from legato.server.ui.graph import Graph
 
 WIDTH = 900
@@ -50,6 +50,8 @@ class Timeline:
 
 def _span(runs: Sequence[TaskRun], now: datetime) -> tuple[datetime, datetime] | None:
     starts = [r.start_time for r in runs if r.start_time is not None]
+    # An attempt of an earlier execution started before the task run's latest start.
+    starts += [a.start_time for r in runs for a in r.attempt_log if a.start_time is not None]
     if not starts:
         return None
     ends = [r.end_time or now for r in runs if r.start_time is not None]
@@ -75,6 +77,17 @@ def build_timeline(graph: Graph, task_runs: Sequence[TaskRun], now: datetime) ->
         tries = f", {run.attempts} attempts" if run.attempts > 1 else ""
         return Bar(x, width, run.state.value, f"{label}: {run.state.value}, {seconds:.3f}s{tries}")
 
+    def attempt_bar(attempt: AttemptInfo, label: str) -> Bar | None:
+        if attempt.start_time is None:
+            return None
+        finish = attempt.end_time or now
+        x = LABEL_WIDTH + (attempt.start_time - start).total_seconds() / total * WIDTH
+        seconds = (finish - attempt.start_time).total_seconds()
+        width = max(seconds / total * WIDTH, 1.0)
+        why = f" ({attempt.error.type}: {attempt.error.message})" if attempt.error else ""
+        title = f"{label} attempt {attempt.attempt}: {attempt.state}, {seconds:.3f}s{why}"
+        return Bar(x, width, attempt.state, title)
+
     rows: list[Row] = []
     for node in graph.nodes:
         y = len(rows) * ROW_HEIGHT
@@ -93,12 +106,16 @@ def build_timeline(graph: Graph, task_runs: Sequence[TaskRun], now: datetime) ->
             )
         elif node.task_run_id is not None:
             run = by_id[node.task_run_id]
-            one = bar(run, run.call_key)
+            if run.attempt_log:
+                bars = [b for a in run.attempt_log if (b := attempt_bar(a, run.call_key))]
+            else:
+                one = bar(run, run.call_key)
+                bars = [one] if one else []
             rows.append(
                 Row(
                     label=node.label,
                     y=y,
-                    bars=[one] if one else [],
+                    bars=bars,
                     href=f"?task={run.id}",
                     attempts=run.attempts,
                 )

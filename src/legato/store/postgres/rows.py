@@ -25,6 +25,7 @@ from typing import Any
 
 from legato.errors import StoreError
 from legato.records import (
+    AttemptInfo,
     Dependency,
     ErrorInfo,
     FlowRun,
@@ -226,6 +227,7 @@ def task_run_params(
     deps = task_run.dependencies
     inputs = task_run.inputs
     error = task_run.error
+    attempt_log = task_run.attempt_log
     return (
         task_run.id,
         task_run.call_key,
@@ -247,6 +249,7 @@ def task_run_params(
         None if inputs is None else to_json(inputs, f"the inputs of task run {task_run.id}"),
         None if error is None else to_jsonb(error.to_dict(), "the error"),
         None if result is None else result.payload,
+        to_jsonb([a.to_dict() for a in attempt_log], "the attempts") if attempt_log else None,
         task_run.flow_run_id,
         owner_token,
     )
@@ -276,6 +279,7 @@ def task_run_from_row(row: Sequence[Any]) -> TaskRun:
         inputs=row[17],
         error=None if error is None else error_from(error),
         has_result=row[19],
+        attempt_log=() if row[20] is None else tuple(AttemptInfo.from_dict(a) for a in row[20]),
     )
 
 

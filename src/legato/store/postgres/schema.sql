@@ -125,6 +125,8 @@ CREATE TABLE task_runs (
     inputs json,
     error jsonb,
     result bytea,
+    -- Added by migration 0006: the attempts of a task run that took several.
+    attempt_log jsonb,
     PRIMARY KEY (flow_run_id, call_key)
 ) WITH (fillfactor = 90);
 -- fillfactor: a task recorded as running and then as finished is updated in

@@ -20,7 +20,7 @@ deployment, idempotency_key, concurrency_key, concurrency_limit
 -- Column order read by rows.task_run_from_row.
 id, flow_run_id, call_key, task_name, name, state, attempts, cached, rolled_back,
 start_time, end_time, parent_task_run_id, cache_key, cache_expires_at,
-result_serializer, tags, dependencies, inputs, error, result IS NOT NULL
+result_serializer, tags, dependencies, inputs, error, result IS NOT NULL, attempt_log
 
 -- schema_object_count --
 SELECT count(*) FROM sqlite_master
@@ -225,7 +225,7 @@ ON CONFLICT (flow_run_id, key) DO UPDATE SET value = excluded.value
 SELECT value FROM run_inputs WHERE flow_run_id = ? AND key = ?
 
 -- journal_task_run --
--- the 21 task run columns below, then flow_run_id and owner_token for the fence:
+-- the 22 task run columns below, then flow_run_id and owner_token for the fence:
 -- the row is written only if the token still owns the flow run, so the fence
 -- costs one primary-key lookup and no extra round trip (0 rows changed = lost).
 -- The journal is an append-only table with no index but its rowid: a commit
@@ -234,13 +234,13 @@ SELECT value FROM run_inputs WHERE flow_run_id = ? AND key = ?
 INSERT INTO task_run_journal (
     {task_run_journal_columns}
 )
-SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 WHERE EXISTS (SELECT 1 FROM flow_runs WHERE id = ? AND owner_token = ?)
 
 -- task_run_journal_columns --
 id, flow_run_id, call_key, task_name, name, state, attempts, cached, rolled_back,
 first_start, start_time, end_time, parent_task_run_id, cache_key, cache_expires_at,
-result_serializer, tags, dependencies, inputs, error, result
+result_serializer, tags, dependencies, inputs, error, result, attempt_log
 
 -- task_run_journal_end --
 -- the newest journal entry, or NULL when everything is folded
@@ -272,7 +272,8 @@ ON CONFLICT (flow_run_id, call_key) DO UPDATE SET
     dependencies = excluded.dependencies,
     inputs = excluded.inputs,
     error = excluded.error,
-    result = excluded.result
+    result = excluded.result,
+    attempt_log = excluded.attempt_log
 
 -- clear_task_run_journal --
 -- newest seq folded

@@ -15,6 +15,7 @@ from typing import Any
 
 from legato.errors import StoreError
 from legato.records import (
+    AttemptInfo,
     Dependency,
     ErrorInfo,
     FlowRun,
@@ -222,6 +223,7 @@ def task_run_params(
     deps = task_run.dependencies
     inputs = task_run.inputs
     error = task_run.error
+    attempt_log = task_run.attempt_log
     return (
         task_run.id,
         task_run.flow_run_id,
@@ -244,6 +246,7 @@ def task_run_params(
         None if inputs is None else to_json(inputs, f"the inputs of task run {task_run.id}"),
         None if error is None else _encode(error.to_dict()),
         None if result is None else result.payload,
+        _encode([a.to_dict() for a in attempt_log]) if attempt_log else None,
         task_run.flow_run_id,
         owner_token,
     )
@@ -281,6 +284,9 @@ def task_run_from_row(row: Sequence[Any]) -> TaskRun:
         inputs=None if inputs is None else _decode(inputs),
         error=None if error is None else error_from(error),
         has_result=bool(row[19]),
+        attempt_log=()
+        if row[20] is None
+        else tuple(AttemptInfo.from_dict(a) for a in _decode(row[20])),
     )
 
 

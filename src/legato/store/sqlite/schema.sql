@@ -109,7 +109,9 @@ CREATE TABLE task_runs (
     dependencies TEXT,
     inputs TEXT,
     error TEXT,
-    result BLOB
+    result BLOB,
+    -- Added by migration 0007: the attempts of a task run that took several.
+    attempt_log TEXT
 );
 
 CREATE UNIQUE INDEX task_runs_call_key ON task_runs (flow_run_id, call_key);
@@ -166,7 +168,9 @@ CREATE TABLE task_run_journal (
     dependencies TEXT,
     inputs TEXT,
     error TEXT,
-    result BLOB
+    result BLOB,
+    -- Added by migration 0007: the attempts of a task run that took several.
+    attempt_log TEXT
 );
 
 CREATE TABLE leases (
