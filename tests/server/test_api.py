@@ -335,3 +335,50 @@ def test_task_runs_page_and_filter_and_a_run_can_leave_them_out(
     failed = api.get(f"/api/runs/{run_id}/tasks", params={"state": "failed"}).json()
     assert failed == {"task_runs": [], "total": 0, "next_offset": None}
     assert api.get(f"/api/runs/{run_id}/tasks", params={"task": "double"}).json()["total"] == 5
+
+
+def test_deploy_backfill_and_delete_through_the_api(
+    api: TestClient, client: Client, flows: Path
+) -> None:
+    body = {
+        "entrypoint": f"{flows}:doubled",
+        "parameters": {"n": 2},
+        "schedules": [{"cron": "0 * * * *"}],
+        "tags": ["api"],
+    }
+    created = api.put("/api/deployments/hourly", json=body)
+    assert created.status_code == 200 and created.json()["schedules"][0]["cron"] == "0 * * * *"
+    assert len(created.json()["next_runs"]) == 5
+    assert client.get_deployment("hourly").parameters == {"n": 2}
+    bad = api.put("/api/deployments/broken", json={**body, "parameters": {"n": "many"}})
+    assert bad.status_code == 422 and "'n'" in bad.json()["detail"]
+    bad_cron = api.put("/api/deployments/broken", json={**body, "schedules": [{"cron": "nope"}]})
+    assert bad_cron.status_code == 422
+    missing = api.put("/api/deployments/gone", json={**body, "entrypoint": "nowhere.py:f"})
+    assert missing.status_code == 422
+    assert [d["name"] for d in api.get("/api/deployments").json()] == ["hourly"]
+
+    filled = api.post(
+        "/api/deployments/hourly/backfill",
+        json={"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T03:00:00Z"},
+    ).json()
+    assert filled["created"] == 4 and len(filled["runs"]) == 4
+    again = api.post(
+        "/api/deployments/hourly/backfill",
+        json={"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T03:00:00Z"},
+    ).json()
+    assert again["created"] == 0  # each slot keeps its run
+
+    assert api.delete("/api/deployments/hourly").json() == {"deleted": "hourly"}
+    assert api.delete("/api/deployments/hourly").status_code == 404
+    assert len(client.list_runs()) == 4  # runs stay
+
+
+def test_limits_can_be_deleted_and_the_store_described(api: TestClient) -> None:
+    api.put("/api/limits/db", json={"slots": 1})
+    assert api.delete("/api/limits/db").json() == {"deleted": "db"}
+    assert api.delete("/api/limits/db").status_code == 422
+    status = api.get("/api/store").json()
+    assert status["backend"] in ("sqlite", "postgresql")
+    assert status["schema_version"] == status["latest_version"]
+    assert "flow_runs" in status["row_counts"]

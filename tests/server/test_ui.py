@@ -236,6 +236,7 @@ def test_no_secret_reaches_a_page_or_an_answer(client: Client, flows: Path) -> N
         urls = ["/", "/runs", f"/runs/{run_id}", "/approvals", "/deployments"]
         urls += ["/deployments/dbl", "/workers", "/docs", "/openapi.json"]
         urls += ["/api/health", "/api/stats", f"/api/runs/{run_id}", "/api/deployments"]
+        urls += ["/api/store"]
         for url in urls:
             answer = http.get(url, headers=bearer if url.startswith("/api") else {})
             assert answer.status_code == 200, url

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 import click
 
 from legato.cli.common import debug_option, emit_json, get_client, make_console
+from legato.client.views import store_status_to_dict
 from legato.states import FINAL_STATES, StateType
 
 if TYPE_CHECKING:
-    from legato.records import StoreStatus
+    pass
 
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -39,18 +40,6 @@ def _size(count: int) -> str:
     return f"{count} B"
 
 
-def _status_dict(status: StoreStatus) -> dict[str, object]:
-    return {
-        "backend": status.backend,
-        "url": status.url,
-        "schema_version": status.schema_version,
-        "latest_version": status.latest_version,
-        "size_bytes": status.size_bytes,
-        "row_counts": status.row_counts,
-        "migrated_on_open": list(status.migrated_on_open),
-    }
-
-
 @click.group("db")
 def db_group() -> None:
     """The state store: its status, its schema, and pruning old runs.
@@ -67,7 +56,7 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
     """Backend, location (password masked), schema version, size and row counts."""
     status = get_client(ctx).store_status()
     if as_json:
-        emit_json(_status_dict(status))
+        emit_json(store_status_to_dict(status))
         return
     from rich.table import Table
 

@@ -26,6 +26,7 @@ from legato.records import (
     LogRecord,
     PauseInfo,
     Schedule,
+    StoreStatus,
     TaskRun,
     WorkerInfo,
 )
@@ -296,4 +297,17 @@ def deployment_to_dict(
         "created": isoformat(deployment.created),
         "updated": isoformat(deployment.updated),
         "next_runs": [isoformat(t) for t in next_runs or []],
+    }
+
+
+def store_status_to_dict(status: StoreStatus) -> dict[str, Any]:
+    """`legato db status --json` and ``GET /api/store``; the URL's password masked."""
+    return {
+        "backend": status.backend,
+        "url": status.url,
+        "schema_version": status.schema_version,
+        "latest_version": status.latest_version,
+        "size_bytes": status.size_bytes,
+        "row_counts": status.row_counts,
+        "migrated_on_open": list(status.migrated_on_open),
     }

@@ -1,4 +1,6 @@
-"""The REST API: everything the CLI can do, as JSON over HTTP.
+"""The REST API: everything the CLI can do, as JSON over HTTP. This module:
+flow runs, task runs, logs, the dashboard's numbers; `api_orchestration`:
+deployments, workers, limits and the store.
 
 Routes are thin: they parse the request, call `legato.client.Client`, and
 answer with the same JSON views the CLI prints (`legato.client.views`).
@@ -18,14 +20,11 @@ from pydantic import BaseModel, Field
 
 from legato.client import Client
 from legato.client.views import (
-    deployment_to_dict,
     flow_run_to_dict,
     isoformat,
     log_to_dict,
     task_run_to_dict,
-    worker_to_dict,
 )
-from legato.errors import LegatoError
 from legato.server.dashboard import dashboard_data
 from legato.server.security import require_token
 from legato.states import StateType
@@ -36,7 +35,7 @@ def client_of(request: Request) -> Client:
     return client
 
 
-router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], tags=["runs"])
 ClientDep = Annotated[Client, Depends(client_of)]
 
 
@@ -44,16 +43,6 @@ class RunInputBody(BaseModel):
     input: dict[str, Any] | None = Field(
         default=None, description="Input for a run paused with wait_for_input."
     )
-
-
-class TriggerBody(BaseModel):
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    at: datetime | None = Field(default=None, description="When the run is due (default now).")
-
-
-class LimitBody(BaseModel):
-    slots: int = Field(ge=0)
-    per_seconds: float | None = Field(default=None, gt=0)
 
 
 @router.get("/health")
@@ -224,64 +213,8 @@ def resume_run(run_id: str, client: ClientDep, body: RunInputBody | None = None)
     return flow_run_to_dict(client.requeue_run(run_id, body.input if body else None))
 
 
-@router.get("/deployments")
-def list_deployments(client: ClientDep) -> list[dict[str, Any]]:
-    return [deployment_to_dict(d, client.next_scheduled_times(d, 3)) for d in client.deployments()]
-
-
-@router.get("/deployments/{name}")
-def get_deployment(name: str, client: ClientDep) -> dict[str, Any]:
-    """A deployment, its next runs, its latest runs and its flow's parameter schema."""
-    deployment = client.get_deployment(name)
-    data = deployment_to_dict(deployment, client.next_scheduled_times(deployment, 5))
-    try:
-        data["parameter_schema"] = client.parameter_schema(name)
-        data["parameter_schema_error"] = None
-    except LegatoError as exc:  # the flow's code is not importable on this host
-        data["parameter_schema"] = None
-        data["parameter_schema_error"] = str(exc)
-    data["runs"] = [flow_run_to_dict(run) for run in client.list_runs(deployment=name, limit=10)]
-    return data
-
-
 @router.post("/runs/{run_id}/retry")
 def retry_run(run_id: str, client: ClientDep) -> dict[str, Any]:
     """Retry a failed, crashed or cancelled run of a deployment from where it failed:
     queued for workers again, its completed tasks replay instead of running twice."""
     return flow_run_to_dict(client.retry_run(run_id))
-
-
-@router.post("/deployments/{name}/trigger")
-def trigger(name: str, client: ClientDep, body: TriggerBody | None = None) -> dict[str, Any]:
-    """Queue a run; parameters are checked against the flow's signature first (422)."""
-    body = body or TriggerBody()
-    return flow_run_to_dict(client.trigger(name, body.parameters, at=body.at))
-
-
-@router.post("/deployments/{name}/pause")
-def pause_deployment(name: str, client: ClientDep) -> dict[str, Any]:
-    return deployment_to_dict(client.pause_deployment(name))
-
-
-@router.post("/deployments/{name}/resume")
-def resume_deployment(name: str, client: ClientDep) -> dict[str, Any]:
-    return deployment_to_dict(client.resume_deployment(name))
-
-
-@router.get("/workers")
-def list_workers(client: ClientDep, all: bool = False) -> list[dict[str, Any]]:
-    return [worker_to_dict(w) for w in client.workers(include_gone=all)]
-
-
-@router.get("/limits")
-def list_limits(client: ClientDep) -> list[dict[str, Any]]:
-    return [
-        {"name": x.name, "slots": x.slots, "per_seconds": x.per_seconds, "active": x.active}
-        for x in client.limits()
-    ]
-
-
-@router.put("/limits/{name}")
-def set_limit(name: str, body: LimitBody, client: ClientDep) -> dict[str, Any]:
-    limit = client.set_limit(name, body.slots, per_seconds=body.per_seconds)
-    return {"name": limit.name, "slots": limit.slots, "per_seconds": limit.per_seconds}

@@ -41,6 +41,7 @@ def create_app(
     from legato import __version__
     from legato.client import Client
     from legato.server.api import router
+    from legato.server.api_orchestration import router as orchestration_router
     from legato.server.errors import install_error_handlers
     from legato.server.ui import install_ui
 
@@ -64,6 +65,7 @@ def create_app(
     app.state.token = token
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(orchestration_router)
 
     # Swagger UI from the installed package, not a CDN: nothing is fetched from
     # the internet when someone opens /docs.
