@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from legato.client import Client
 from legato.client.views import (
@@ -180,17 +181,19 @@ def get_logs(
 @router.get("/runs/{run_id}/logs/stream")
 async def stream_logs(run_id: str, client: ClientDep, after: int = 0) -> StreamingResponse:
     """Server-sent events: each new log line as it is stored, until the run ends."""
-    run = client.resolve_run(run_id)
+    run = await run_in_threadpool(client.resolve_run, run_id)
 
     async def events() -> AsyncIterator[str]:
+        # Store calls go to the thread pool: a slow store (PostgreSQL riding out
+        # an outage) must not stall the event loop that serves every request.
         last = after
         while True:
-            logs = client.read_logs(run.id, after_id=last, limit=1000)
+            logs = await run_in_threadpool(client.read_logs, run.id, after_id=last, limit=1000)
             for log in logs:
                 last = log.id or last
                 yield f"id: {last}\nevent: log\ndata: {json.dumps(log_to_dict(log))}\n\n"
             if not logs:
-                current = client.get_run(run.id)
+                current = await run_in_threadpool(client.get_run, run.id)
                 if current.state.is_final:
                     yield f"event: end\ndata: {json.dumps({'state': current.state.value})}\n\n"
                     return
