@@ -46,6 +46,14 @@ class ScheduleError(ConfigurationError):
     """A schedule (cron, interval, RRULE, time zone) is invalid."""
 
 
+class LimitNotFoundError(ConfigurationError):
+    """No global limit has the name asked for."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no limit named '{name}'; list them with `legato limit ls`")
+
+
 class DeploymentNotFoundError(LegatoError):
     """No deployment has the name asked for."""
 

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from legato.engine.context import FLOW_CONTEXT
 from legato.engine.results import check_serializer
-from legato.engine.task_engine import TaskCall, cache_expiration_of, current_flow_context
-from legato.errors import ConfigurationError
+from legato.engine.task_engine import TaskCall
+from legato.errors import ConfigurationError, TaskCallError
 from legato.futures import LegatoFuture, LegatoFutureList, unmapped
 from legato.settings import env_flag
 
 if TYPE_CHECKING:
-    from legato.engine.context import RunContext
+    from legato.engine.context import FlowRunContext, RunContext
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -391,3 +391,23 @@ def task(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
         return Task(fn, **options)
 
     return decorator
+
+
+def current_flow_context(task_name: str, action: str) -> FlowRunContext:
+    ctx = FLOW_CONTEXT.get()
+    if ctx is None:
+        raise TaskCallError(
+            f"task '{task_name}' was {action} outside a flow; call it inside a @flow "
+            f"function (or call the task directly to run it as a plain function)"
+        )
+    return ctx
+
+
+def cache_expiration_of(value: Any) -> timedelta | None:
+    if value is None or isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)):
+        return timedelta(seconds=value)
+    raise ConfigurationError(
+        f"cache_expiration must be a timedelta or a number of seconds, not {type(value).__name__}"
+    )

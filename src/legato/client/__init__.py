@@ -23,6 +23,7 @@ from legato.engine.liveness import reconcile
 from legato.engine.results import deserialize
 from legato.errors import (
     ConfigurationError,
+    LimitNotFoundError,
     ResultNotAvailableError,
     RunNotFoundError,
     RunStateError,
@@ -307,7 +308,7 @@ class Client(DeploymentOps):
         from legato.engine.limits import forget_known_limits
 
         if not self.store.delete_limit(name):
-            raise ConfigurationError(f"no limit named '{name}'; list them with `legato limit ls`")
+            raise LimitNotFoundError(name)
         forget_known_limits()
 
     # -- the store itself ----------------------------------------------------

@@ -14,12 +14,12 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from contextvars import Token
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from legato.engine import results as _results
 from legato.engine.attempts import brief, history_before
-from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext, TaskRunContext
+from legato.engine.context import TASK_CONTEXT, FlowRunContext, TaskRunContext
 from legato.engine.dependencies import COLLECTION_TYPES, PLAIN_TYPES, collect_dependencies
 from legato.engine.ids import error_info, new_task_run_id, short_repr
 from legato.engine.limits import limits_among, run_holding, run_holding_async
@@ -575,25 +575,3 @@ def _run_hook(hook: Callable[..., Any], task: Any, record: TaskRun, state: State
             type(exc).__name__,
             exc,
         )
-
-
-def current_flow_context(task_name: str, action: str) -> FlowRunContext:
-    ctx = FLOW_CONTEXT.get()
-    if ctx is None:
-        raise TaskCallError(
-            f"task '{task_name}' was {action} outside a flow; call it inside a @flow "
-            f"function (or call the task directly to run it as a plain function)"
-        )
-    return ctx
-
-
-def cache_expiration_of(value: Any) -> timedelta | None:
-    if value is None or isinstance(value, timedelta):
-        return value
-    if isinstance(value, (int, float)):
-        return timedelta(seconds=value)
-    from legato.errors import ConfigurationError
-
-    raise ConfigurationError(
-        f"cache_expiration must be a timedelta or a number of seconds, not {type(value).__name__}"
-    )

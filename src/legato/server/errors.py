@@ -18,6 +18,7 @@ from legato.errors import (
     DeploymentNotFoundError,
     InvalidRunInputError,
     LegatoError,
+    LimitNotFoundError,
     ParameterValidationError,
     RunNotFoundError,
     RunStateError,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 _STATUS: list[tuple[type[LegatoError], int]] = [
     (RunNotFoundError, 404),
     (DeploymentNotFoundError, 404),
+    (LimitNotFoundError, 404),
     (AmbiguousRunIdError, 409),
     (RunStateError, 409),
     (InvalidRunInputError, 422),
