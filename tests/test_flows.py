@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -371,3 +372,22 @@ def test_non_finite_float_parameters_survive_a_resume(default_store: Store) -> N
     assert default_store.get_parameters_blob(state.run_id or "") is not None
     assert resume_run(state.run_id or "", flow=takes_floats).result() == float("inf")
     assert seen == [float("inf"), float("inf")]
+
+
+def test_parameter_schema_types_what_it_can_and_stays_usable_otherwise() -> None:
+    @flow
+    def typed(n: int, name: str = "x") -> None:
+        pass
+
+    @flow
+    def odd(thing: Callable[[int], int], n: int = 1) -> None:  # no JSON Schema for it
+        pass
+
+    schema = typed.parameter_model.json_schema()
+    assert schema["properties"]["n"]["type"] == "integer" and schema["required"] == ["n"]
+    untyped = odd.parameter_model.json_schema()
+    assert untyped == {
+        "type": "object",
+        "properties": {"thing": {"title": "thing"}, "n": {"title": "n"}},
+        "required": ["thing"],
+    }

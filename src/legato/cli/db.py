@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 import click
 
 from legato.cli.common import debug_option, emit_json, get_client, make_console
 from legato.client.views import store_status_to_dict
 from legato.states import FINAL_STATES, StateType
-
-if TYPE_CHECKING:
-    pass
 
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -147,17 +147,19 @@ class ParameterModel:
     def json_schema(self) -> dict[str, Any]:
         """The parameters as a JSON Schema object (for forms and API docs).
 
-        A parameter whose type has no JSON Schema (an arbitrary class) is listed
-        without a type rather than failing the whole schema.
+        A parameter whose type has no JSON Schema (an arbitrary class) makes
+        the whole schema untyped rather than failing: names and required only.
         """
         from pydantic.errors import PydanticInvalidForJsonSchema, PydanticUserError
 
         model_type, _ = self._get_adapter()
         try:
             schema: dict[str, Any] = model_type.model_json_schema()
-            return schema
         except (PydanticInvalidForJsonSchema, PydanticUserError):
-            pass
+            return self._untyped_schema()
+        return schema
+
+    def _untyped_schema(self) -> dict[str, Any]:
         properties: dict[str, Any] = {}
         required = []
         for name, p in self.params.items():
