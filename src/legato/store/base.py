@@ -14,9 +14,9 @@ run was started with. When another process has since taken the run over
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from legato.records import (
     CachedResult,
@@ -66,6 +66,37 @@ def bucket_start(since: datetime, bucket_seconds: int, index: int) -> datetime:
 def check_bucket_seconds(bucket_seconds: int) -> None:
     if bucket_seconds <= 0:
         raise ValueError(f"bucket_seconds must be positive, got {bucket_seconds}")
+
+
+def run_counts(
+    found: Iterable[Sequence[Any]],
+    since: datetime,
+    bucket_seconds: int,
+    state_of: Callable[[str], StateType],
+) -> list[RunCount]:
+    """`RunCount` records from (bucket index, state, count) rows, on any backend."""
+    from legato.records import RunCount
+
+    return [
+        RunCount(
+            bucket_start=bucket_start(since, bucket_seconds, bucket),
+            state=state_of(state),
+            count=count,
+        )
+        for bucket, state, count in found
+    ]
+
+
+def duration_stats(found: Iterable[Sequence[Any]]) -> list[FlowDurationStats]:
+    """`FlowDurationStats` from (flow, runs, failed, mean, max) rows, on any backend."""
+    from legato.records import FlowDurationStats
+
+    return [
+        FlowDurationStats(
+            flow_name=name, runs=runs, failed=failed, mean_seconds=mean, max_seconds=longest
+        )
+        for name, runs, failed, mean, longest in found
+    ]
 
 
 class Store(ABC):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from legato.records import FlowDurationStats, RunCount
-from legato.store.base import bucket_start, check_bucket_seconds
+from legato.store.base import check_bucket_seconds, duration_stats, run_counts
 from legato.store.sqlite import rows
 from legato.store.sqlite.connection import Database
 from legato.store.sqlite.sql import QUERIES
@@ -23,22 +23,10 @@ class SQLiteRunStats:
         check_bucket_seconds(bucket_seconds)
         at = rows.epoch(since)
         found = self._db.fetchall(QUERIES["flow_run_stats"], (at, bucket_seconds, at))
-        return [
-            RunCount(
-                bucket_start=bucket_start(since, bucket_seconds, bucket),
-                state=rows.state_of(state),
-                count=count,
-            )
-            for bucket, state, count in found
-        ]
+        return run_counts(found, since, bucket_seconds, rows.state_of)
 
     def flow_duration_stats(self, *, since: datetime, limit: int = 10) -> list[FlowDurationStats]:
         if limit <= 0:
             return []
         found = self._db.fetchall(QUERIES["flow_duration_stats"], (rows.epoch(since), limit))
-        return [
-            FlowDurationStats(
-                flow_name=name, runs=runs, failed=failed, mean_seconds=mean, max_seconds=longest
-            )
-            for name, runs, failed, mean, longest in found
-        ]
+        return duration_stats(found)
