@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _server_support import paused_deployment_run, run_flow, write_flows
 from fastapi.testclient import TestClient
 
 from legato.client import Client
@@ -72,12 +73,6 @@ def client() -> Iterator[Client]:
 def api(client: Client) -> Iterator[TestClient]:
     with TestClient(create_app(client)) as http:
         yield http
-
-
-def run_flow(client: Client, flows: Path, name: str, **params: object) -> str:
-    state = client.run_flow(client.load_flow(f"{flows}:{name}"), dict(params))
-    assert state.run_id is not None
-    return state.run_id
 
 
 def test_runs_are_listed_filtered_and_paged(api: TestClient, client: Client, flows: Path) -> None:
@@ -148,17 +143,7 @@ def test_deployments_trigger_pause_and_resume_through_the_queue(
 def test_input_for_a_paused_run_is_validated_and_queues_it(
     api: TestClient, client: Client, flows: Path
 ) -> None:
-    from legato.engine.calls import execute_claimed_run
-    from legato.engine.liveness import current_owner
-    from legato.records import utcnow
-
-    client.deploy(f"{flows}:needs_approval", name="approve")
-    run = client.trigger("approve")
-    claim = client.store.claim_flow_run(
-        ["default"], current_owner("tok"), now=utcnow(), lease_seconds=30
-    )
-    assert claim is not None
-    assert execute_claimed_run(run.id, "tok", store=client.store).type is StateType.PAUSED
+    run = paused_deployment_run(client, flows)
     invalid = api.post(f"/api/runs/{run.id}/resume", json={"input": {"approved": "perhaps"}})
     assert invalid.status_code == 422
     assert any("approved" in p for p in invalid.json()["problems"])
@@ -238,8 +223,6 @@ def test_legato_server_serves_and_refuses_open_addresses_without_a_token(
 def test_runs_filter_by_tag_and_time_and_page_with_a_cursor(
     api: TestClient, client: Client, flows: Path
 ) -> None:
-    from _server_support import write_flows
-
     tagged_flows = write_flows(flows.parent)
     first = run_flow(client, flows, "doubled", n=1)
     tagged = [run_flow(client, tagged_flows, "doubled", n=1) for _ in range(3)]
