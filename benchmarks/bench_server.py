@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _timing import percentiles_ms
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = "/usr/bin/chromium"
@@ -203,14 +204,7 @@ def server_env(home: Path, database_url: str | None) -> dict[str, str]:
 
 def quantiles(samples: list[float]) -> dict[str, float]:
     """Milliseconds: p50, p95 (nearest rank), max."""
-    values = sorted(samples)
-    p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
-    return {
-        "p50_ms": round(statistics.median(values) * 1000, 1),
-        "p95_ms": round(p95 * 1000, 1),
-        "max_ms": round(values[-1] * 1000, 1),
-        "requests": len(values),
-    }
+    return {**percentiles_ms(samples), "requests": len(samples)}
 
 
 def time_get(

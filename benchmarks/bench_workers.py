@@ -19,13 +19,14 @@ import argparse
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _timing import percentiles_ms
 
 HERE = Path(__file__).resolve().parent
 
@@ -87,13 +88,8 @@ def _wait_for(starts: Path, count: int, timeout: float) -> dict[str, float]:
 
 
 def _quantiles(values: list[float]) -> dict[str, float]:
-    values = sorted(values)
-    p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
-    return {
-        "p50_ms": round(statistics.median(values) * 1000, 1),
-        "p95_ms": round(p95 * 1000, 1),
-        "runs": len(values),
-    }
+    found = percentiles_ms(values)
+    return {"p50_ms": found["p50_ms"], "p95_ms": found["p95_ms"], "runs": len(values)}
 
 
 def measure(env: dict[str, str], workdir: Path, triggers: int, drain_runs: int) -> dict[str, Any]:
