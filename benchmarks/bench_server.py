@@ -170,7 +170,7 @@ class Server:
                 if httpx.get(self.url + "/api/health", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
-                pass
+                pass  # not listening yet: poll again
             if time.time() > deadline:
                 self.stop()
                 raise RuntimeError("the server did not answer /api/health within 60 s")
@@ -377,12 +377,12 @@ def machine() -> dict[str, Any]:
                 model = line.split(":", 1)[1].strip()
                 break
     except OSError:
-        pass
+        pass  # no /proc (not Linux): the model stays unknown
     memory = ""
     try:
         memory = Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip()
     except (OSError, IndexError):
-        pass
+        pass  # likewise for the memory size
     return {
         "cpus": os.cpu_count(),
         "cpu": model,
