@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from _waiting import wait_until
 from legato import (
     FlowCancelled,
     ParameterValidationError,
@@ -20,6 +21,7 @@ from legato import (
     get_run_logger,
     task,
 )
+from legato.engine.context import FLOW_CONTEXT
 from legato.errors import FlowTimeoutError
 from legato.store.base import Store
 
@@ -281,7 +283,10 @@ def test_cancelled_flow_raises_flow_cancelled(default_store: Store) -> None:
     def request_cancel() -> None:
         ctx = get_run_context()
         default_store.request_cancellation(ctx.flow_run_id, now=utcnow())
-        time.sleep(1.6)  # the monitor notices within its one-second tick
+        engine = FLOW_CONTEXT.get()
+        assert engine is not None
+        # The monitor's next heartbeat tells the engine; the next task boundary stops.
+        wait_until(lambda: engine.cancel_requested, what="the engine to learn of the cancel")
 
     @task
     def never() -> None:

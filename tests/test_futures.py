@@ -272,28 +272,40 @@ def test_wait_returns_done_and_not_done() -> None:
 
 
 def test_as_completed_yields_in_finishing_order() -> None:
+    # Task n may finish only once as_completed has yielded task n - 1: the order
+    # they finish in is fixed, and differs from the order they were submitted in.
+    yielded = [threading.Event() for _ in range(3)]
+
     @task
-    def sleeper(delay: float) -> float:
-        time.sleep(delay)
-        return delay
+    def ranked(n: int) -> int:
+        if n > 0:
+            assert yielded[n - 1].wait(10), f"task {n - 1} was never yielded"
+        return n
 
     @flow
-    def f() -> list[float]:
-        futures = sleeper.map([0.4, 0.0, 0.2])
-        return [fut.result() for fut in legato.as_completed(futures)]
+    def f() -> list[int]:
+        finished: list[int] = []
+        for fut in legato.as_completed(ranked.map([2, 0, 1])):
+            finished.append(fut.result())
+            yielded[finished[-1]].set()
+        return finished
 
-    assert f() == [0.0, 0.2, 0.4]
+    assert f() == [0, 1, 2]
 
 
 def test_as_completed_timeout() -> None:
+    release = threading.Event()
+
     @task
-    def sleeper() -> None:
-        time.sleep(0.3)
+    def gated() -> None:
+        assert release.wait(10)
 
     @flow
     def f() -> None:
+        future = gated.submit()
         with pytest.raises(TimeoutError):
-            list(legato.as_completed([sleeper.submit()], timeout=0.05))
+            list(legato.as_completed([future], timeout=0.05))
+        release.set()
 
     f()
 

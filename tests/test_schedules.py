@@ -74,8 +74,17 @@ def test_make_schedule_anchors_intervals_on_the_minute() -> None:
         ({"cron": "0 * * * *", "interval": 60}, "got --cron, --interval"),
         ({"cron": "61 * * * *"}, "invalid cron expression"),
         ({"cron": "every day"}, "five fields"),
-        ({"interval": 0}, "at least 1"),
-        ({"interval": float("nan")}, "at least 1"),
+        ({"interval": 0}, "from 1 to 315,360,000"),
+        ({"interval": float("nan")}, "from 1 to 315,360,000"),
+        # Past 10 years: once stored, it overflowed every listing and the scheduler.
+        ({"interval": 1e20}, "from 1 to 315,360,000"),
+        ({"interval": 1e308}, "from 1 to 315,360,000"),
+        ({"interval": True}, "invalid interval True"),
+        ({"interval": "60"}, "invalid interval '60'"),
+        # Reads as cron, but February 31st never comes.
+        ({"cron": "0 0 31 2 *"}, "cannot compute its next due time"),
+        ({"cron": 5}, "invalid cron expression 5"),
+        ({"rrule": 7}, "give the rule as text"),
         ({"rrule": "FREQ=SOMETIMES"}, "invalid RRULE"),
         ({"cron": "0 2 * * *", "timezone": "Mars/Olympus"}, "unknown time zone"),
     ],
@@ -83,6 +92,24 @@ def test_make_schedule_anchors_intervals_on_the_minute() -> None:
 def test_bad_schedules_are_clear_errors(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ScheduleError, match=message):
         make_schedule(now=T0, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_stored_schedule_that_cannot_compute_raises_schedule_error() -> None:
+    # Written by an older version, before the bounds: no raw OverflowError escapes.
+    stored = Schedule(interval=1e20, anchor=T0)
+    with pytest.raises(ScheduleError, match="cannot compute its next due time"):
+        next_slots(stored, T0, 1)
+    with pytest.raises(ScheduleError, match="cannot compute its next due time"):
+        slots_between(Schedule(cron="0 0 30 2 *"), T0, T0 + timedelta(days=400))
+    assert describe(stored) == "every 1e+20s"
+
+
+def test_slots_between_stops_at_its_limit() -> None:
+    every_minute = Schedule(cron="* * * * *")
+    ten_years = T0 + timedelta(days=3650)
+    found = slots_between(every_minute, T0, ten_years, limit=3)
+    assert found == [T0.replace(second=0, microsecond=0) + timedelta(minutes=i) for i in (1, 2, 3)]
+    assert slots_between(every_minute, T0, ten_years, limit=0) == []
 
 
 def test_describe() -> None:

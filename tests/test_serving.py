@@ -6,11 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from _waiting import wait_until
 from legato import flow
 from legato.client import Client
 from legato.engine.entrypoints import load_flow
@@ -97,11 +97,12 @@ def test_serve_runs_the_schedule_in_this_process_until_sigterm(
         [sys.executable, str(script)], env=env, stderr=subprocess.PIPE, text=True
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if served_log.exists() and len(served_log.read_text().split()) >= 2:
-                break
-            time.sleep(0.1)
+        wait_until(
+            lambda: served_log.exists() and len(served_log.read_text().split()) >= 2,
+            timeout=60,
+            interval=0.05,
+            what="two scheduled runs served",
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)

@@ -108,6 +108,10 @@ class Deployment:
     # them even on a run whose process cannot stop by itself.
     timeout_seconds: float | None = None
     retries: int = 0
+    # The flow's parameters as a JSON Schema, recorded by a deploy that loaded its
+    # code; what the server checks a triggered run against (it never imports the
+    # flow). None: made through the API without one, so the worker checks.
+    parameter_schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

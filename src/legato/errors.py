@@ -148,15 +148,48 @@ class FlowCrashed(LegatoError):
     """The run's process died, or the engine itself failed, while it ran."""
 
 
-class NonDeterministicFlowError(LegatoError):
-    """On replay, the task recorded at a call key is not the task called there now."""
+class RunLostError(FlowCrashed):
+    """What a flow call returns (as a crashed state) when this process lost its run
+    to another process, or saw it marked crashed or cancelled by someone else."""
 
-    def __init__(self, run_id: str, call_key: str, recorded: str, called: str) -> None:
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(str(RunStopped(run_id, lost=True)))
+
+
+class NonDeterministicFlowError(LegatoError):
+    """On replay, the call at a call key is not the one recorded there: another task,
+    or the same task with other arguments."""
+
+    def __init__(
+        self,
+        run_id: str,
+        call_key: str,
+        recorded: str,
+        called: str,
+        *,
+        recorded_args: str | None = None,
+        called_args: str | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.call_key = call_key
+        self.recorded_args = recorded_args
+        self.called_args = called_args
+        if recorded_args is None:
+            super().__init__(
+                f"flow run {run_id} is not deterministic: call key '{call_key}' was "
+                f"recorded for task '{recorded}' but the flow now calls '{called}' there; "
+                f"the flow code changed since the run started. Undo the change to resume "
+                f"this run, or start a new run"
+            )
+            return
         super().__init__(
-            f"flow run {run_id} is not deterministic: call key '{call_key}' was recorded "
-            f"for task '{recorded}' but the flow now calls '{called}' there; the flow code "
-            f"changed since the run started. Undo the change to resume this run, or start "
-            f"a new run"
+            f"flow run {run_id} is not deterministic: task '{called}' at call key "
+            f"'{call_key}' was recorded with arguments {recorded_args} and is now called "
+            f"with {called_args}, so its recorded result may belong to another call. Make "
+            f"the flow call its tasks in the same order with the same arguments, or resume "
+            f"with --on-changed-args rerun (run such calls again) or replay (keep the "
+            f"recorded results)"
         )
 
 
@@ -279,6 +312,26 @@ class SleepSignal(_Signal):
         self.key = key
         self.until = until
         super().__init__(f"sleep at '{key}' until {until}")
+
+
+class RunStopped(_Signal):
+    """Unwinds a flow body whose run this process must stop working on: the run
+    was taken over by another process, marked crashed or cancelled by someone
+    else (``lost``), or it already ended here (its timeout fired). Nothing more
+    is written for it; this is not a cancellation."""
+
+    def __init__(self, run_id: str, *, lost: bool) -> None:
+        self.run_id = run_id
+        self.lost = lost
+        if lost:
+            message = (
+                f"this process no longer owns flow run {run_id} (another process took it "
+                f"over, or it was marked crashed or cancelled meanwhile); it stops here and "
+                f"writes nothing more: `legato show {run_id}` tells what the run is doing now"
+            )
+        else:
+            message = f"flow run {run_id} has ended; no further task may start in it"
+        super().__init__(message)
 
 
 class StoreLost(_Signal):

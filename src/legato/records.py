@@ -201,6 +201,9 @@ class FlowRun:
     # concurrency_limit at a time: workers claim no more of them.
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
+    # Flow retries taken since the run last started from a final state: counted
+    # in the store, so a takeover by another process never renews the budget.
+    retries_used: int = 0
 
 
 @_fast_init
@@ -230,6 +233,9 @@ class TaskRun:
     has_result: bool = False
     # Set when the task run took more than one attempt (across resumes too).
     attempt_log: tuple[AttemptInfo, ...] = ()
+    # The call's arguments in canonical form (engine/fingerprint.py): replay
+    # compares it with the call made at the same key on resume.
+    args_fingerprint: str | None = None
 
     @property
     def idempotency_key(self) -> str:

@@ -7,6 +7,12 @@ process, so the scheduler (whichever worker leads) and `legato deployment
 show` agree, and a slot's run is keyed by its time.
 
 croniter and dateutil are imported here only, when schedules are used.
+
+Every schedule is checked before anything stores it (`check_schedule`): an
+interval between 1 second and 10 years, a cron expression croniter reads, an
+RRULE dateutil reads, a known time zone, and a next due time that can be
+computed. A stored schedule that fails anyway (written by an older version)
+raises `ScheduleError` from `slots`, never a raw ``OverflowError``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from legato.errors import ScheduleError
 from legato.records import Schedule
+
+# Bounds of an interval schedule, in seconds: 1 s to 10 years (365-day years).
+MIN_INTERVAL_SECONDS = 1
+MAX_INTERVAL_SECONDS = 10 * 365 * 86400
 
 
 def make_schedule(
@@ -57,26 +67,45 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def check_schedule(schedule: Schedule) -> None:
-    """Raise ScheduleError saying what is wrong with ``schedule``, if anything."""
+    """Raise ScheduleError saying what is wrong with ``schedule``, if anything.
+
+    Beyond reading each part, the schedule's next due time is computed once, so
+    a schedule that would fail later (in the scheduler, in a listing) fails here.
+    """
+    if not isinstance(schedule.timezone, str):
+        raise ScheduleError(
+            f"invalid time zone {schedule.timezone!r}; use an IANA name such as 'UTC'"
+        )
     zone = _zone(schedule.timezone)
+    if schedule.anchor is not None and not isinstance(schedule.anchor, datetime):
+        raise ScheduleError(f"invalid schedule anchor {schedule.anchor!r}: give a datetime")
     if schedule.cron is not None:
         from croniter import croniter
 
-        if not croniter.is_valid(schedule.cron):
+        if not isinstance(schedule.cron, str) or not croniter.is_valid(schedule.cron):
             raise ScheduleError(
                 f"invalid cron expression {schedule.cron!r}; write five fields "
                 f"'minute hour day-of-month month day-of-week', e.g. '0 2 * * *'"
             )
     elif schedule.interval is not None:
         seconds = schedule.interval
-        if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds < 1:
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not math.isfinite(seconds)
+            or not MIN_INTERVAL_SECONDS <= seconds <= MAX_INTERVAL_SECONDS
+        ):
             raise ScheduleError(
-                f"invalid interval {seconds!r}: give a number of seconds, at least 1"
+                f"invalid interval {seconds!r}: give a number of seconds from "
+                f"{MIN_INTERVAL_SECONDS} to {MAX_INTERVAL_SECONDS:,} (10 years)"
             )
     elif schedule.rrule is not None:
+        if not isinstance(schedule.rrule, str):
+            raise ScheduleError(f"invalid RRULE {schedule.rrule!r}: give the rule as text")
         _rrule(schedule, zone, schedule.anchor or datetime.now(UTC))
     else:
         raise ScheduleError("a schedule needs one of cron, interval or rrule")
+    next(slots(schedule, datetime.now(UTC)), None)
 
 
 def _rrule(schedule: Schedule, zone: ZoneInfo, anchor: datetime) -> Any:
@@ -94,7 +123,22 @@ def _rrule(schedule: Schedule, zone: ZoneInfo, anchor: datetime) -> Any:
 
 
 def slots(schedule: Schedule, after: datetime) -> Iterator[datetime]:
-    """The schedule's due times strictly after ``after``, in order, as UTC datetimes."""
+    """The schedule's due times strictly after ``after``, in order, as UTC datetimes.
+
+    Lazy: take as many as needed and stop. A schedule whose times cannot be
+    computed (a cron day that never comes, an interval past the calendar's end)
+    raises ScheduleError naming it.
+    """
+    try:
+        yield from _slots(schedule, after)
+    except (ValueError, OverflowError, ArithmeticError) as exc:
+        raise ScheduleError(
+            f"schedule '{describe(schedule)}' cannot compute its next due time after "
+            f"{after.isoformat()} ({type(exc).__name__}: {exc}); change the schedule"
+        ) from None
+
+
+def _slots(schedule: Schedule, after: datetime) -> Iterator[datetime]:
     zone = _zone(schedule.timezone)
     after = after.astimezone(UTC)
     if schedule.cron is not None:
@@ -125,13 +169,20 @@ def slots(schedule: Schedule, after: datetime) -> Iterator[datetime]:
             current = found
 
 
-def slots_between(schedule: Schedule, after: datetime, until: datetime) -> list[datetime]:
-    """Due times in (``after``, ``until``], oldest first."""
-    found = []
+def slots_between(
+    schedule: Schedule, after: datetime, until: datetime, *, limit: int | None = None
+) -> list[datetime]:
+    """Due times in (``after``, ``until``], oldest first; at most ``limit`` of them
+    (the first ones), read lazily, so a cap costs its size whatever the range."""
+    found: list[datetime] = []
+    if limit is not None and limit <= 0:
+        return found
     for slot in slots(schedule, after):
         if slot > until:
             break
         found.append(slot)
+        if limit is not None and len(found) >= limit:
+            break
     return found
 
 
@@ -146,11 +197,15 @@ def next_slots(schedule: Schedule, after: datetime, count: int) -> list[datetime
 
 
 def describe(schedule: Schedule) -> str:
-    """A short human reading: 'cron 0 2 * * * (Europe/Paris)', 'every 90s', ..."""
+    """A short human reading: 'cron 0 2 * * * (Europe/Paris)', 'every 90s', ...
+
+    Never raises, whatever a stored schedule holds."""
     if schedule.cron is not None:
         text = f"cron {schedule.cron}"
     elif schedule.interval is not None:
-        text = f"every {schedule.interval:g}s"
+        interval = schedule.interval
+        shown = f"{interval:g}" if isinstance(interval, int | float) else repr(interval)
+        text = f"every {shown}s"
     else:
         text = f"rrule {schedule.rrule}"
     return text if schedule.timezone == "UTC" else f"{text} ({schedule.timezone})"

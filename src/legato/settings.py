@@ -1,8 +1,10 @@
 """Where legato keeps its state, read from the environment.
 
 - ``LEGATO_HOME``: folder for the embedded SQLite store (default ``~/.legato``).
-- ``LEGATO_DATABASE_URL``: overrides the store location, e.g.
-  ``sqlite:///path/to/legato.db``.
+- ``LEGATO_DATABASE_URL``: overrides the store location: ``sqlite:///path/to/legato.db``,
+  ``postgresql://user:password@host:5432/db`` (or ``postgres://``), or the path of a
+  SQLite file ending in .db, .sqlite or .sqlite3 (or one that exists). Anything else
+  is refused when the store opens (`legato.store.open_store`), never taken for a file.
 """
 
 from __future__ import annotations
@@ -45,3 +47,16 @@ def env_float(name: str, default: float) -> float:
 def env_flag(name: str) -> bool:
     """True when the variable is set to 1, true, yes or on (any case)."""
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def faults_spec() -> str | None:
+    """``LEGATO_FAULTS``: fault injection for tests (see `legato.engine.faults`)."""
+    raw = os.environ.get("LEGATO_FAULTS", "").strip()
+    return raw or None
+
+
+def args_fingerprint_enabled() -> bool:
+    """``LEGATO_ARGS_FINGERPRINT``: record and check task arguments on replay (default on;
+    0, false, no or off turns it off)."""
+    raw = os.environ.get("LEGATO_ARGS_FINGERPRINT", "").strip().lower()
+    return raw not in ("0", "false", "no", "off")

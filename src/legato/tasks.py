@@ -269,6 +269,10 @@ class Task(Generic[P, R]):
             except RuntimeError:
                 return asyncio.run(call.run_async())
             return call.run_async()  # type: ignore[return-value]
+        if asyncio._get_running_loop() is not None:
+            # A sync task called from async code: run it off the event loop, so
+            # the flow's timeout still fires while it blocks.
+            return run_off_loop(call)
         return call.run()
 
     def submit(
@@ -354,6 +358,38 @@ def _submit_call(call: TaskCall, flow_ctx: Any) -> LegatoFuture[Any]:
     future: LegatoFuture[Any] = LegatoFuture(call.task_run_id, call.call_key, call.task.name, inner)
     flow_ctx.outstanding.append(future)
     return future
+
+
+def run_off_loop(call: TaskCall) -> Any:
+    """Run a sync task call on a thread of its own and wait for it, at most until the
+    flow's timeout (then the call is abandoned, as a timed-out sync flow body is)."""
+    import contextvars
+    import threading
+    import time
+
+    from legato.errors import FlowTimeoutError
+    from legato.task_runners import TaskHandle
+
+    handle = TaskHandle()
+    context = contextvars.copy_context()
+
+    def work() -> None:
+        try:
+            value = context.run(call.run)
+        except BaseException as exc:
+            handle._finish(None, exc)
+        else:
+            handle._finish(value, None)
+
+    thread = threading.Thread(target=work, name=f"legato-{call.call_key}", daemon=True)
+    thread.start()
+    flow_ctx = call.flow_ctx
+    deadline = flow_ctx.deadline
+    if not handle.wait(None if deadline is None else max(0.0, deadline - time.monotonic())):
+        flow_ctx.stopped = True  # the abandoned call stops at its next task boundary
+        flow = flow_ctx.flow
+        raise FlowTimeoutError(flow.name, flow.timeout_seconds or 0.0)
+    return handle.result()
 
 
 def _check_delay(name: str, delay: RetryDelay) -> RetryDelay:

@@ -6,11 +6,13 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
 import pytest
+
+from _waiting import wait_for_heartbeats
+from legato.store import open_store
 
 pytestmark = pytest.mark.usefixtures("backend")  # SQLite and PostgreSQL
 
@@ -161,24 +163,31 @@ def test_logs_prints_run_and_task_lines(cli: Cli) -> None:
 
 
 def test_logs_follow_waits_for_the_run_to_end(cli: Cli) -> None:
-    runner = cli.popen("run", f"{cli.flows}:slow", "--json")
+    runner = cli.popen("run", f"{cli.flows}:slow", "--json", LEGATO_HEARTBEAT_SECONDS="0.1")
     try:
         run_id = cli.wait_until_running()
         follower = cli.popen("logs", run_id, "--follow")
-        time.sleep(1.0)
-        assert follower.poll() is None, "logs --follow ended while the run was running"
+        assert follower.stdout is not None
+        before = ""
+        for line in follower.stdout:  # until a line logged while the run still waits
+            before += line
+            if "waiting for release" in line:
+                break
+        assert "waiting for release" in before, f"logs --follow ended early: {before!r}"
         (cli.state_dir / "release").touch()
         out, err = follower.communicate(timeout=30)
         assert follower.returncode == 0, err
-        assert "waiting for release" in out
-        assert "released" in out
+        # Logged only after the release: the follower was still following then.
+        assert "released" in out, "logs --follow ended while the run was running"
     finally:
         (cli.state_dir / "release").touch()
         runner.communicate(timeout=30)
     assert runner.returncode == 0
 
 
-def test_cancel_running_run_stops_it_at_the_next_task(cli: Cli) -> None:
+def test_cancel_running_run_stops_it_at_the_next_task(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The running process learns of the request with its heartbeat; make that quick.
     runner = cli.popen("run", f"{cli.flows}:slow_two", "--json", LEGATO_HEARTBEAT_SECONDS="0.1")
     try:
@@ -186,7 +195,12 @@ def test_cancel_running_run_stops_it_at_the_next_task(cli: Cli) -> None:
         result = cli("cancel", run_id)
         assert result.code == 0, str(result)
         assert "cancellation of run" in result.stdout and "requested" in result.stdout
-        time.sleep(1.0)  # several heartbeats
+        monkeypatch.setenv("LEGATO_HOME", str(cli.home))  # the store the CLI uses
+        store = open_store()
+        try:
+            wait_for_heartbeats(store, run_id)  # a whole tick began after the request
+        finally:
+            store.close()
     finally:
         (cli.state_dir / "release").touch()
         out, err = runner.communicate(timeout=30)

@@ -98,6 +98,16 @@ deployments:
             "  - {name: x, entrypoint: flows/jobs.py:report}\n",
             "used twice: x",
         ),
+        # Numbers past what a store column holds, found before the good one is stored.
+        (
+            "deployments:\n  - {name: x, entrypoint: flows/jobs.py:report, "
+            "priority: 99999999999999999999}\n",
+            "deployments.1 (x): the priority of deployment 'x' must be a whole number",
+        ),
+        (
+            "deployments:\n  - {name: x, entrypoint: flows/jobs.py:report, interval: 1e20}\n",
+            "deployments.1 (x): invalid interval 1e+20",
+        ),
     ],
 )
 def test_a_mistake_anywhere_stores_nothing_and_says_where(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
+
+from _waiting import wait_until as wait_until  # shared by every test folder
 
 
 class Journal:
@@ -34,15 +34,6 @@ class Journal:
 def record(line: str) -> None:
     """Append ``line`` to the current test's journal (for module-level tasks)."""
     Journal(Path(os.environ["LEGATO_TEST_JOURNAL"])).write(line)
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 30, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
 
 
 def subprocess_env(home: Path, **extra: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from _engine_support import dead_pid
+from _engine_support import dead_pid, wait_until
 
 from legato.client import Client
 from legato.engine.liveness import (
@@ -125,16 +125,11 @@ def test_zombie_reads_as_dead(default_store: Store) -> None:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
         # Not reaped yet: the pid still exists, as a zombie, once the child exits.
-        deadline_ok = False
-        for _ in range(500):
+        def zombie() -> bool:
             with open(f"/proc/{proc.pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    deadline_ok = True
-                    break
-            import time
+                return f.read().rsplit(")", 1)[1].split()[0] == "Z"
 
-            time.sleep(0.01)
-        assert deadline_ok, "child did not become a zombie"
+        wait_until(zombie, timeout=10, what=f"child {proc.pid} to become a zombie")
         owner = owner_for(proc.pid, started=process_start_time(proc.pid))
         assert not process_alive(owner)
     finally:

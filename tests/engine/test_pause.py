@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from _engine_support import Journal, record
+from _engine_support import Journal, record, wait_until
 
 import legato
 from legato import FlowPaused, RunInput, StateType, flow, pause_flow_run, task
@@ -222,12 +222,18 @@ def with_timeout() -> str:
     return "approved in time"
 
 
-def test_pause_timeout_fails_the_run(default_store: Store) -> None:
+def test_pause_timeout_fails_the_run(default_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     run_id, _ = paused_run_id(with_timeout)
     pause = stored(default_store, run_id).pause
     assert pause is not None and pause.timeout_at is not None
-    assert Client().get_run(run_id).state is StateType.PAUSED  # not yet
-    time.sleep(0.3)
+    timeout_at = pause.timeout_at
+    # Not yet: read as of a moment before the timeout, however long the setup took.
+    with monkeypatch.context() as clock:
+        client = Client()
+        before = timeout_at - timedelta(milliseconds=1)
+        clock.setattr(client.store, "clock", lambda: before)  # the store's clock judges
+        assert client.get_run(run_id).state is StateType.PAUSED
+    wait_until(lambda: default_store.clock() > timeout_at, what="the pause timeout to pass")
     run = Client().get_run(run_id)
     assert run.state is StateType.FAILED
     assert run.error is not None and run.error.type == "PausedRunTimeoutError"
@@ -242,7 +248,10 @@ def test_pause_timeout_fails_the_run(default_store: Store) -> None:
 
 def test_pause_timeout_seen_by_list_runs(default_store: Store) -> None:
     run_id, _ = paused_run_id(with_timeout)
-    time.sleep(0.3)
+    pause = stored(default_store, run_id).pause
+    assert pause is not None and pause.timeout_at is not None
+    timeout_at = pause.timeout_at
+    wait_until(lambda: default_store.clock() > timeout_at, what="the pause timeout to pass")
     runs = Client().list_runs(states=[StateType.FAILED])
     assert [r.id for r in runs] == [run_id]
 

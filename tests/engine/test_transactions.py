@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -304,23 +305,31 @@ def test_rolled_back_result_is_not_a_cache_hit(default_store: Store) -> None:
     assert not book_run.cached
 
 
+BLOCK_FAILING = threading.Event()
+
+
 @task(on_rollback=[undo])
 def slow_reserve(item: str) -> str:
-    import time
-
-    time.sleep(0.2)
+    assert BLOCK_FAILING.wait(30), "the transaction block never failed"
     record(f"reserve {item}")
     return f"reservation:{item}"
+
+
+def failure(message: str) -> ValueError:
+    BLOCK_FAILING.set()  # the reservation may finish now, not before
+    return ValueError(message)
 
 
 def test_task_still_running_when_the_block_fails_is_compensated(
     default_store: Store, journal: Journal
 ) -> None:
+    BLOCK_FAILING.clear()
+
     @flow
     def f() -> None:
         with legato.transaction():
             slow_reserve.submit("late")
-            raise ValueError("failed before the reservation finished")
+            raise failure("failed before the reservation finished")
 
     with pytest.raises(ValueError):
         f()

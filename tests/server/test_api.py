@@ -333,12 +333,18 @@ def test_deploy_backfill_and_delete_through_the_api(
     assert created.status_code == 200 and created.json()["schedules"][0]["cron"] == "0 * * * *"
     assert len(created.json()["next_runs"]) == 5
     assert client.get_deployment("hourly").parameters == {"n": 2}
-    bad = api.put("/api/deployments/broken", json={**body, "parameters": {"n": "many"}})
+    # The server does not load the code: parameters are checked against the
+    # parameter schema the request carries (the one `legato deploy` records).
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": []}
+    bad = api.put(
+        "/api/deployments/broken",
+        json={**body, "parameters": {"n": "many"}, "parameter_schema": schema},
+    )
     assert bad.status_code == 422 and "'n'" in bad.json()["detail"]
     bad_cron = api.put("/api/deployments/broken", json={**body, "schedules": [{"cron": "nope"}]})
     assert bad_cron.status_code == 422
-    missing = api.put("/api/deployments/gone", json={**body, "entrypoint": "nowhere.py:f"})
-    assert missing.status_code == 422
+    not_a_target = api.put("/api/deployments/gone", json={**body, "entrypoint": "nowhere.py"})
+    assert not_a_target.status_code == 422 and "entrypoint" in not_a_target.json()["detail"]
     assert [d["name"] for d in api.get("/api/deployments").json()] == ["hourly"]
 
     filled = api.post(

@@ -38,6 +38,9 @@ def task(
 def test_group_keys_drop_every_call_index() -> None:
     assert group_key("double[17]") == "double"
     assert group_key("outer[2]/inner[5]") == "outer/inner"
+    # asyncio branches are named by their arguments; they fold like indexes
+    assert group_key("branch['a', 2]/fetch[0]") == "branch/fetch"
+    assert group_key("branch[1]#1/fetch[0]") == "branch/fetch"
 
 
 def test_a_big_map_folds_into_one_node_with_counts_and_one_edge_each_way() -> None:

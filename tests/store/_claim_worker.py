@@ -1,9 +1,10 @@
 """A separate process claiming queued runs until none is left (test_contract_coordination.py).
 
-    python _claim_worker.py DB_PATH_OR_URL QUEUE START_AT
+    python _claim_worker.py DB_PATH_OR_URL QUEUE BARRIER_DIR
 
-Waits for the wall clock to reach START_AT so that every worker claims at the
-same time, then prints the ids it claimed as a JSON list.
+Says it is ready (a file ``ready-<pid>`` in BARRIER_DIR) and waits for the file
+``go`` there, so that every worker claims at the same time (tests/_waiting.py,
+`release_together`), then prints the ids it claimed as a JSON list.
 """
 
 from __future__ import annotations
@@ -15,16 +16,26 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from legato.records import RunOwner
 from legato.store import open_store
 
 
+def wait_for_go(barrier: Path) -> None:
+    (barrier / f"ready-{os.getpid()}").touch()
+    deadline = time.monotonic() + 60
+    while not (barrier / "go").exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"never released: no {barrier / 'go'} after 60s")
+        time.sleep(0.002)
+
+
 def main() -> None:
-    target, queue, start_at = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    target, queue, barrier = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     store = open_store(target)
     owner = RunOwner(token=uuid.uuid4().hex, host=socket.gethostname(), pid=os.getpid())
-    time.sleep(max(0.0, start_at - time.time()))
+    wait_for_go(barrier)
     claimed: list[str] = []
     try:
         while True:

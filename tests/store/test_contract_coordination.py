@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from _waiting import release_together, running_in, wait_until
 from legato.errors import ConfigurationError, RunOwnershipLost
 from legato.records import FlowRun, Notification, RunOwner, TaskRun, WorkerInfo
 from legato.states import StateType
@@ -240,18 +240,21 @@ def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
 
 
-def test_claimers_in_separate_processes_get_each_run_once(store_target: str) -> None:
+def test_claimers_in_separate_processes_get_each_run_once(
+    store_target: str, tmp_path: Path
+) -> None:
     store = open_store(store_target)
     now = datetime.now(UTC)
     runs = [queued("shared", created=now - timedelta(seconds=5)) for _ in range(120)]
     for run in runs:
         store.create_flow_run(run)
     worker = Path(__file__).with_name("_claim_worker.py")
-    start_at = time.time() + 1.5  # every interpreter started before anyone claims
+    barrier = tmp_path / "barrier"  # every interpreter started before anyone claims
+    barrier.mkdir()
     env = {**os.environ, "PYTHONWARNINGS": "error"}
     procs = [
         subprocess.Popen(
-            [sys.executable, str(worker), store_target, "shared", str(start_at)],
+            [sys.executable, str(worker), store_target, "shared", str(barrier)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -259,6 +262,7 @@ def test_claimers_in_separate_processes_get_each_run_once(store_target: str) -> 
         )
         for _ in range(4)
     ]
+    release_together(barrier, len(procs))
     outputs = [proc.communicate(timeout=120) for proc in procs]
     for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
@@ -347,7 +351,8 @@ def test_a_listener_waiting_in_another_thread_wakes_when_notified(store: Store) 
     with store.listen(["work_ready"]) as listener:
         waiter = threading.Thread(target=lambda: received.append(listener.wait(30)))
         waiter.start()
-        time.sleep(0.3)  # let it block first
+        wait = type(listener).wait
+        wait_until(lambda: running_in(waiter, wait), what="the waiter to block in wait")
         store.notify("work_ready")
         waiter.join(30)
     assert received == [[Notification("work_ready", "")]]
@@ -355,15 +360,16 @@ def test_a_listener_waiting_in_another_thread_wakes_when_notified(store: Store) 
 
 def test_wait_times_out_empty_and_ignores_other_channels(store: Store) -> None:
     with store.listen(["work_ready"]) as listener:
+        assert listener.wait(0.05) == []
         store.notify("something_else", "x")
-        assert listener.wait(0.3) == []
+        store.notify("work_ready", "after it")  # had "x" got through, it would show here
+        assert listener.wait(10) == [Notification("work_ready", "after it")]
 
 
 def test_notifications_sent_before_listening_are_not_seen(store: Store) -> None:
     store.notify("work_ready", "old")
     with store.listen(["work_ready", "other"]) as listener:
-        assert listener.wait(0.3) == []
-        store.notify("other", "new")
+        store.notify("other", "new")  # had "old" been seen, it would show here
         assert listener.wait(10) == [Notification("other", "new")]
 
 

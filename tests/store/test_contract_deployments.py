@@ -66,11 +66,30 @@ def test_a_deployment_round_trips_every_field(store: Store) -> None:
         catchup=True,
         timeout_seconds=90.5,
         retries=2,
+        parameter_schema={
+            "type": "object",
+            "properties": {"zeta": {"type": "integer"}, "alpha": {"$ref": "#/$defs/Day"}},
+            "required": ["zeta"],
+            "additionalProperties": False,
+            "$defs": {"Day": {"type": "string", "format": "date", "default": None}},
+        },
     )
     stored = store.save_deployment(full, now=at(1))
     assert stored == replace(full, updated=at(1))
     assert store.get_deployment("nightly") == stored
     assert store.get_deployment("missing") is None
+    # The schema keeps its key order (a form follows it).
+    assert list(stored.parameter_schema or {}) == list(full.parameter_schema or {})
+    assert list((stored.parameter_schema or {})["properties"]) == ["zeta", "alpha"]
+
+
+def test_a_deployment_without_a_parameter_schema_keeps_none_and_a_new_version_replaces_it(
+    store: Store,
+) -> None:
+    store.save_deployment(deployment(parameter_schema={"type": "object"}), now=at(0))
+    replaced = store.save_deployment(deployment(parameter_schema=None), now=at(1))
+    assert replaced.parameter_schema is None
+    assert store.list_deployments()[0].parameter_schema is None
 
 
 def test_saving_again_replaces_the_recipe_but_keeps_identity_pause_and_watermark(

@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from _waiting import release_together, wait_until
 from legato.errors import (
     RunOwnershipLost,
     SchemaVersionError,
@@ -289,10 +290,14 @@ def test_search_path_from_the_url_puts_legato_in_its_own_schema(empty_url: str) 
 
 _OPEN_AT_ONCE = textwrap.dedent(
     """
-    import json, sys, time
+    import json, os, sys, time
+    from pathlib import Path
     from legato.store.postgres import PostgresStore
-    url, start_at = sys.argv[1], float(sys.argv[2])
-    time.sleep(max(0.0, start_at - time.time()))
+    url, barrier = sys.argv[1], Path(sys.argv[2])
+    (barrier / f"ready-{os.getpid()}").touch()  # then wait for the others (release_together)
+    deadline = time.monotonic() + 60
+    while not (barrier / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.002)
     store = PostgresStore(url)
     print(json.dumps({"migrated": store.migrated, "version": store.schema_version()}))
     store.close()
@@ -300,11 +305,14 @@ _OPEN_AT_ONCE = textwrap.dedent(
 )
 
 
-def test_ten_processes_opening_a_fresh_database_migrate_once(empty_url: str) -> None:
-    start_at = time.time() + 2.0  # let every interpreter import first
+def test_ten_processes_opening_a_fresh_database_migrate_once(
+    empty_url: str, tmp_path: Path
+) -> None:
+    barrier = tmp_path / "barrier"  # every interpreter imports first, then all open at once
+    barrier.mkdir()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _OPEN_AT_ONCE, empty_url, str(start_at)],
+            [sys.executable, "-c", _OPEN_AT_ONCE, empty_url, str(barrier)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -312,6 +320,7 @@ def test_ten_processes_opening_a_fresh_database_migrate_once(empty_url: str) -> 
         )
         for _ in range(10)
     ]
+    release_together(barrier, len(procs))
     outputs = [proc.communicate(timeout=60) for proc in procs]
     for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
@@ -591,7 +600,11 @@ def test_fence_holds_against_a_takeover_in_flight(store: PostgresStore, url: str
 
         writer = threading.Thread(target=write)
         writer.start()
-        time.sleep(0.3)
+        blocked = (
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        wait_until(lambda: sql(url, blocked)[0][0] >= 1, what="the write to wait on a lock")
         assert outcome == []  # waiting on the takeover's row lock
         takeover.commit()
         writer.join(10)
@@ -619,9 +632,11 @@ def test_connections_closed_by_the_server_are_replaced(store: PostgresStore, url
     others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     assert sql(url, f"SELECT count(*) {others}")[0][0] >= 1
     sql(url, f"SELECT pg_terminate_backend(pid) {others}")
-    deadline = time.monotonic() + 10
-    while sql(url, f"SELECT count(*) {others}")[0][0] and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(
+        lambda: sql(url, f"SELECT count(*) {others}")[0][0] == 0,
+        timeout=10,
+        what="the server to end the connections",
+    )
     for _ in range(store._db.pool_size + 1):
         assert store.get_flow_run(run.id) == run
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from legato.client import Client
-from legato.records import utcnow
+from legato.records import Schedule, utcnow
 from legato.schedules import make_schedule
 from legato.states import StateType
+from legato.worker import scheduler as scheduler_module
 from legato.worker.scheduler import LEASE_NAME, LOOKAHEAD, Scheduler
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -98,3 +100,50 @@ def test_a_paused_deployment_gets_no_new_runs(target: str) -> None:
     client.pause_deployment("paused")
     assert Scheduler(client, holder="w1", lease=30).tick() == 0
     assert slot_runs(client, "paused") == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        Schedule(interval=1e20),  # what `--interval 1e20` stored before intervals were bounded
+        Schedule(cron="0 0 31 2 *"),  # reads as cron; February 31st never comes
+    ],
+    ids=["huge-interval", "impossible-cron"],
+)
+def test_a_bad_stored_deployment_is_skipped_with_one_error(target: str, bad: Schedule) -> None:
+    client = Client()
+    client.deploy(target, name="good", schedules=[make_schedule(interval=1)])
+    good = client.get_deployment("good")
+    # Written straight through the store, as an older legato could have.
+    client.store.save_deployment(replace(good, name="broken", schedules=(bad,)), now=utcnow())
+    logged: list[str] = []
+    scheduler = Scheduler(client, holder="w1", lease=30, log=logged.append)
+    assert scheduler.tick() > 0
+    scheduler._next_tick = 0  # tick again now
+    scheduler.tick()
+    assert slot_runs(client, "good") and slot_runs(client, "broken") == []
+    errors = [line for line in logged if "'broken' skipped" in line]
+    assert len(errors) == 1, logged  # once, not at every tick
+    assert errors[0].startswith("error: ") and "\n" not in errors[0]
+
+
+def test_a_long_gap_without_catchup_is_read_in_bounded_batches(
+    target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scheduler_module, "SCAN_PER_TICK", 100)
+    client = Client()
+    long_ago = utcnow() - timedelta(minutes=20)  # 1,200 missed one-second slots
+    client.deploy(target, name="every-second", schedules=[make_schedule(interval=1, now=long_ago)])
+    client.store.advance_deployment_schedule("every-second", long_ago)
+    scheduler = Scheduler(client, holder="w1", lease=30)
+    for _ in range(40):
+        scheduler._next_tick = 0
+        scheduler.tick()
+        until = client.get_deployment("every-second").scheduled_until
+        if until is not None and until > utcnow():
+            break
+    else:
+        pytest.fail("the scheduler never read past the missed slots")
+    past = [slot for slot, _ in slot_runs(client, "every-second") if slot <= utcnow().timestamp()]
+    assert len(past) == 1  # the latest missed slot only, however many batches it took
+    assert past[0] > long_ago.timestamp() + 1000

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from _waiting import wait_until
 from legato.client import Client
 from legato.records import FlowRun
 from legato.schedules import make_schedule
@@ -204,12 +205,7 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
 
 
 def wait_for(check: Callable[[], object], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting until {what}")
+    wait_until(check, timeout=timeout, interval=0.05, what=what)
 
 
 def state_of(client: Client, run: FlowRun) -> StateType:
@@ -291,7 +287,10 @@ def test_three_workers_and_a_one_second_schedule_make_exactly_one_run_per_slot(
     client.deploy(f"{project}:tagged", name="every-second", schedules=[make_schedule(interval=1)])
     for _ in range(3):
         workers.start()
-    time.sleep(6)
+    wait_for(
+        lambda: len(client.list_runs(deployment="every-second", states=[StateType.COMPLETED])) >= 4,
+        "four slots ran",
+    )
     client.pause_deployment("every-second")  # no new slots; queued ones finish
     wait_for(
         lambda: all(
@@ -360,10 +359,15 @@ def test_a_run_queued_for_another_queue_is_left_alone(
     project: Path, client: Client, workers: Workers, side: Side
 ) -> None:
     client.deploy(f"{project}:tagged", name="gpu-only", work_queue="gpu")
+    client.deploy(f"{project}:one_step", name="default-one")
     run = client.trigger("gpu-only", {"tag": "q"})
     workers.start("--queue", "default")
-    time.sleep(1.5)
+    # Claims take the oldest run first: once the default worker has claimed a
+    # run queued after this one, it has passed this one over.
+    later = client.trigger("default-one", {"tag": "d"})
+    wait_for(lambda: state_of(client, later) is not StateType.SCHEDULED, "the later run claimed")
     assert state_of(client, run) is StateType.SCHEDULED
+    assert "q a" not in side.lines()
     workers.start("--queue", "gpu")
     wait_for(lambda: state_of(client, run) is StateType.COMPLETED, "the gpu worker ran it")
 

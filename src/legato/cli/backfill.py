@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from legato.cli.common import debug_option, emit_json, get_client, parse_time
+from legato.client.checks import INT32_MAX
 from legato.client.views import flow_run_to_dict
 
 
@@ -14,7 +15,7 @@ from legato.client.views import flow_run_to_dict
 @click.option("--end", "end_text", default="now", show_default=True, metavar="TIME")
 @click.option(
     "--concurrency",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, INT32_MAX),
     default=None,
     help="Run at most this many of the backfill's runs at once (default: the "
     "deployment's concurrency limit, if any).",

@@ -101,16 +101,40 @@ def parse_json_object(text: str | None, option: str) -> dict[str, Any]:
     """The JSON object given to ``option``; a usage error (exit 2) otherwise."""
     if text is None:
         return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise click.BadParameter(f"not valid JSON ({exc})", param_hint=option) from None
+    value = parse_json_value(text, option)
     if not isinstance(value, dict):
         raise click.BadParameter(
             f"expected a JSON object like '{{\"name\": 1}}', got {type(value).__name__}",
             param_hint=option,
         )
     return value
+
+
+def parse_json_value(text: str, option: str) -> Any:
+    """JSON text given on the command line, read and checked that it can be stored:
+    a usage error (exit 2) when it is not JSON, nests too deep, or holds text that
+    is not Unicode (a lone surrogate such as ``\\ud800``)."""
+    from legato.engine.params import storable_problem
+
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc})", param_hint=option) from None
+    except RecursionError:
+        raise click.BadParameter(_too_deep(), param_hint=option) from None
+    problem = storable_problem(value)
+    if problem is not None:
+        raise click.BadParameter(f"the JSON {problem}", param_hint=option)
+    return value
+
+
+def _too_deep() -> str:
+    from legato.engine.params import MAX_PARAMETER_DEPTH
+
+    return (
+        f"the JSON is nested more than {MAX_PARAMETER_DEPTH} levels deep; flatten it or "
+        f"pass a reference (a path, an id) instead"
+    )
 
 
 def stdout_is_terminal() -> bool:
@@ -140,7 +164,13 @@ def parse_time(text: str, option: str) -> datetime:
     if relative:
         seconds = float(relative.group(2)) * _UNIT_SECONDS[relative.group(3)]
         sign = -1 if relative.group(1) == "-" else 1
-        return datetime.now(UTC) + timedelta(seconds=sign * seconds)
+        try:
+            return datetime.now(UTC) + timedelta(seconds=sign * seconds)
+        except OverflowError:
+            raise click.BadParameter(
+                f"{text!r} is further from now than dates go (years 1 to 9999)",
+                param_hint=option,
+            ) from None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

@@ -106,7 +106,7 @@ def upgrade_cmd(ctx: click.Context, as_json: bool) -> None:
 )
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 100_000),
     default=200,
     show_default=True,
     help="Top-level runs deleted per transaction; live writers wait at most one batch.",

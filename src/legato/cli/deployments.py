@@ -15,9 +15,13 @@ from legato.cli.common import (
     parse_time,
 )
 from legato.cli.execute import choose_parameters, parse_param_pairs
+from legato.client.checks import INT32_MAX, INT32_MIN, deployment_problem
 from legato.client.views import deployment_to_dict, flow_run_to_dict
 
 if TYPE_CHECKING:
+    from datetime import datetime
+    from typing import Any
+
     from legato.client import Client
     from legato.records import Deployment
 
@@ -52,6 +56,9 @@ def _describe(client: Client, deployment: Deployment) -> None:
         click.echo(f"parameters: {format_parameters(deployment.parameters, limit=200)}")
     state = "paused" if deployment.paused else "active"
     click.echo(f"state:      {state}" + (", catch up missed slots" if deployment.catchup else ""))
+    problem = deployment_problem(deployment)
+    if problem is not None:
+        click.echo(f"ERROR:      {problem}")
     upcoming = _next(client, deployment, 3) if not deployment.paused else []
     if upcoming:
         click.echo(f"next runs:  {', '.join(upcoming)}")
@@ -80,10 +87,19 @@ def _describe(client: Client, deployment: Deployment) -> None:
 @click.option("-p", "--param", "pairs", multiple=True, metavar="NAME=VALUE", help=_PARAM_HELP)
 @click.option("--params", "params_json", metavar="JSON", help="Default parameters as JSON.")
 @click.option("--queue", "work_queue", default="default", show_default=True, metavar="NAME")
-@click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first.")
+@click.option(
+    "--priority",
+    type=click.IntRange(INT32_MIN, INT32_MAX),
+    default=0,
+    show_default=True,
+    help="Higher runs first.",
+)
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="A tag; repeat for more.")
 @click.option(
-    "--concurrency-limit", type=click.IntRange(min=1), default=None, help="Active runs at most."
+    "--concurrency-limit",
+    type=click.IntRange(1, INT32_MAX),
+    default=None,
+    help="Active runs at most.",
 )
 @click.option(
     "--collision-strategy",
@@ -182,7 +198,7 @@ def deployments_cmd(ctx: click.Context, as_json: bool) -> None:
     client = get_client(ctx)
     found = client.deployments()
     if as_json:
-        emit_json([deployment_to_dict(d, client.next_scheduled_times(d, 1)) for d in found])
+        emit_json([_with_problem(d, client.next_scheduled_times(d, 1)) for d in found])
         return
     if not found:
         click.echo("no deployments yet; create one with `legato deploy FILE.py:FLOW --name NAME`")
@@ -194,17 +210,35 @@ def deployments_cmd(ctx: click.Context, as_json: bool) -> None:
     table = Table(box=None, pad_edge=False)
     for column in ("name", "flow", "schedules", "queue", "state", "next run"):
         table.add_column(column)
+    broken: list[tuple[str, str]] = []
     for d in found:
         upcoming = _next(client, d, 1) if not d.paused else []
+        problem = deployment_problem(d)
+        if problem is not None:
+            broken.append((d.name, problem))
         table.add_row(
             d.name,
             d.flow_name,
             ", ".join(describe(s) for s in d.schedules) or "-",
             d.work_queue,
-            "paused" if d.paused else "active",
+            "ERROR" if problem is not None else "paused" if d.paused else "active",
             upcoming[0] if upcoming else "-",
         )
     make_console().print(table)
+    for name, problem in broken:
+        click.echo(
+            f"ERROR: deployment '{name}' cannot be scheduled: {problem}; redeploy it "
+            f"or delete it with `legato deployment delete {name}`",
+            err=True,
+        )
+
+
+def _with_problem(deployment: Deployment, next_runs: list[datetime]) -> dict[str, Any]:
+    """The deployment as JSON plus ``problem``: what is wrong with it as stored
+    (a row written before today's checks), or null."""
+    data = deployment_to_dict(deployment, next_runs)
+    data["problem"] = deployment_problem(deployment)
+    return data
 
 
 @click.group("deployment")
@@ -223,7 +257,7 @@ def show_deployment_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
     deployment = client.get_deployment(name)
     runs = client.list_runs(deployment=name, limit=10)
     if as_json:
-        data = deployment_to_dict(deployment, client.next_scheduled_times(deployment, 5))
+        data = _with_problem(deployment, client.next_scheduled_times(deployment, 5))
         data["runs"] = [flow_run_to_dict(run) for run in runs]
         emit_json(data)
         return

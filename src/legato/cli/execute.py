@@ -61,6 +61,14 @@ def parse_param_pairs(pairs: tuple[str, ...]) -> dict[str, tuple[Any, str]]:
             value: Any = json.loads(raw)
         except ValueError:
             value = raw
+        except RecursionError:
+            from legato.engine.params import MAX_PARAMETER_DEPTH
+
+            raise click.BadParameter(
+                f"the value of {name!r} is nested more than {MAX_PARAMETER_DEPTH} levels "
+                f"deep; flatten it or pass a reference (a path, an id) instead",
+                param_hint="'-p' / '--param'",
+            ) from None
         parsed[name] = (value, raw)
     return parsed
 

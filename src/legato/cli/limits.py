@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from legato.cli.common import debug_option, emit_json, get_client, make_console
+from legato.client.checks import INT32_MAX, MAX_PER_SECONDS
 from legato.records import Limit
 
 
@@ -33,11 +34,11 @@ def limit_group() -> None:
 
 @limit_group.command("set")
 @click.argument("name")
-@click.argument("slots", type=click.IntRange(min=0))
+@click.argument("slots", type=click.IntRange(0, INT32_MAX))
 @click.option(
     "--per",
     "per_seconds",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(min=0, min_open=True, max=MAX_PER_SECONDS),
     default=None,
     metavar="SECONDS",
     help="Make it a rate limit: at most SLOTS task starts in any window this long.",

@@ -15,6 +15,7 @@ from legato.cli.common import (
     make_console,
 )
 from legato.cli.render import format_duration, log_line, short_id
+from legato.client.checks import INT32_MAX
 from legato.client.views import (
     duration_seconds,
     flow_run_to_dict,
@@ -36,7 +37,7 @@ _STATE_NAMES = [s.value for s in StateType]
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs.")
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=INT32_MAX),
     default=20,
     show_default=True,
     help="Show at most this many runs.",
@@ -154,7 +155,7 @@ def show_cmd(ctx: click.Context, run_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.05),
+    type=click.FloatRange(min=0.05, max=60),
     default=0.5,
     show_default=True,
     hidden=True,

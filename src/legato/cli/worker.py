@@ -19,7 +19,7 @@ from legato.cli.common import debug_option, emit_json, get_client, make_console
 @click.option(
     "-c",
     "--concurrency",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 10_000),
     default=4,
     show_default=True,
     help="Flow runs executed at once.",
@@ -28,14 +28,14 @@ from legato.cli.common import debug_option, emit_json, get_client, make_console
 @click.option(
     "--lease-seconds",
     "lease",
-    type=click.FloatRange(min=1),
+    type=click.FloatRange(1, 86_400),
     default=None,
     help="A run whose process sent no heartbeat for this long is claimed by another "
     "worker. Default: LEGATO_LEASE_SECONDS, else 30.",
 )
 @click.option(
     "--grace-seconds",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(0, 86_400),
     default=30.0,
     show_default=True,
     help="On SIGTERM, how long running flows may finish before they are handed back.",

@@ -11,6 +11,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from legato.client.checks import (
+    INT32_MAX,
+    INT64_MAX,
+    MAX_PER_SECONDS,
+    check_int,
+    check_seconds,
+    check_text,
+)
 from legato.client.deployments import DeploymentOps
 from legato.engine.calls import (
     requeue_run,
@@ -110,6 +118,7 @@ class Client(DeploymentOps):
 
         ``created_before`` (exclusive) pages: pass the ``created`` of the last run
         of one page to get the next, which stays fast however deep the page."""
+        check_int(limit, "the number of runs to list (limit)", low=1, high=INT32_MAX)
         query_states = list(states) if states else None
         if query_states is not None:
             # A run stored as running (or paused) may really be crashed (or failed by
@@ -140,7 +149,7 @@ class Client(DeploymentOps):
             # Filtering after the query can leave fewer than asked: widen and retry.
             if len(out) >= limit or len(runs) < offset_limit:
                 return out[:limit]
-            offset_limit *= 2
+            offset_limit = min(offset_limit * 2, INT64_MAX)
 
     def workers(self, *, include_gone: bool = False) -> list[WorkerInfo]:
         """Workers alive now (reported within `WORKER_ALIVE_SECONDS`), newest first;
@@ -214,6 +223,8 @@ class Client(DeploymentOps):
         return [reconcile(self.store, c) for c in reversed(children)]
 
     def read_logs(self, run_id: str, *, after_id: int = 0, limit: int = 1000) -> list[LogRecord]:
+        check_int(after_id, "the log id to read after (after)", low=0, high=INT64_MAX)
+        check_int(limit, "the number of log lines to read (limit)", low=1, high=INT32_MAX)
         return self.store.read_logs(run_id, after_id=after_id, limit=limit)
 
     def run_result(self, run_id: str) -> Any:
@@ -259,11 +270,20 @@ class Client(DeploymentOps):
         run_input: dict[str, Any] | None = None,
         *,
         observer: RunObserver | None = None,
+        on_changed_args: str = "error",
     ) -> State:
         """Re-execute a failed, crashed, paused or cancelled run in this process.
-        Raises InvalidRunInputError (run stays paused) or RunStateError before running."""
+        Raises InvalidRunInputError (run stays paused) or RunStateError before running.
+        ``on_changed_args``: what replay does with a completed call whose arguments
+        changed ("error", "replay" the recorded result, or "rerun" the call)."""
         run_id = resolve_run_id(self.store, id_or_prefix)
-        return resume_run(run_id, run_input, observer=observer, store=self.store)
+        return resume_run(
+            run_id,
+            run_input,
+            observer=observer,
+            store=self.store,
+            on_changed_args=on_changed_args,
+        )
 
     def retry_run(self, id_or_prefix: str) -> FlowRun:
         """Retry a failed, crashed or cancelled worker run from where it failed:
@@ -276,11 +296,17 @@ class Client(DeploymentOps):
             )
         return self.requeue_run(run.id)
 
-    def requeue_run(self, id_or_prefix: str, run_input: dict[str, Any] | None = None) -> FlowRun:
+    def requeue_run(
+        self,
+        id_or_prefix: str,
+        run_input: dict[str, Any] | None = None,
+        *,
+        on_changed_args: str = "error",
+    ) -> FlowRun:
         """Resume a worker's run (one with a work queue) by queueing it again: a worker
         claims it and replays it. Input for a paused run is validated and saved first."""
         run_id = resolve_run_id(self.store, id_or_prefix)
-        return requeue_run(run_id, run_input, store=self.store)
+        return requeue_run(run_id, run_input, store=self.store, on_changed_args=on_changed_args)
 
     # -- global limits -------------------------------------------------------
 
@@ -293,10 +319,12 @@ class Client(DeploymentOps):
             raise ConfigurationError(
                 f"invalid limit name {name!r}: a non-empty tag without surrounding spaces"
             )
-        if slots < 0:
-            raise ConfigurationError(f"limit '{name}' needs 0 or more slots, got {slots}")
-        if per_seconds is not None and not per_seconds > 0:
-            raise ConfigurationError(f"limit '{name}': --per must be more than 0 seconds")
+        check_text(name, "the limit name")
+        check_int(slots, f"the slots of limit '{name}'", low=0, high=INT32_MAX)
+        if per_seconds is not None:
+            per_seconds = check_seconds(
+                per_seconds, f"the window (--per) of limit '{name}'", high=MAX_PER_SECONDS
+            )
         limit = self.store.set_limit(name, slots, per_seconds=per_seconds, now=utcnow())
         forget_known_limits()
         return limit
@@ -345,7 +373,8 @@ class Client(DeploymentOps):
     def _cancel_tree(self, run: FlowRun) -> None:
         # Subflow runs go too: a parent paused by its child would otherwise leave
         # the child paused forever, and a running child must stop with its parent.
-        if run.state.is_final:
+        # A crashed run can be cancelled too (the store cancels it at once).
+        if run.state.is_final and run.state is not StateType.CRASHED:
             return
         self.store.request_cancellation(run.id, now=utcnow())
         for child in self.store.list_flow_runs(limit=10_000, parent_run_id=run.id):

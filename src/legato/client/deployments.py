@@ -2,8 +2,10 @@
 
 Mixed into `legato.client.Client`. Parameters are checked against the flow's
 signature before anything is stored: a deployment's defaults at deploy time
-(all of them when it has schedules, since scheduled runs get nothing else),
-the complete set when a run is triggered.
+(all of them when it has schedules, since scheduled runs get nothing else).
+A deploy that loads the flow records its parameter schema, and a triggered run's
+complete set is checked against that schema, without importing the flow (see
+`legato.client.parameter_schemas`).
 """
 
 from __future__ import annotations
@@ -11,13 +13,31 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from legato.client.checks import (
+    INT32_MAX,
+    check_deployment_values,
+    check_int,
+    deployment_problem,
+)
+from legato.client.parameter_schemas import (
+    check_parameters,
+    check_schema,
+    schema_of_flow,
+    with_defaults,
+)
 from legato.engine.entrypoints import entrypoint_of, load_flow
 from legato.engine.params import encode_parameters
 from legato.engine.queueing import queue_deployment_run, slot_key
-from legato.errors import ConfigurationError, DeploymentNotFoundError, TargetNotFoundError
+from legato.errors import (
+    ConfigurationError,
+    DeploymentNotFoundError,
+    ScheduleError,
+    TargetNotFoundError,
+)
 from legato.records import CollisionStrategy, Deployment, FlowRun, Schedule, utcnow
 
 if TYPE_CHECKING:
@@ -55,6 +75,34 @@ def _entrypoint(target: str | Flow[Any, Any]) -> tuple[Flow[Any, Any], str]:
     return target, entrypoint
 
 
+_ENTRYPOINT = re.compile(
+    r"(?P<path>[^:]+):(?P<attr>[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)"
+)
+
+
+def _entrypoint_text(target: str) -> tuple[str, str]:
+    """An entrypoint taken as written, its flow not loaded (the server never imports
+    user code): its form is checked, and the default flow name is its function's."""
+    match = _ENTRYPOINT.fullmatch(target) if isinstance(target, str) else None
+    if match is None or len(target) > 4096:
+        raise ConfigurationError(
+            f"{target!r} is not a flow entrypoint; write path/to/file.py:flow_function "
+            f"or package.module:flow_function"
+        )
+    return target, match.group("attr").rpartition(".")[2]
+
+
+@dataclass(frozen=True)
+class _FlowFacts:
+    """What a deployment records about its flow."""
+
+    name: str
+    parameter_schema: dict[str, Any] | None
+    tags: Sequence[str] = ()
+    timeout_seconds: float | None = None
+    retries: int = 0
+
+
 class DeploymentOps:
     """The deployment methods of `legato.client.Client`."""
 
@@ -76,14 +124,41 @@ class DeploymentOps:
         collision_strategy: CollisionStrategy | str = CollisionStrategy.ENQUEUE,
         description: str | None = None,
         catchup: bool = False,
+        load_code: bool = True,
+        parameter_schema: dict[str, Any] | None = None,
+        flow_name: str | None = None,
     ) -> Deployment:
-        """Create or update the deployment ``name`` of the flow at ``target``."""
+        """Create or update the deployment ``name`` of the flow at ``target``.
+
+        The flow is loaded, its parameters checked against its signature, and its
+        parameter schema recorded. With ``load_code=False`` (the server, which
+        never runs user code) ``target`` is an entrypoint kept as written and
+        nothing is imported: ``parameter_schema`` (a JSON Schema, as recorded by
+        a deploy that loaded the code), when given, checks the parameters now and
+        at every trigger; without it the worker checks them when a run starts.
+        ``flow_name`` defaults to the entrypoint's function name.
+        """
         parameters = dict(parameters or {})
-        flow, entrypoint = self.check_deployment(target, name, schedules, parameters)
-        if concurrency_limit is not None and concurrency_limit < 1:
-            raise ConfigurationError(
-                f"concurrency limit {concurrency_limit} of deployment '{name}' must be at "
-                f"least 1 (leave it out for no limit)"
+        # Numbers and schedules first: nothing is imported or stored when one is bad.
+        check_deployment_values(
+            name,
+            priority=priority,
+            concurrency_limit=concurrency_limit,
+            schedules=schedules,
+            texts={
+                "the work queue": work_queue,
+                "the tags": list(tags),
+                "the description": description,
+            },
+        )
+        if load_code:
+            flow, entrypoint = self.check_deployment(target, name, schedules, parameters)
+            facts = _FlowFacts(
+                flow.name, schema_of_flow(flow), flow.tags, flow.timeout_seconds, flow.retries
+            )
+        else:
+            entrypoint, facts = self._check_deployment_without_code(
+                target, name, schedules, parameters, parameter_schema, flow_name
             )
         try:
             strategy = CollisionStrategy(collision_strategy)
@@ -97,22 +172,23 @@ class DeploymentOps:
         now = utcnow()
         deployment = Deployment(
             name=name,
-            flow_name=flow.name,
+            flow_name=facts.name,
             entrypoint=entrypoint,
             id=os.urandom(16).hex(),
             parameters=parameters,
             schedules=tuple(schedules),
             work_queue=work_queue,
             priority=priority,
-            tags=tuple(dict.fromkeys([*flow.tags, *tags])),
+            tags=tuple(dict.fromkeys([*facts.tags, *tags])),
             concurrency_limit=concurrency_limit,
             collision_strategy=strategy,
             description=description,
             catchup=catchup,
             created=now,
             updated=now,
-            timeout_seconds=flow.timeout_seconds,
-            retries=flow.retries,
+            timeout_seconds=facts.timeout_seconds,
+            retries=facts.retries,
+            parameter_schema=facts.parameter_schema,
         )
         return self.store.save_deployment(deployment, now=now)
 
@@ -142,6 +218,41 @@ class DeploymentOps:
         for schedule in schedules:
             check_schedule(schedule)
         return flow, entrypoint
+
+    def _check_deployment_without_code(
+        self,
+        target: str | Flow[Any, Any],
+        name: str,
+        schedules: Sequence[Schedule],
+        parameters: dict[str, Any],
+        parameter_schema: dict[str, Any] | None,
+        flow_name: str | None,
+    ) -> tuple[str, _FlowFacts]:
+        """`check_deployment` for a flow that is not loaded: the parameters are
+        checked against ``parameter_schema`` when there is one."""
+        from legato.schedules import check_schedule
+
+        check_deployment_name(name)
+        if not isinstance(target, str):
+            raise ConfigurationError("a deployment made without loading code needs an entrypoint")
+        entrypoint, default_name = _entrypoint_text(target)
+        if flow_name is not None and (not flow_name.strip() or len(flow_name) > 200):
+            raise ConfigurationError(
+                f"the flow name {flow_name[:200]!r} of deployment '{name}' must be 1 to 200 "
+                f"characters (leave it out to use the entrypoint's function name)"
+            )
+        schema = None if parameter_schema is None else check_schema(parameter_schema, name)
+        check_parameters(
+            schema, parameters, flow_name=flow_name or default_name, partial=not schedules
+        )
+        if encode_parameters(parameters)[1] is not None:
+            raise ConfigurationError(
+                f"the parameters of deployment '{name}' must be plain JSON values "
+                f"(strings, numbers, booleans, lists, objects) so any worker can read them"
+            )
+        for schedule in schedules:
+            check_schedule(schedule)
+        return entrypoint, _FlowFacts(flow_name or default_name, schema)
 
     def deploy_project(self, path: str | os.PathLike[str] = "legato.yaml") -> list[Deployment]:
         """Create or update every deployment declared in a project file (see
@@ -187,18 +298,17 @@ class DeploymentOps:
         """Queue a run of deployment ``name`` for workers, due ``at`` (default now).
 
         The deployment's parameters, overridden by ``parameters``, are checked
-        against the flow's signature first: `ParameterValidationError` and
-        nothing queued when they do not fit.
+        against the parameter schema recorded when it was deployed:
+        `ParameterValidationError` and nothing queued when they do not fit.
         """
         deployment = self.get_deployment(name)
-        flow = load_flow(deployment.entrypoint)
         merged = {**deployment.parameters, **(parameters or {})}
-        flow.parameter_model.validate(merged, coerce=flow.validate_parameters)
+        # Checked against the schema recorded at deploy time: the flow's code is
+        # not imported here (this may be the server). No schema: the worker checks.
+        check_parameters(deployment.parameter_schema, merged, flow_name=deployment.flow_name)
         if at is not None and at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
-        run, _ = queue_deployment_run(
-            self.store, deployment, merged, scheduled_time=at, flow_version=flow.version
-        )
+        run, _ = queue_deployment_run(self.store, deployment, merged, scheduled_time=at)
         return run
 
     def backfill(
@@ -225,17 +335,24 @@ class DeploymentOps:
                 f"deployment '{name}' has no schedule, so it has no slots to backfill; "
                 f"queue runs with `legato trigger {name} --at TIME` instead"
             )
+        problem = deployment_problem(deployment)
+        if problem is not None:
+            raise ConfigurationError(f"deployment '{name}' cannot be backfilled: {problem}")
         start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))
         if end < start:
             raise ConfigurationError(
                 f"the backfill ends ({end.isoformat()}) before it starts ({start.isoformat()})"
             )
-        if concurrency is not None and concurrency < 1:
-            raise ConfigurationError(f"backfill concurrency {concurrency} must be at least 1")
+        if concurrency is not None:
+            check_int(concurrency, "the backfill concurrency", low=1, high=INT32_MAX)
+        if start == datetime.min.replace(tzinfo=UTC):
+            start += timedelta(microseconds=1)
         after = start - timedelta(microseconds=1)  # slots_between excludes its start
         slots: set[datetime] = set()
         for schedule in deployment.schedules:
-            slots.update(slots_between(schedule, after, end))
+            # Lazily, at most one slot past the cap: refusing a backfill of ten years
+            # of minutes reads 10,001 slots, not five million.
+            slots.update(slots_between(schedule, after, end, limit=max_runs + 1))
             if len(slots) > max_runs:
                 raise ConfigurationError(
                     f"the backfill of '{name}' from {start.isoformat()} to {end.isoformat()} "
@@ -254,27 +371,25 @@ class DeploymentOps:
             for slot in sorted(slots)
         ]
 
-    def parameter_schema(self, name: str) -> dict[str, Any]:
-        """The JSON Schema of deployment ``name``'s flow parameters, its own
-        parameters as the defaults (for a "run now" form). Loads the flow's code:
-        TargetNotFoundError when it is not importable here."""
+    def parameter_schema(self, name: str) -> dict[str, Any] | None:
+        """The JSON Schema of deployment ``name``'s flow parameters, recorded when it
+        was deployed, with its own parameters as the defaults (for a "run now"
+        form); None when none was recorded (a deployment made through the API
+        without one). Never loads the flow's code."""
         deployment = self.get_deployment(name)
-        schema = load_flow(deployment.entrypoint).parameter_model.json_schema()
-        properties = schema.get("properties") or {}
-        for key, value in deployment.parameters.items():
-            if key in properties:
-                properties[key] = {**properties[key], "default": value}
-        schema["required"] = [
-            key for key in schema.get("required") or [] if key not in deployment.parameters
-        ]
-        return schema
+        if deployment.parameter_schema is None:
+            return None
+        return with_defaults(deployment.parameter_schema, deployment.parameters)
 
     def next_scheduled_times(self, deployment: Deployment, count: int = 5) -> list[datetime]:
         """The next ``count`` slots over all of the deployment's schedules."""
         from legato.schedules import next_slots
 
         now = utcnow()
-        found = sorted(
-            {slot for schedule in deployment.schedules for slot in next_slots(schedule, now, count)}
-        )
-        return found[:count]
+        found: set[datetime] = set()
+        for schedule in deployment.schedules:
+            try:
+                found.update(next_slots(schedule, now, count))
+            except ScheduleError:
+                continue  # a bad stored schedule: `deployment_problem` says what is wrong
+        return sorted(found)[:count]

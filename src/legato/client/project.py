@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from legato.client.checks import check_deployment_values
 from legato.errors import ConfigurationError, LegatoError
 
 if TYPE_CHECKING:
@@ -145,6 +146,17 @@ def deploy_project(client: Client, path: Path) -> list[Deployment]:
         try:
             entrypoint = _entrypoint(spec, folder)
             schedules = _schedules(spec)
+            check_deployment_values(
+                spec.name,
+                priority=spec.priority,
+                concurrency_limit=spec.concurrency_limit,
+                schedules=schedules,
+                texts={
+                    "the work queue": spec.work_queue,
+                    "the tags": list(spec.tags),
+                    "the description": spec.description,
+                },
+            )
             client.check_deployment(entrypoint, spec.name, schedules, spec.parameters)
         except LegatoError as exc:
             raise ConfigurationError(f"{path}: deployments.{index} ({spec.name}): {exc}") from None

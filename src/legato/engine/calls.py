@@ -3,14 +3,17 @@ resuming a stored run."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
-from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext
+from legato.engine import faults as _faults
+from legato.engine.context import FLOW_CONTEXT, FlowRunContext, current_scope
 from legato.engine.flow_engine import FlowExecution, create_flow_run, run_hooks, unwrap_state
 from legato.engine.ids import error_info
 from legato.engine.liveness import reconcile
 from legato.engine.params import decode_parameters
 from legato.errors import (
+    ConfigurationError,
     InvalidRunInputError,
     NonDeterministicFlowError,
     PauseSignal,
@@ -28,7 +31,18 @@ if TYPE_CHECKING:
     from legato.store.base import Store
 
 START_STATES = (StateType.PENDING, StateType.SCHEDULED)
+# What replay does with a completed call whose arguments changed (resume_run).
+CHANGED_ARGS_POLICIES = ("error", "replay", "rerun")
+# The run input where `requeue_run` leaves the policy for the worker that resumes.
+CHANGED_ARGS_KEY = "legato:on-changed-args"
 RESUME_STATES = (*RESUMABLE_STATES, StateType.PENDING, StateType.SCHEDULED)
+
+
+def check_changed_args(policy: str) -> None:
+    if policy not in CHANGED_ARGS_POLICIES:
+        raise ConfigurationError(
+            f"on_changed_args={policy!r} is not one of {', '.join(CHANGED_ARGS_POLICIES)}"
+        )
 
 
 # --- calling a flow ---------------------------------------------------------------
@@ -47,6 +61,8 @@ def call_flow(
             return _call_subflow_async(flow, params, parent, return_state)
         return _call_subflow(flow, params, parent, return_state)
     store = get_default_store()
+    if _faults.ACTIVE is not None:
+        _faults.check_plan()
     run = create_flow_run(flow, store, params)
     execution = FlowExecution(flow, store, run, params, fresh=True)
     if flow.is_async:
@@ -75,6 +91,8 @@ def run_flow_with_observer(
     """Run a top-level flow with already-validated parameters; returns its final state."""
     import asyncio
 
+    if _faults.ACTIVE is not None:
+        _faults.check_plan()
     run = create_flow_run(flow, store, params)
     execution = FlowExecution(flow, store, run, params, observer=observer, fresh=True)
     if flow.is_async:
@@ -90,16 +108,22 @@ def _prepare_subflow(
 ) -> FlowExecution | State:
     """The execution to run for this subflow call, or the state it replays to."""
     parent.check_cancelled()
-    task_ctx = TASK_CONTEXT.get()
-    scope = task_ctx.scope if task_ctx is not None and task_ctx.flow_ctx is parent else parent.scope
-    call_key = scope.next_key(flow.name)
+    call_key = current_scope(parent).next_key(flow.name)
     store = parent.store
     existing = (
         store.find_child_run(parent.run.id, call_key) if parent.recorded is not None else None
     )
     if existing is None:
         run = create_flow_run(flow, store, params, parent=parent, parent_call_key=call_key)
-        return FlowExecution(flow, store, run, params, observer=parent.observer, fresh=True)
+        return FlowExecution(
+            flow,
+            store,
+            run,
+            params,
+            observer=parent.observer,
+            fresh=True,
+            changed_args=parent.changed_args,
+        )
     if existing.flow_name != flow.name:
         raise NonDeterministicFlowError(parent.run.id, call_key, existing.flow_name, flow.name)
     existing = reconcile(store, existing)
@@ -110,7 +134,9 @@ def _prepare_subflow(
         return State(StateType.COMPLETED, run_id=existing.id, _value=value)
     if existing.state is StateType.CRASHED:
         run_hooks(flow, existing, State(StateType.CRASHED, existing.state_message), flow.on_crashed)
-    return FlowExecution(flow, store, existing, params, observer=parent.observer)
+    return FlowExecution(
+        flow, store, existing, params, observer=parent.observer, changed_args=parent.changed_args
+    )
 
 
 def _subflow_start_states(execution: FlowExecution) -> tuple[StateType, ...]:
@@ -178,15 +204,20 @@ def resume_run(
     flow: Flow[Any, Any] | None = None,
     observer: RunObserver | None = None,
     store: Store | None = None,
+    on_changed_args: str = "error",
 ) -> State:
     """Re-execute a failed, crashed, paused or cancelled run in this process.
 
     Completed task calls replay from their stored results; the rest run.
     Input for a paused run is validated before anything runs; invalid input
-    raises `InvalidRunInputError` and the run stays paused.
+    raises `InvalidRunInputError` and the run stays paused. A completed call
+    whose arguments differ from the recorded ones raises
+    `NonDeterministicFlowError` (``on_changed_args="error"``), returns its
+    recorded result anyway (``"replay"``) or runs again (``"rerun"``).
     """
     import asyncio
 
+    check_changed_args(on_changed_args)
     store = store or get_default_store()
     found = store.get_flow_run(run_id)
     if found is None:
@@ -206,7 +237,9 @@ def resume_run(
         run_hooks(flow, run, State(StateType.CRASHED, run.state_message), flow.on_crashed)
     params = decode_parameters(run.parameters, store.get_parameters_blob(run.id))
     params = flow.parameter_model.validate(params, coerce=flow.validate_parameters)
-    execution = FlowExecution(flow, store, run, params, observer=observer)
+    execution = FlowExecution(
+        flow, store, run, params, observer=observer, changed_args=on_changed_args
+    )
     if flow.is_async:
         return asyncio.run(execution.execute_async(RESUME_STATES))
     return execution.execute(RESUME_STATES)
@@ -249,14 +282,20 @@ def execute_claimed_run(run_id: str, claim_token: str, *, store: Store | None = 
 
 
 def requeue_run(
-    run_id: str, run_input: dict[str, Any] | None = None, *, store: Store | None = None
+    run_id: str,
+    run_input: dict[str, Any] | None = None,
+    *,
+    store: Store | None = None,
+    on_changed_args: str = "error",
 ) -> FlowRun:
     """Resume a worker's run by queueing it again: a worker claims it and replays it.
 
-    Input for a paused run is validated and saved first, as `resume_run` does.
+    Input for a paused run is validated and saved first, as `resume_run` does;
+    so is ``on_changed_args``, which the worker's execution reads.
     """
     from legato.store.notifications import RUNS_QUEUED
 
+    check_changed_args(on_changed_args)
     store = store or get_default_store()
     found = store.get_flow_run(run_id)
     if found is None:
@@ -291,6 +330,7 @@ def requeue_run(
     if not queued:
         current = store.get_flow_run(run.id) or run
         raise RunStateError(_not_resumable(current))
+    store.save_run_input(run.id, CHANGED_ARGS_KEY, json.dumps(on_changed_args))
     store.notify(RUNS_QUEUED, run.work_queue)
     return store.get_flow_run(run.id) or run
 

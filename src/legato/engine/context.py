@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from legato.errors import CancelledRun
+from legato.errors import CancelledRun, RunStopped
 from legato.records import FlowRun, LogRecord, TaskRun
 
 if TYPE_CHECKING:
@@ -26,14 +26,18 @@ class CallScope:
     """Hands out call keys: ``name[n]`` for the n-th call of ``name`` in this scope.
 
     A flow run is one scope; a task run that calls tasks is a nested scope
-    whose keys are prefixed with its own call key.
+    whose keys are prefixed with its own call key; an asyncio task created
+    inside a flow run is a branch scope named after its coroutine and that
+    coroutine's arguments, ``branch[1]/`` (see engine/branches.py), so that
+    concurrent branches get the same keys whatever order they run in.
     """
 
-    __slots__ = ("_counters", "_lock", "prefix")
+    __slots__ = ("_branches", "_counters", "_lock", "prefix")
 
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
         self._counters: dict[str, int] = {}
+        self._branches: dict[str, int] | None = None
         self._lock = threading.Lock()
 
     def next_key(self, name: str) -> str:
@@ -42,12 +46,24 @@ class CallScope:
             self._counters[name] = n + 1
         return f"{self.prefix}{name}[{n}]"
 
+    def branch(self, label: str) -> CallScope:
+        """The scope of a concurrent branch started from this one, named ``label``
+        (its coroutine and arguments); a label seen before gets ``#n`` appended."""
+        with self._lock:
+            if self._branches is None:
+                self._branches = {}
+            n = self._branches.get(label, 0)
+            self._branches[label] = n + 1
+        return CallScope(prefix=f"{self.prefix}{label}{f'#{n}' if n else ''}/")
+
 
 class FlowRunContext:
     """Everything the engine tracks while one flow run executes in this process."""
 
     __slots__ = (
         "cancel_requested",
+        "changed_args",
+        "deadline",
         "explicit_keys",
         "flow",
         "held_slots",
@@ -55,6 +71,7 @@ class FlowRunContext:
         "lock",
         "log_buffer",
         "log_prints",
+        "lost",
         "observer",
         "outstanding",
         "owner_token",
@@ -102,6 +119,15 @@ class FlowRunContext:
         # Keys chosen by the user (call_key=, pause key=): each may be used once.
         self.explicit_keys: set[tuple[str, str]] = set()
         self.stopped = False  # set when the run ended; late task threads must stop
+        # Set when another process took the run over (or it was marked crashed or
+        # cancelled by another actor): this process must stop and write nothing.
+        self.lost = False
+        # monotonic time at which the flow's timeout fires (sync tasks called from
+        # async code wait for it), None without a timeout.
+        self.deadline: float | None = None
+        # What replay does with a completed call whose arguments changed
+        # ("error", "replay" or "rerun"; see engine/fingerprint.py).
+        self.changed_args = "error"
         self.held_slots: set[str] = set()  # holders of global limit slots, renewed by heartbeat
         self.log_prints = flow.log_prints
 
@@ -123,8 +149,13 @@ class FlowRunContext:
             self.explicit_keys.add((kind, key))
 
     def check_cancelled(self) -> None:
-        if self.cancel_requested or self.stopped:
+        """At a task boundary: stop if the run was lost, cancelled or has ended."""
+        if self.lost:
+            raise RunStopped(self.run.id, lost=True)
+        if self.cancel_requested:
             raise CancelledRun(self.run.id)
+        if self.stopped:
+            raise RunStopped(self.run.id, lost=False)
 
     def take_logs(self) -> list[LogRecord]:
         if not self.log_buffer:
@@ -132,6 +163,11 @@ class FlowRunContext:
         with self.lock:
             logs, self.log_buffer = self.log_buffer, []
         return logs
+
+    def put_back_logs(self, logs: list[LogRecord]) -> None:
+        """Return lines taken for a write that failed: they go out with the next one."""
+        with self.lock:
+            self.log_buffer[:0] = logs
 
     def add_log(self, record: LogRecord) -> None:
         with self.lock:
@@ -178,6 +214,35 @@ class TaskRunContext:
 
 FLOW_CONTEXT: ContextVar[FlowRunContext | None] = ContextVar("legato_flow_run", default=None)
 TASK_CONTEXT: ContextVar[TaskRunContext | None] = ContextVar("legato_task_run", default=None)
+
+
+class Branch:
+    """The call scope of an asyncio task created inside a flow run (or inside a
+    task of one), valid while that flow run and task are the current ones."""
+
+    __slots__ = ("flow_ctx", "scope", "task_ctx")
+
+    def __init__(
+        self, scope: CallScope, flow_ctx: FlowRunContext, task_ctx: TaskRunContext | None
+    ) -> None:
+        self.scope = scope
+        self.flow_ctx = flow_ctx
+        self.task_ctx = task_ctx
+
+
+BRANCH: ContextVar[Branch | None] = ContextVar("legato_branch", default=None)
+
+
+def current_scope(flow_ctx: FlowRunContext) -> CallScope:
+    """Where the next call key in ``flow_ctx`` comes from, here: the innermost of the
+    running task's scope, the asyncio branch's scope, and the flow run's."""
+    task_ctx = TASK_CONTEXT.get()
+    if task_ctx is not None and task_ctx.flow_ctx is not flow_ctx:
+        task_ctx = None
+    branch = BRANCH.get()
+    if branch is not None and branch.flow_ctx is flow_ctx and branch.task_ctx is task_ctx:
+        return branch.scope
+    return task_ctx.scope if task_ctx is not None else flow_ctx.scope
 
 
 @dataclass(frozen=True)

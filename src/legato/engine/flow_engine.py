@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from legato.engine import faults as _faults
 from legato.engine import results as _results
 from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext
 from legato.engine.ids import error_info, new_id
@@ -30,8 +31,10 @@ from legato.errors import (
     FlowTimeoutError,
     PauseSignal,
     ResultNotSerializableError,
+    RunLostError,
     RunOwnershipLost,
     RunStateError,
+    RunStopped,
     SleepSignal,
     StoreLost,
     StoreUnavailableError,
@@ -44,6 +47,9 @@ if TYPE_CHECKING:
     from legato.engine.observer import RunObserver
     from legato.flows import Flow
     from legato.store.base import Store
+
+# A retry wait wakes this often to notice that the run was cancelled or lost.
+_WAIT_SLICE = 0.25
 
 # Return values whose futures are resolved (one level deep, as Prefect does).
 _CONTAINERS = (list, tuple, set, dict, LegatoFutureList)
@@ -91,16 +97,19 @@ class FlowExecution:
         observer: RunObserver | None = None,
         fresh: bool = False,
         claim_token: str | None = None,
+        changed_args: str = "error",
     ) -> None:
         self.flow = flow
-        self.store = store
+        self.store = _faults.wrap_store(store) if _faults.ACTIVE is not None else store
         self.run = run
         self.params = params
         self.observer = observer
         self.fresh = fresh  # created just now: nothing recorded to replay
         # A worker's claim on the run: the first attempt starts only while it holds.
         self.claim_token = claim_token
-        self._first_attempt: int | None = None
+        self.changed_args = changed_args
+        self._retrying = False  # the next start is a flow retry of this execution
+        self._waiting: FlowRunContext | None = None  # heartbeats through a retry wait
 
     # -- attempts -----------------------------------------------------------------
 
@@ -112,15 +121,18 @@ class FlowExecution:
             self.run.id,
             current_owner(token),
             from_states=list(from_states),
-            now=utcnow(),
+            now=self.store.clock(),
             expected_owner_token=claim,
         )
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            get_monitor().remove(waiting)
         if started is None:
             current = self.store.get_flow_run(self.run.id)
             owner = current.owner if current is not None else None
             if claim is not None and owner is not None and owner.token != claim:
                 raise RunOwnershipLost(self.run.id)
-            retrying = self._first_attempt is not None
+            retrying = self._retrying
             if retrying and current is not None and current.state is StateType.CANCELLED:
                 self.run = current
                 return None
@@ -142,6 +154,7 @@ class FlowExecution:
             recorded=recorded,
             observer=self.observer,
         )
+        ctx.changed_args = self.changed_args
         get_monitor().add(ctx)
         if self.observer is not None:
             notify(self.observer.flow_started, started)
@@ -163,31 +176,40 @@ class FlowExecution:
             state, retry_in = self._conclude(ctx, value, outcome)
             if retry_in is None:
                 return state
-            if retry_in > 0:
-                time.sleep(retry_in)
+            deadline = time.monotonic() + retry_in
+            while not ctx.lost and (left := deadline - time.monotonic()) > 0:
+                time.sleep(min(left, _WAIT_SLICE))  # the monitor keeps heartbeating
             states = [StateType.PENDING]
 
     async def execute_async(self, from_states: Iterable[StateType]) -> State:
         """Same as `execute`, for ``async def`` flows, on the running event loop."""
         import asyncio
 
-        states = list(from_states)
-        while True:
-            ctx = self._start(states)
-            if ctx is None:
-                return self._cancelled_between_attempts()
-            outcome: BaseException | None = None
-            value: Any = None
-            try:
-                value = await self._body_async(ctx)
-            except BaseException as exc:
-                outcome = exc
-            state, retry_in = self._conclude(ctx, value, outcome)
-            if retry_in is None:
-                return state
-            if retry_in > 0:
-                await asyncio.sleep(retry_in)
-            states = [StateType.PENDING]
+        from legato.engine import branches
+
+        uninstall = branches.install()
+        try:
+            states = list(from_states)
+            while True:
+                ctx = self._start(states)
+                if ctx is None:
+                    return self._cancelled_between_attempts()
+                outcome: BaseException | None = None
+                value: Any = None
+                try:
+                    value = await self._body_async(ctx)
+                except BaseException as exc:
+                    outcome = exc
+                state, retry_in = self._conclude(ctx, value, outcome)
+                if retry_in is None:
+                    return state
+                deadline = time.monotonic() + retry_in
+                while not ctx.lost and (left := deadline - time.monotonic()) > 0:
+                    await asyncio.sleep(min(left, _WAIT_SLICE))
+                states = [StateType.PENDING]
+        finally:
+            if uninstall is not None:
+                uninstall()
 
     # -- the body -----------------------------------------------------------------
 
@@ -203,6 +225,7 @@ class FlowExecution:
             if timeout is None:
                 value = self.flow.fn(*args, **kwargs)
             else:
+                ctx.deadline = time.monotonic() + timeout
                 try:
                     value = run_with_timeout(
                         self.flow.fn, tuple(args), kwargs, timeout, self.flow.name, FlowTimeoutError
@@ -227,9 +250,14 @@ class FlowExecution:
             if timeout is None:
                 value = await coro
             else:
+                # asyncio.timeout, not wait_for: wait_for would run the body in a task
+                # of its own, and so in a call-key branch of its own.
+                ctx.deadline = time.monotonic() + timeout
                 try:
-                    value = await asyncio.wait_for(coro, timeout)
+                    async with asyncio.timeout(timeout):
+                        value = await coro
                 except TimeoutError:
+                    ctx.stopped = True
                     raise FlowTimeoutError(self.flow.name, timeout) from None
             return self._settle(ctx, value)
         finally:
@@ -258,13 +286,29 @@ class FlowExecution:
             lost = _store_error(outcome)
             if lost is not None:
                 return self._store_lost(lost), None
+            if ctx.lost or _run_lost(outcome):
+                return self._run_lost(), None
+            if isinstance(outcome, RunStopped):  # ended here already (a store outage)
+                return State(StateType.CRASHED, str(outcome), utcnow(), self.run.id), None
             try:
-                return self._record_outcome(ctx, value, outcome)
+                state, retry_in = self._record_outcome(ctx, value, outcome)
             except StoreUnavailableError as exc:  # the final write could not be made
                 return self._store_lost(exc), None
+            except (RunOwnershipLost, RunStopped):  # taken over before the final write
+                return self._run_lost(), None
+            if retry_in is not None:
+                self._waiting = ctx  # keeps its lease (heartbeats) through the wait
+            return state, retry_in
         finally:
             ctx.stopped = True
-            get_monitor().remove(ctx)
+            if self._waiting is not ctx:
+                get_monitor().remove(ctx)
+
+    def _run_lost(self) -> State:
+        """This process lost the run: it wrote nothing more; one line says so."""
+        error = RunLostError(self.run.id)
+        self._log_to_stderr(f"legato: {error}")
+        return State(StateType.CRASHED, str(error), utcnow(), self.run.id, _exception=error)
 
     def _store_lost(self, error: StoreUnavailableError) -> State:
         """The store went away: the run ends here, recorded as far as it got. Once the
@@ -278,9 +322,6 @@ class FlowExecution:
         store, run_id, token = self.store, self.run.id, ctx.owner_token
         flow = self.flow
         now = utcnow
-        if isinstance(outcome, RunOwnershipLost):
-            state = State(StateType.CRASHED, str(outcome), now(), run_id, _exception=outcome)
-            return state, None
         if outcome is None:
             stored = None
             if flow.persist_result:
@@ -354,30 +395,13 @@ class FlowExecution:
             self._after(ctx, state)
             raise outcome
         attempt = ctx.run.attempts
-        # retries=N allows N retries after the first attempt: N + 1 attempts in all.
-        retries_left = self.flow.retries - (self._attempts_here(ctx) - 1)
+        # retries=N allows N retries after the first attempt: N + 1 attempts in all,
+        # counted in the store (retries_used), whichever processes made them.
+        retries_left = self.flow.retries - ctx.run.retries_used
         if retries_left > 0 and self._cancel_requested(ctx):
             return self._record_outcome(ctx, None, CancelledRun(run_id))
         if retries_left > 0:
-            delay = self.flow.retry_delay_seconds or 0.0
-            # PENDING while it waits: a cancel request in that gap cancels it at once.
-            store.finish_flow_run(
-                run_id,
-                token,
-                state=StateType.PENDING,
-                now=now(),
-                error=error_info(outcome),
-                message=(
-                    f"attempt {attempt} failed with {type(outcome).__name__}: {outcome}; "
-                    f"retrying in {delay:g}s"
-                ),
-                logs=ctx.take_logs(),
-            )
-            self._log_to_stderr(
-                f"flow run {run_id} attempt {attempt} failed with {type(outcome).__name__}: "
-                f"{outcome}; retrying in {delay:g}s"
-            )
-            return State(StateType.FAILED, str(outcome), now(), run_id, _exception=outcome), delay
+            return self._retry(ctx, outcome, attempt)
         store.finish_flow_run(
             run_id,
             token,
@@ -390,6 +414,39 @@ class FlowExecution:
         state = State(StateType.FAILED, str(outcome), now(), run_id, _exception=outcome)
         self._after(ctx, state)
         return state, None
+
+    def _retry(
+        self, ctx: FlowRunContext, outcome: BaseException, attempt: int
+    ) -> tuple[State, float | None]:
+        """Record a failed attempt that has retries left. A worker's run goes back to
+        its queue, due after the delay (the process exits; any worker takes the next
+        attempt, with a timeout of its own); any other run waits here, PENDING, its
+        lease kept by the monitor's heartbeats."""
+        run_id, delay = self.run.id, self.flow.retry_delay_seconds or 0.0
+        why = f"attempt {attempt} failed with {type(outcome).__name__}: {outcome}"
+        queued = self.run.work_queue is not None and self.run.parent_run_id is None
+        wake = self.store.clock() + timedelta(seconds=delay) if queued else None
+        message = (
+            f"{why}; queued again for a retry at {wake.isoformat(timespec='seconds')}"
+            if wake is not None
+            else f"{why}; retrying in {delay:g}s"
+        )
+        self.store.retry_flow_run(
+            run_id,
+            ctx.owner_token,
+            error=error_info(outcome),
+            message=message,
+            wake_at=wake,
+            logs=ctx.take_logs(),
+        )
+        self._log_to_stderr(f"flow run {run_id} {message}")
+        if wake is not None:
+            from legato.store.notifications import RUNS_QUEUED
+
+            self.store.notify(RUNS_QUEUED, self.run.work_queue or "")
+            return State(StateType.SCHEDULED, message, utcnow(), run_id), None
+        self._retrying = True
+        return State(StateType.FAILED, str(outcome), utcnow(), run_id, _exception=outcome), delay
 
     def _cancel_requested(self, ctx: FlowRunContext) -> bool:
         if ctx.cancel_requested:
@@ -404,13 +461,6 @@ class FlowExecution:
         )
         run_hooks(self.flow, self.run, state, self.flow.on_cancellation)
         return state
-
-    def _attempts_here(self, ctx: FlowRunContext) -> int:
-        # Attempts made by this execution: flow retries count per execution, so a
-        # resumed run gets its full retries again.
-        if self._first_attempt is None:
-            self._first_attempt = ctx.run.attempts
-        return ctx.run.attempts - self._first_attempt + 1
 
     def _after(
         self, ctx: FlowRunContext, state: State, signal: BaseException | None = None
@@ -458,6 +508,13 @@ def unwrap_state(state: State, return_state: bool) -> Any:
     if return_state:
         return state
     return state.result()
+
+
+def _run_lost(outcome: BaseException | None) -> bool:
+    """Did the attempt end because this process lost the run?"""
+    if isinstance(outcome, RunOwnershipLost):
+        return True
+    return isinstance(outcome, RunStopped) and outcome.lost
 
 
 def _store_error(outcome: BaseException | None) -> StoreUnavailableError | None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from dataclasses import replace
 from datetime import timedelta
 from functools import lru_cache
 
-from legato.records import FlowRun, RunOwner, utcnow
+from legato.records import ErrorInfo, FlowRun, RunOwner
 from legato.settings import env_float
 from legato.states import StateType
 from legato.store.base import Store
@@ -79,14 +80,21 @@ def lease_seconds() -> float:
 
 def reconcile(store: Store, run: FlowRun) -> FlowRun:
     """The run as it really is: crashed if its process is gone, failed if its pause
-    timed out. Writes the correction (compare-and-set) and returns the fresh record."""
-    now = utcnow()
+    timed out. Writes the correction (compare-and-set) and returns the fresh record.
+
+    Lease lapses are judged by the store's clock (`Store.clock`), never by this
+    host's against the heartbeat writer's. On a store that cannot be written (a
+    full disk, a read-only file or replica) the correction is shown, not stored,
+    with one warning: reading must keep working.
+    """
+    if run.state is not StateType.RUNNING and run.state is not StateType.PAUSED:
+        return run
     if run.state is StateType.RUNNING and run.owner is not None and run.work_queue is not None:
         # A worker's run: when its lease lapses another worker claims it and
         # resumes it, so a reader only shows it as crashed meanwhile and writes
         # nothing (a stored "crashed" would keep workers from taking it over).
         beat = run.heartbeat_at or run.start_time or run.created
-        if now - beat > timedelta(seconds=lease_seconds()):
+        if store.clock() - beat > timedelta(seconds=lease_seconds()):
             return replace(
                 run,
                 state=StateType.CRASHED,
@@ -101,37 +109,66 @@ def reconcile(store: Store, run: FlowRun) -> FlowRun:
             why = f"process {owner.pid} on {owner.host} exited while the run was running"
         else:
             beat = run.heartbeat_at or run.start_time or run.created
-            dead = now - beat > timedelta(seconds=lease_seconds())
+            dead = store.clock() - beat > timedelta(seconds=lease_seconds())
             why = (
                 f"no heartbeat from {owner.host} (pid {owner.pid}) for more than "
                 f"{lease_seconds():g}s"
             )
         if dead:
-            store.transition_flow_run(
-                run.id,
-                to_state=StateType.CRASHED,
-                from_states=[StateType.RUNNING],
-                now=now,
-                message=why + "; resume it with `legato resume " + run.id + "`",
-                expected_owner_token=owner.token,
+            message = why + "; resume it with `legato resume " + run.id + "`"
+            return _correct(
+                store,
+                run,
+                StateType.CRASHED,
+                message,
+                None,
+                from_state=StateType.RUNNING,
+                owner_token=owner.token,
             )
-            return store.get_flow_run(run.id) or run
-    elif (
-        run.state is StateType.PAUSED
-        and run.pause is not None
-        and run.pause.timeout_at is not None
-        and now > run.pause.timeout_at
-    ):
+        return run
+    if run.state is StateType.PAUSED and run.pause is not None and run.pause.timeout_at:
+        if store.clock() <= run.pause.timeout_at:
+            return run
         from legato.records import ErrorInfo
 
         message = f"the run was not resumed before its pause timeout ({run.pause.timeout_at})"
+        error = ErrorInfo(type="PausedRunTimeoutError", message=message)
+        return _correct(store, run, StateType.FAILED, message, error, from_state=StateType.PAUSED)
+    return run
+
+
+_warned_read_only = False
+
+
+def _correct(
+    store: Store,
+    run: FlowRun,
+    state: StateType,
+    message: str,
+    error: ErrorInfo | None,
+    *,
+    from_state: StateType,
+    owner_token: str | None = None,
+) -> FlowRun:
+    """Store the corrected state; if the store refuses the write, show it unstored."""
+    global _warned_read_only
+    try:
         store.transition_flow_run(
             run.id,
-            to_state=StateType.FAILED,
-            from_states=[StateType.PAUSED],
-            now=now,
+            to_state=state,
+            from_states=[from_state],
+            now=store.clock(),
             message=message,
-            error=ErrorInfo(type="PausedRunTimeoutError", message=message),
+            error=error,
+            expected_owner_token=owner_token,
         )
         return store.get_flow_run(run.id) or run
-    return run
+    except Exception as exc:  # a full disk, a read-only file: reads must go on
+        if not _warned_read_only:
+            _warned_read_only = True
+            sys.stderr.write(
+                f"legato: warning: could not record that flow run {run.id} is "
+                f"{state.value} ({type(exc).__name__}: {exc}); showing it so without "
+                f"storing it (is the store full or read-only?)\n"
+            )
+        return replace(run, state=state, state_message=message, error=error)

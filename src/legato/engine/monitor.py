@@ -12,7 +12,9 @@ from __future__ import annotations
 import threading
 import time
 
+from legato.engine import faults as _faults
 from legato.engine.context import FlowRunContext
+from legato.engine.limits import wake_waiters
 from legato.engine.liveness import lease_seconds
 from legato.errors import RunOwnershipLost
 from legato.records import utcnow
@@ -26,6 +28,7 @@ class RunMonitor:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.interval = env_float("LEGATO_HEARTBEAT_SECONDS", 1.0)
+        self.ticks = 0  # rounds made: tests wait for "two more ticks" instead of sleeping
 
     def add(self, ctx: FlowRunContext) -> None:
         with self._lock:
@@ -42,6 +45,7 @@ class RunMonitor:
                 del self._runs[ctx.run.id]
 
     def _loop(self) -> None:
+        failing: set[str] = set()  # runs whose last tick failed: reported once
         while True:
             self._wake.wait(self.interval)
             with self._lock:
@@ -49,20 +53,40 @@ class RunMonitor:
             for ctx in runs:
                 try:
                     self.tick(ctx)
-                except Exception:
-                    pass  # a store hiccup must not kill the monitor; next tick retries
+                except Exception as exc:
+                    # A store hiccup must not kill the monitor: the next tick retries,
+                    # and the first failure of a streak is said once.
+                    if ctx.run.id not in failing:
+                        failing.add(ctx.run.id)
+                        _report(ctx, f"heartbeat failed ({type(exc).__name__}: {exc}); retrying")
+                else:
+                    if ctx.run.id in failing:
+                        failing.discard(ctx.run.id)
+                        _report(ctx, "heartbeat works again")
+            with self._lock:
+                failing &= set(self._runs)
+                self.ticks += 1
 
     def tick(self, ctx: FlowRunContext) -> None:
+        injector = _faults.ACTIVE
+        if injector is not None and injector.plan.freeze_heartbeat:
+            return  # a frozen process, as other processes see it (fault injection)
         store = ctx.store
-        reply = store.heartbeat_flow_run(ctx.run.id, ctx.owner_token, utcnow())
+        reply = store.heartbeat_flow_run(ctx.run.id, ctx.owner_token, store.clock())
         if not reply.still_owner:
-            ctx.stopped = True
+            ctx.lost = True  # taken over, or ended by someone else: stop, write nothing
+            wake_waiters(store)  # tasks waiting for a limit slot see it at once
             return
-        if reply.cancel_requested:
+        if reply.cancel_requested and not ctx.cancel_requested:
             ctx.cancel_requested = True
+            wake_waiters(store)
         logs = ctx.take_logs()
         if logs:
-            store.append_logs(logs)
+            try:
+                store.append_logs(logs)
+            except BaseException:
+                ctx.put_back_logs(logs)  # written with the next record or tick instead
+                raise
         if ctx.held_slots:
             with ctx.lock:
                 holders = list(ctx.held_slots)
@@ -80,6 +104,26 @@ class RunMonitor:
                         ctx.stopped = True
                         return
                     entry[1] = True
+
+
+def _report(ctx: FlowRunContext, what: str) -> None:
+    """A monitor problem, on stderr now and in the run's logs once they can be written."""
+    import logging
+    import sys
+
+    from legato.records import LogRecord
+
+    message = f"legato: flow run {ctx.run.id}: {what}"
+    sys.stderr.write(message + "\n")
+    ctx.add_log(
+        LogRecord(
+            flow_run_id=ctx.run.id,
+            timestamp=utcnow(),
+            level=logging.WARNING,
+            message=message,
+            logger="legato.monitor",
+        )
+    )
 
 
 _monitor: RunMonitor | None = None

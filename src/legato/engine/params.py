@@ -10,6 +10,46 @@ from typing import Any
 
 from legato.errors import ParameterValidationError
 
+# Containers (dicts, lists, tuples, sets) nested deeper than this in a parameter
+# are refused: every store, view and JSON reader of the run must handle them.
+MAX_PARAMETER_DEPTH = 64
+
+
+def storable_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be stored and shown as JSON text, or None when it can:
+    containers nested more than `MAX_PARAMETER_DEPTH` deep, or a string (or key)
+    holding a lone surrogate (such as ``"\\ud800"``), which is not Unicode text.
+    Iterative, so any depth is answered without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and not _is_unicode(item):
+                return (
+                    "holds a lone surrogate character (\\ud800-\\udfff), which is not "
+                    "valid Unicode text; pass well-formed text"
+                )
+        elif isinstance(item, dict | list | tuple | set | frozenset):
+            if depth >= MAX_PARAMETER_DEPTH:
+                return (
+                    f"is nested more than {MAX_PARAMETER_DEPTH} levels deep; flatten it "
+                    f"or pass a reference (a path, an id) instead"
+                )
+            if isinstance(item, dict):
+                stack.extend((key, depth) for key in item)
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
+    return None
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
 
 class ParameterModel:
     """How to validate one flow's parameters; built once per flow function."""
@@ -63,6 +103,12 @@ class ParameterModel:
         completed when a run is triggered): missing required ones are fine.
         """
         problems: list[str] = []
+        for name, value in params.items():
+            problem = storable_problem(name) or storable_problem(value)
+            if problem is not None:
+                problems.append(f"{name!a} {problem}")
+        if problems:
+            raise ParameterValidationError(self.flow_name, problems)
         known = {
             name
             for name, p in self.params.items()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
-from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT
+from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, current_scope
 from legato.engine.entrypoints import object_ref
 from legato.errors import ConfigurationError, PauseSignal, TaskCallError
 from legato.records import PauseInfo, utcnow
@@ -69,7 +69,7 @@ def pause_flow_run(
     ctx.check_cancelled()
     if key:
         ctx.claim_key("pause", key, f"pause key '{key}'")
-    pause_key = key or ctx.scope.next_key("pause")
+    pause_key = key or current_scope(ctx).next_key("pause")
     if ctx.recorded is not None:
         found, value = ctx.store.get_run_input(ctx.run.id, pause_key)
         if found:

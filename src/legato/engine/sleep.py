@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 
-from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT
+from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, current_scope
 from legato.errors import ConfigurationError, SleepSignal
 from legato.settings import env_float
 
@@ -37,7 +37,7 @@ def sleep(seconds: float, *, key: str | None = None) -> None:
     ctx.check_cancelled()
     if key:
         ctx.claim_key("sleep", key, f"sleep key '{key}'")
-    sleep_key = key or ctx.scope.next_key("sleep")
+    sleep_key = key or current_scope(ctx).next_key("sleep")
     store, run = ctx.store, ctx.run
     until = None
     if ctx.recorded is not None:

@@ -17,10 +17,12 @@ from contextvars import Token
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from legato.engine import faults as _faults
 from legato.engine import results as _results
 from legato.engine.attempts import brief, history_before
-from legato.engine.context import TASK_CONTEXT, FlowRunContext, TaskRunContext
+from legato.engine.context import TASK_CONTEXT, FlowRunContext, TaskRunContext, current_scope
 from legato.engine.dependencies import COLLECTION_TYPES, PLAIN_TYPES, collect_dependencies
+from legato.engine.fingerprint import fingerprint
 from legato.engine.ids import error_info, new_task_run_id, short_repr
 from legato.engine.limits import limits_among, run_holding, run_holding_async
 from legato.engine.observer import notify
@@ -30,6 +32,7 @@ from legato.errors import (
     NonDeterministicFlowError,
     ResultNotSerializableError,
     RunOwnershipLost,
+    RunStopped,
     StoreLost,
     StoreUnavailableError,
     TaskCallError,
@@ -37,6 +40,7 @@ from legato.errors import (
 )
 from legato.futures import LegatoFuture, LegatoFutureList
 from legato.records import AttemptInfo, Dependency, ErrorInfo, TaskRun, utcnow
+from legato.settings import args_fingerprint_enabled
 from legato.states import State, StateType
 
 if TYPE_CHECKING:
@@ -44,6 +48,8 @@ if TYPE_CHECKING:
 
 # Results of direct calls remembered (by identity) to record data edges.
 MAX_TRACKED_RESULTS = 10_000
+# Whether task calls record their arguments' fingerprint (LEGATO_ARGS_FINGERPRINT).
+FINGERPRINTS = args_fingerprint_enabled()
 
 
 class TaskCall:
@@ -58,6 +64,7 @@ class TaskCall:
         "cache_key",
         "call_key",
         "dependencies",
+        "fingerprint",
         "flow_ctx",
         "has_futures",
         "kwargs",
@@ -80,7 +87,7 @@ class TaskCall:
         parent = TASK_CONTEXT.get()
         if parent is not None and parent.flow_ctx is not flow_ctx:
             parent = None
-        scope = parent.scope if parent is not None else flow_ctx.scope
+        scope = current_scope(flow_ctx)
         if task.call_key:
             self.call_key = f"{scope.prefix}{task.call_key}"
             flow_ctx.claim_key(
@@ -104,6 +111,8 @@ class TaskCall:
         self.start_time: datetime | None = None
         self.has_futures = False
         self.attempts_this_execution = 0
+        # Before futures in the arguments are resolved: a future counts by its key.
+        self.fingerprint = fingerprint(task.parameter_names, args, kwargs) if FINGERPRINTS else None
         self.dependencies = self._collect_dependencies()
 
     # -- dependencies ---------------------------------------------------------
@@ -166,6 +175,20 @@ class TaskCall:
             )
         if prev.state is not StateType.COMPLETED or prev.rolled_back or not prev.has_result:
             return False, None
+        recorded_args = prev.args_fingerprint
+        if recorded_args is not None and recorded_args != (self.fingerprint or recorded_args):
+            policy = self.flow_ctx.changed_args
+            if policy == "rerun":
+                return False, None
+            if policy != "replay":
+                raise NonDeterministicFlowError(
+                    self.flow_ctx.run.id,
+                    self.call_key,
+                    prev.task_name,
+                    self.task.name,
+                    recorded_args=recorded_args,
+                    called_args=self.fingerprint,
+                )
         stored = self.flow_ctx.store.get_task_result(prev.id)
         value = _results.deserialize(stored, f"task '{self.task.name}' ({self.call_key})")
         self._remember(value, prev)
@@ -229,6 +252,7 @@ class TaskCall:
             result_serializer=task.result_serializer if has_result else None,
             has_result=has_result,
             attempt_log=attempt_log,
+            args_fingerprint=self.fingerprint,
         )
 
     def _log_attempt(
@@ -327,13 +351,19 @@ class TaskCall:
 
     def _write(self, record: TaskRun, result: Any = None) -> None:
         flow_ctx = self.flow_ctx
+        injector = _faults.ACTIVE
+        ordinal = injector.before_record(record, flow_ctx.flow.name) if injector else 0
         try:
             flow_ctx.store.record_task_run(
                 record, flow_ctx.owner_token, result=result, logs=flow_ctx.take_logs()
             )
+            if injector is not None:
+                injector.after_record(record, flow_ctx.flow.name, ordinal)
         except RunOwnershipLost:
-            flow_ctx.stopped = True
-            raise
+            # Not an Exception from here on: user code around the call cannot
+            # swallow it and carry on writing for a run that is not its own.
+            flow_ctx.lost = True
+            raise RunStopped(flow_ctx.run.id, lost=True) from None
         except StoreUnavailableError as exc:
             flow_ctx.stopped = True  # nothing can be recorded: no further task may run
             raise StoreLost(exc) from exc
@@ -404,7 +434,14 @@ class TaskCall:
             try:
                 if not task.retry_condition_fn(task, record, state):
                     return None
-            except Exception:
+            except Exception as hook_error:
+                # No retry, said out loud: a broken condition must not look like "no".
+                self._log_error(
+                    "retry_condition_fn of task '%s' raised %s: %s; not retrying",
+                    task.name,
+                    type(hook_error).__name__,
+                    hook_error,
+                )
                 return None
         delay = task.delay_for_retry(retries_done)
         if task.retry_jitter_factor and delay > 0:
@@ -432,6 +469,16 @@ class TaskCall:
         finally:
             TASK_CONTEXT.reset(token)
         flow_ctx.check_cancelled()
+
+    def _log_error(self, message: str, *args: Any) -> None:
+        """An error line in the run's logs (and on the console), from this task."""
+        from legato.engine.logs import get_run_logger
+
+        token = TASK_CONTEXT.set(self.task_context())
+        try:
+            get_run_logger().error(message, *args)
+        finally:
+            TASK_CONTEXT.reset(token)
 
     def task_context(self) -> TaskRunContext:
         return TaskRunContext(
@@ -478,6 +525,9 @@ class TaskCall:
 
     async def run_async(self) -> Any:
         """Execute an ``async def`` task on the running event loop."""
+        from legato.engine import branches
+
+        branches.install()  # a loop of its own (a submitted async task) needs branches too
         done, value = self._prepare()
         if done:
             return value
@@ -552,7 +602,7 @@ class TaskCall:
             raise
 
     def _end_with(self, exc: BaseException) -> None:
-        if isinstance(exc, RunOwnershipLost | StoreLost | StoreUnavailableError):
+        if isinstance(exc, RunStopped | RunOwnershipLost | StoreLost | StoreUnavailableError):
             return  # nothing to record, or no way to record it
         if isinstance(exc, CancelledRun):
             self.fail(exc, StateType.CANCELLED)

@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from legato.client import Client
@@ -27,7 +26,10 @@ from legato.client.views import (
     task_run_to_dict,
 )
 from legato.server.dashboard import dashboard_data
+from legato.server.errors import error_responses
+from legato.server.methods import HEAD_SCOPE_KEY
 from legato.server.security import require_token
+from legato.server.validation import MAX_LOG_ID, IsoTime, JsonObject
 from legato.states import StateType
 
 
@@ -36,12 +38,31 @@ def client_of(request: Request) -> Client:
     return client
 
 
-router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], tags=["runs"])
+router = APIRouter(
+    prefix="/api",
+    dependencies=[Depends(require_token)],
+    tags=["runs"],
+    responses=error_responses(401, 403, 422, 503),
+)
 ClientDep = Annotated[Client, Depends(client_of)]
+# A run id or a unique prefix of one: 404 when nothing matches, 409 when several do.
+_RUN_ERRORS = error_responses(404, 409)
+_SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["log", "end"]},
+        "data": {"type": "string"},
+        "id": {"type": "string"},
+    },
+    "required": ["event", "data"],
+}
+LogId = Annotated[int, Query(ge=0, le=MAX_LOG_ID, description="The last log id already seen.")]
 
 
 class RunInputBody(BaseModel):
-    input: dict[str, Any] | None = Field(
+    model_config = ConfigDict(extra="forbid")
+
+    input: JsonObject | None = Field(
         default=None, description="Input for a run paused with wait_for_input."
     )
 
@@ -60,10 +81,10 @@ def list_runs(
     deployment: str | None = None,
     tag: str | None = None,
     created_after: Annotated[
-        datetime | None, Query(description="Only runs created at or after this time.")
+        IsoTime | None, Query(description="Only runs created at or after this time.")
     ] = None,
     created_before: Annotated[
-        datetime | None,
+        IsoTime | None,
         Query(
             description="Only runs created before this time (exclusive). To page, pass the "
             "'next_before' of the previous page: fast however deep the page."
@@ -80,8 +101,8 @@ def list_runs(
         flow_name=flow,
         deployment=deployment,
         tag=tag,
-        created_after=_utc(created_after),
-        created_before=_utc(created_before),
+        created_after=created_after,
+        created_before=created_before,
     )
     page = runs[offset : offset + limit]
     more = len(runs) > offset + limit
@@ -92,13 +113,7 @@ def list_runs(
     }
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", responses=_RUN_ERRORS)
 def get_run(
     run_id: str,
     client: ClientDep,
@@ -119,14 +134,14 @@ def get_run(
     return data
 
 
-@router.get("/runs/{run_id}/tasks")
+@router.get("/runs/{run_id}/tasks", responses=_RUN_ERRORS)
 def list_task_runs(
     run_id: str,
     client: ClientDep,
     state: Annotated[list[StateType] | None, Query()] = None,
     task: Annotated[str | None, Query(description="Only calls of this task.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     """A run's task runs in the order they started (never started last), filtered
     and paged."""
@@ -145,7 +160,7 @@ def list_task_runs(
     }
 
 
-@router.get("/runs/{run_id}/tasks/{task_run_id}")
+@router.get("/runs/{run_id}/tasks/{task_run_id}", responses=_RUN_ERRORS)
 def get_task_run(run_id: str, task_run_id: str, client: ClientDep) -> dict[str, Any]:
     """One task run with its inputs, error and a preview of its result."""
     run = client.resolve_run(run_id)
@@ -166,11 +181,11 @@ def stats(
     return dashboard_data(client, hours=hours, buckets=buckets)
 
 
-@router.get("/runs/{run_id}/logs")
+@router.get("/runs/{run_id}/logs", responses=_RUN_ERRORS)
 def get_logs(
     run_id: str,
     client: ClientDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: LogId = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     run = client.resolve_run(run_id)
@@ -178,10 +193,25 @@ def get_logs(
     return {"logs": [log_to_dict(log) for log in logs], "last_id": logs[-1].id if logs else after}
 
 
-@router.get("/runs/{run_id}/logs/stream")
-async def stream_logs(run_id: str, client: ClientDep, after: int = 0) -> StreamingResponse:
+@router.get(
+    "/runs/{run_id}/logs/stream",
+    response_class=StreamingResponse,
+    responses={
+        **_RUN_ERRORS,
+        200: {
+            "description": "Server-sent events: 'log' (data: a log line as JSON, id: "
+            "its log id) for each line, then 'end' (data: the run's final state).",
+            "content": {"text/event-stream": {"schema": _SSE_EVENT}},
+        },
+    },
+)
+async def stream_logs(
+    request: Request, run_id: str, client: ClientDep, after: LogId = 0
+) -> StreamingResponse:
     """Server-sent events: each new log line as it is stored, until the run ends."""
     run = await run_in_threadpool(client.resolve_run, run_id)
+    if request.scope.get(HEAD_SCOPE_KEY):  # HEAD: the headers, not an endless stream
+        return StreamingResponse(iter(()), media_type="text/event-stream")
 
     async def events() -> AsyncIterator[str]:
         # Store calls go to the thread pool: a slow store (PostgreSQL riding out
@@ -202,12 +232,12 @@ async def stream_logs(run_id: str, client: ClientDep, after: int = 0) -> Streami
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
-@router.post("/runs/{run_id}/cancel")
+@router.post("/runs/{run_id}/cancel", responses=_RUN_ERRORS)
 def cancel_run(run_id: str, client: ClientDep) -> dict[str, Any]:
     return flow_run_to_dict(client.cancel_run(run_id))
 
 
-@router.post("/runs/{run_id}/resume")
+@router.post("/runs/{run_id}/resume", responses=error_responses(400, 404, 409))
 def resume_run(run_id: str, client: ClientDep, body: RunInputBody | None = None) -> dict[str, Any]:
     """Queue a failed, crashed, cancelled or paused run of a deployment again for
     workers (completed tasks replay). Input for a paused run is validated first:
@@ -216,7 +246,7 @@ def resume_run(run_id: str, client: ClientDep, body: RunInputBody | None = None)
     return flow_run_to_dict(client.requeue_run(run_id, body.input if body else None))
 
 
-@router.post("/runs/{run_id}/retry")
+@router.post("/runs/{run_id}/retry", responses=_RUN_ERRORS)
 def retry_run(run_id: str, client: ClientDep) -> dict[str, Any]:
     """Retry a failed, crashed or cancelled run of a deployment from where it failed:
     queued for workers again, its completed tasks replay instead of running twice."""

@@ -43,6 +43,7 @@ def create_app(
     from legato.server.api import router
     from legato.server.api_orchestration import router as orchestration_router
     from legato.server.errors import install_error_handlers
+    from legato.server.methods import HttpMethods
     from legato.server.ui import install_ui
 
     used = client or Client()
@@ -86,6 +87,7 @@ def create_app(
         )
 
     install_ui(app)
+    app.add_middleware(HttpMethods, routes=app.router.routes)
     if allowed_hosts is not None:
         from starlette.middleware.trustedhost import TrustedHostMiddleware
 

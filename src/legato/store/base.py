@@ -28,6 +28,7 @@ from legato.records import (
     RunOwner,
     StoredResult,
     TaskRun,
+    utcnow,
 )
 from legato.states import StateType
 
@@ -140,6 +141,13 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections. The store must not be used afterwards."""
+
+    def clock(self) -> datetime:
+        """The store's current time (UTC). Heartbeats, lease lapses and due times are
+        written and judged by it, so that processes on hosts whose clocks disagree
+        still agree on whose lease lapsed. A file store is on this host: its clock is
+        this host's."""
+        return utcnow()
 
     # --- flow runs -----------------------------------------------------------
 
@@ -269,6 +277,23 @@ class Store(ABC):
         its owner (a durable sleep: a worker claims it again when it is due). Fenced."""
 
     @abstractmethod
+    def retry_flow_run(
+        self,
+        run_id: str,
+        owner_token: str,
+        *,
+        error: ErrorInfo,
+        message: str,
+        wake_at: datetime | None = None,
+        logs: Sequence[LogRecord] = (),
+    ) -> None:
+        """Record a failed attempt that has flow retries left and count it in
+        ``retries_used``. Without ``wake_at`` the run waits PENDING and keeps its owner
+        (the retry happens in this process); with it, the run goes back to its queue,
+        SCHEDULED at ``wake_at`` with its owner released (a worker takes the next
+        attempt). Fenced."""
+
+    @abstractmethod
     def transition_flow_run(
         self,
         run_id: str,
@@ -283,13 +308,15 @@ class Store(ABC):
         """Compare-and-set the run's state, for actors other than its owner.
 
         Changes state only if the current state is in ``from_states`` (and,
-        when given, the owner token matches). Final states set end_time.
+        when given, the owner token matches). Final states set end_time. A move to
+        a final state or to SCHEDULED releases the owner token: the process that
+        ran the run fails its next write or heartbeat and stops (the fencing rule).
         Returns True when the change was made.
         """
 
     @abstractmethod
     def request_cancellation(self, run_id: str, *, now: datetime) -> StateType | None:
-        """Cancel a run: paused, scheduled or pending runs become CANCELLED at once;
+        """Cancel a run: paused, scheduled, pending or crashed runs become CANCELLED at once;
         a running run gets ``cancel_requested`` and stops at its next task boundary.
         Returns the run's state after the call, or None if there is no such run."""
 

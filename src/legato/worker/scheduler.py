@@ -9,17 +9,25 @@ key ``deployment@slot``: however many schedulers ever race (a leader that lost
 its lease without knowing it), a slot gets one run.
 
 Missed slots (no scheduler was running): with ``catchup`` every one gets its
-run; without it only the latest does, and the rest are skipped.
+run; without it only the latest does, and the rest are skipped. Slots are read
+lazily, at most `SCAN_PER_TICK` per deployment and tick, so a year of missed
+minutes costs bounded time and no memory.
+
+A stored deployment the scheduler cannot serve (a schedule or a number
+written by an older version, or by hand, that no longer passes the checks) is
+skipped with one logged error, and every other deployment is served as usual.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from legato.client.checks import deployment_problem
 from legato.engine.queueing import queue_deployment_run, slot_key
+from legato.errors import ConfigurationError
 from legato.records import Deployment, utcnow
 
 if TYPE_CHECKING:
@@ -29,6 +37,7 @@ LEASE_NAME = "legato-scheduler"
 TICK_SECONDS = 0.5
 LOOKAHEAD = timedelta(seconds=5)
 MAX_RUNS_PER_TICK = 1000  # a catch-up over years of slots proceeds in batches
+SCAN_PER_TICK = 100_000  # slots read per deployment and tick when skipping missed ones
 
 
 class Scheduler:
@@ -46,6 +55,9 @@ class Scheduler:
         self.log = log
         self.leading = False
         self._next_tick = 0.0
+        # Deployments skipped as unservable, by (name, updated): each is logged once,
+        # and again only after it changes.
+        self._reported: dict[str, datetime] = {}
 
     def seconds_to_next_tick(self) -> float:
         return max(0.0, self._next_tick - time.monotonic())
@@ -71,27 +83,81 @@ class Scheduler:
         for deployment in store.list_deployments():
             if deployment.paused or not deployment.schedules:
                 continue
-            created += self._schedule(deployment)
+            problem = deployment_problem(deployment)
+            if problem is None:
+                try:
+                    created += self._schedule(deployment)
+                except ConfigurationError as exc:  # a schedule failing past its check
+                    problem = str(exc)
+            if problem is not None:
+                self._report(deployment, problem)
+            else:
+                self._reported.pop(deployment.name, None)
         return created
 
+    def _report(self, deployment: Deployment, problem: str) -> None:
+        if self._reported.get(deployment.name) == deployment.updated:
+            return
+        self._reported[deployment.name] = deployment.updated
+        self.log(
+            f"error: deployment '{deployment.name}' skipped, its scheduled runs are not "
+            f"created: {problem}; fix it with `legato deploy ... --name {deployment.name}` "
+            f"or delete it with `legato deployment delete {deployment.name}`"
+        )
+
     def _schedule(self, deployment: Deployment) -> int:
-        from legato.schedules import slots_between
+        from legato.schedules import slots
 
         now = utcnow()
         horizon = now + LOOKAHEAD
         start = deployment.scheduled_until or deployment.created
         if start >= horizon:
             return 0
-        slots = sorted(
-            {slot for s in deployment.schedules for slot in slots_between(s, start, horizon)}
-        )
-        due_before_now = [slot for slot in slots if slot <= now]
-        ahead = [slot for slot in slots if slot > now]
-        if not deployment.catchup and len(due_before_now) > 1:
-            skipped = len(due_before_now) - 1
+        # Each schedule's slots are read lazily. With catchup, a schedule gives at
+        # most its first MAX_RUNS_PER_TICK (all the merged batch can use); without,
+        # only its latest due slot and those ahead, reading at most SCAN_PER_TICK
+        # missed ones a tick.
+        found: set[datetime] = set()
+        skipped = 0
+        scanned_to: datetime | None = None  # without catchup: read up to here only
+        for schedule in deployment.schedules:
+            latest: datetime | None = None
+            kept = passed = 0
+            for slot in slots(schedule, start):
+                if slot > horizon:
+                    break
+                if deployment.catchup or slot > now:
+                    found.add(slot)
+                    kept += 1
+                    if kept >= MAX_RUNS_PER_TICK:
+                        break
+                    continue
+                if latest is not None:
+                    passed += 1
+                    if passed >= SCAN_PER_TICK:
+                        # ``slot`` is due too, so ``latest`` and all before it are missed.
+                        scanned_to = latest if scanned_to is None else min(scanned_to, latest)
+                        latest = None
+                        break
+                latest = slot
+            skipped += passed
+            if latest is not None:
+                found.add(latest)
+        if scanned_to is not None:
+            # Slots past ``scanned_to`` are read again next tick; none is queued now.
+            skipped += sum(1 for slot in found if slot <= scanned_to)
+            chosen: list[datetime] = []
+            until = scanned_to
+        else:
+            due = sorted(slot for slot in found if slot <= now)
+            if not deployment.catchup and len(due) > 1:
+                skipped += len(due) - 1
+            if not deployment.catchup:
+                found.difference_update(due[:-1])
+            chosen = sorted(found)[:MAX_RUNS_PER_TICK]
+            until = chosen[-1] if len(chosen) == MAX_RUNS_PER_TICK else horizon
+        if skipped:
             self.log(f"{deployment.name}: skipped {skipped} missed slot(s) (no catchup)")
-            due_before_now = due_before_now[-1:]
-        chosen = (due_before_now + ahead)[:MAX_RUNS_PER_TICK]
         created = 0
         for slot in chosen:
             _, new = queue_deployment_run(
@@ -102,7 +168,6 @@ class Scheduler:
                 idempotency_key=slot_key(deployment, slot.isoformat()),
             )
             created += new
-        until = chosen[-1] if len(chosen) == MAX_RUNS_PER_TICK else horizon
         self.client.store.advance_deployment_schedule(deployment.name, until)
         return created
 

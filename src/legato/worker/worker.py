@@ -15,6 +15,12 @@ on the fork server, which exits with the worker), as they would with its
 machine: their runs are then claimed again by another worker once their lease
 lapses.
 
+Once a heartbeat interval the worker reads its children's runs: a run taken
+over by another worker gets its old child killed; a run asked to cancel gets
+``grace_seconds`` to stop at a task boundary by itself, then its child is
+killed and the run recorded cancelled. A flow retry of a worker's run goes
+back to the queue (the child exits; any worker takes the next attempt).
+
 SIGTERM (or `stop`): stop claiming, give running flows ``grace_seconds`` to
 finish, then stop the rest and hand their runs back to the queue, where
 another worker resumes them by replay.
@@ -35,7 +41,7 @@ from typing import TYPE_CHECKING
 from legato.client.views import LATE_AFTER_SECONDS
 from legato.engine.ids import new_id
 from legato.engine.liveness import current_owner, hostname, lease_seconds
-from legato.errors import ConfigurationError, StoreError
+from legato.errors import ConfigurationError, RunOwnershipLost, StoreError
 from legato.records import ErrorInfo, FlowRun, LogRecord, WorkerInfo, utcnow
 from legato.settings import env_float
 from legato.states import StateType
@@ -62,6 +68,9 @@ class _Child:
     deadline: float | None = None  # monotonic time after which the worker stops it
     retries: int = 0  # the deployment's flow retries: attempts a timeout may take
     timed_out: bool = False
+    # monotonic time after which a run asked to cancel is stopped by force
+    cancel_deadline: float | None = None
+    cancelled: bool = False  # killed for a cancel request: its run ends cancelled
 
 
 class Worker:
@@ -95,6 +104,9 @@ class Worker:
         self.timeout_grace = env_float(
             "LEGATO_WORKER_TIMEOUT_GRACE_SECONDS", DEFAULT_TIMEOUT_GRACE_SECONDS
         )
+        # How often the runs of running children are looked at (taken over? asked to
+        # cancel?): once a heartbeat, so a cancel stops within heartbeat + grace.
+        self.watch_seconds = min(poll_seconds, env_float("LEGATO_HEARTBEAT_SECONDS", 1.0))
         self.log_enabled = log
         self.id = f"{self.name}-{new_id()[:8]}"
         self.children: dict[str, _Child] = {}
@@ -136,18 +148,21 @@ class Worker:
 
     def _loop(self, listener: ChangeListener, max_runs: int | None) -> bool:
         """Claim and watch until stopped; True when done (``max_runs`` reached)."""
-        next_claim = 0.0
+        next_claim = next_watch = 0.0
         while not self._stop.is_set():
             self._reap()
             self._enforce_timeouts()
+            self._enforce_cancellations()
             if max_runs is not None and self.completed >= max_runs and not self.children:
                 return True
             if self._scheduler is not None:
                 self._scheduler.tick()
             now = time.monotonic()
+            if self.children and now >= next_watch:
+                self._stop_lost_children()
+                next_watch = now + self.watch_seconds
             if now >= next_claim:
                 self._report()
-                self._stop_lost_children()
                 self._fill_slots(max_runs)
                 next_claim = now + self.poll_seconds
             timeout, due_in = self._wait_seconds(next_claim)
@@ -173,7 +188,7 @@ class Worker:
         if len(self.children) < self.concurrency:
             due = self.client.store.next_due_time(self.queues)
             if due is not None:
-                due_in = max(0.0, (due - utcnow()).total_seconds())
+                due_in = max(0.0, (due - self.client.store.clock()).total_seconds())
                 wait = min(wait, due_in)
         return min(wait, self.poll_seconds), due_in
 
@@ -184,7 +199,7 @@ class Worker:
                 return
             token = new_id()
             run = store.claim_flow_run(
-                self.queues, current_owner(token), now=utcnow(), lease_seconds=self.lease
+                self.queues, current_owner(token), now=store.clock(), lease_seconds=self.lease
             )
             if run is None:
                 return
@@ -219,9 +234,22 @@ class Worker:
 
     def _stop_lost_children(self) -> None:
         """Kill children whose run another worker took over (their lease lapsed while
-        they were stuck): their writes are fenced off already; this frees the slot."""
+        they were stuck): their writes are fenced off already; this frees the slot.
+        Note cancel requests: a child that has not stopped ``grace_seconds`` after
+        one is stopped by force (`_enforce_cancellations`)."""
         for child in list(self.children.values()):
             run = self.client.store.get_flow_run(child.run.id)
+            if (
+                run is not None
+                and run.cancel_requested
+                and child.cancel_deadline is None
+                and self._owned_by(run, child)
+            ):
+                child.cancel_deadline = time.monotonic() + self.grace_seconds
+                self._log(
+                    f"{run.name} ({run.id}) asked to cancel: it stops at its next task "
+                    f"boundary, or is stopped in {self.grace_seconds:g}s"
+                )
             if run is None or run.owner is None or self._owned_by(run, child):
                 continue  # still ours, or released by the child itself (paused, asleep)
             child.handing_back = True  # nothing to record: the run is someone else's now
@@ -233,6 +261,32 @@ class Worker:
                 f"{run.name} ({run.id}) was taken over after its lease lapsed; "
                 f"stopped its old process {child.pid}"
             )
+
+    def _enforce_cancellations(self) -> None:
+        now = time.monotonic()
+        for child in list(self.children.values()):
+            if child.cancel_deadline is None or now < child.cancel_deadline or child.cancelled:
+                continue
+            child.cancelled = True
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self._wait_for_exit(child, 5.0)
+            store = self.client.store
+            run = store.get_flow_run(child.run.id)
+            if run is None or run.state not in _ACTIVE or not self._owned_by(run, child):
+                continue  # it ended by itself meanwhile
+            store.transition_flow_run(
+                run.id,
+                to_state=StateType.CANCELLED,
+                from_states=_ACTIVE,
+                now=store.clock(),
+                message=f"cancelled on request; its process did not stop within "
+                f"{self.grace_seconds:g}s, so the worker stopped it",
+                expected_owner_token=run.owner.token if run.owner else None,
+            )
+            self._log(f"{run.name} ({run.id}) cancelled: stopped its process {child.pid}")
 
     def _enforce_timeouts(self) -> None:
         now = time.monotonic()
@@ -260,15 +314,18 @@ class Worker:
             f"stop; the worker killed its process (attempt {run.attempts})"
         )
         owner_token = run.owner.token if run.owner else None
-        if run.attempts <= child.retries:
-            store.transition_flow_run(
-                run.id,
-                to_state=StateType.SCHEDULED,
-                from_states=_ACTIVE,
-                now=utcnow(),
-                message=why + "; queued again for a retry",
-                expected_owner_token=owner_token,
-            )
+        if run.retries_used < child.retries and owner_token is not None:
+            # A retry like any other: counted in the store, due now, any worker takes it.
+            try:
+                store.retry_flow_run(
+                    run.id,
+                    owner_token,
+                    error=ErrorInfo(type="FlowTimeoutError", message=why),
+                    message=why + "; queued again for a retry",
+                    wake_at=store.clock(),
+                )
+            except RunOwnershipLost:
+                return  # another worker took it over meanwhile: it is theirs now
         else:
             store.transition_flow_run(
                 run.id,
@@ -295,7 +352,7 @@ class Worker:
     def _settle(self, child: _Child, code: int) -> None:
         """After a child exits: a run it left active crashed with it."""
         run = self.client.store.get_flow_run(child.run.id)
-        if run is None or child.handing_back or child.timed_out:
+        if run is None or child.handing_back or child.timed_out or child.cancelled:
             return
         if run.state in _ACTIVE and self._owned_by(run, child):
             how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"

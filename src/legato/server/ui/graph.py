@@ -37,11 +37,13 @@ _STATE_PRIORITY = [
     StateType.COMPLETED,
 ]
 
-_INDEX = re.compile(r"\[\d+\]")
+# A call's ordinal, or a concurrent branch's arguments (``branch[3]#1``).
+_INDEX = re.compile(r"\[[^\]/]*\](?:#\d+)?(?=/)|\[\d+\]")
 
 
 def group_key(call_key: str) -> str:
-    """``double`` for ``double[17]``, ``outer/inner`` for ``outer[2]/inner[5]``."""
+    """``double`` for ``double[17]``, ``outer/inner`` for ``outer[2]/inner[5]``, and
+    ``branch/fetch`` for ``branch['a', 2]/fetch[0]`` (asyncio branches)."""
     return _INDEX.sub("", call_key)
 
 

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from legato.client import Client
-from legato.errors import LegatoError
 from legato.records import utcnow
 from legato.server.dashboard import dashboard_data
 from legato.server.security import has_session
@@ -231,18 +230,21 @@ def deployment_context(
     client: Client, name: str, submitted: dict[str, str] | None = None
 ) -> dict[str, Any]:
     deployment = client.get_deployment(name)
-    schema_error = None
-    fields: list[Any] = []
-    try:
-        fields = form_fields(client.parameter_schema(name), submitted=submitted)
-    except LegatoError as exc:  # the flow's code is not importable on this host
-        schema_error = str(exc)
+    # The schema recorded when it was deployed: the server never imports the flow.
+    schema = client.parameter_schema(name)
+    fields: list[Any] = [] if schema is None else form_fields(schema, submitted=submitted)
+    schema_note = (
+        "No parameter schema was recorded (deployed through the API without one): "
+        "the run uses the deployment's parameters, and the worker checks them."
+        if schema is None
+        else None
+    )
     latest = client.list_runs(deployment=name, limit=20)
     return {
         "deployment": deployment,
         "next_runs": client.next_scheduled_times(deployment, 5),
         "fields": fields,
-        "schema_error": schema_error,
+        "schema_note": schema_note,
         "runs": latest,
         "live": any(not r.state.is_final for r in latest),
         "problems": None,

@@ -277,7 +277,7 @@ class Database:
         finally:
             pool.putconn(conn)  # a broken connection is discarded, not reused
 
-    def execute(self, sql: str, params: tuple[Any, ...]) -> int:
+    def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any]) -> int:
         """Run one statement; the number of rows it changed."""
         return self.run(lambda conn: conn.store_cursor().execute(sql, params).rowcount)
 

@@ -37,6 +37,9 @@ def deployment_params(deployment: Deployment, now: datetime) -> tuple[Any, ...]:
         rows.to_jsonb([s.to_dict() for s in deployment.schedules], "the schedules"),
         deployment.timeout_seconds,
         deployment.retries,
+        None
+        if deployment.parameter_schema is None
+        else rows.to_json(deployment.parameter_schema, "the parameter schema"),
     )
 
 
@@ -61,6 +64,7 @@ def deployment_from_row(row: Sequence[Any]) -> Deployment:
         schedules=tuple(Schedule.from_dict(s) for s in row[16]),
         timeout_seconds=row[17],
         retries=row[18],
+        parameter_schema=row[19],
     )
 
 

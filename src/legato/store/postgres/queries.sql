@@ -21,13 +21,14 @@ id, state, owner_token, flow_name, name, created, start_time, end_time, heartbea
 attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
 owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
 parameters, error, pause, result IS NOT NULL, work_queue, priority, scheduled_time,
-deployment, idempotency_key, concurrency_key, concurrency_limit
+deployment, idempotency_key, concurrency_key, concurrency_limit, retries_used
 
 -- task_run_columns --
 -- Column order read by rows.task_run_from_row.
 id, flow_run_id, call_key, task_name, name, state, attempts, cached, rolled_back,
 start_time, end_time, parent_task_run_id, cache_key, cache_expires_at,
-result_serializer, tags, dependencies, inputs, error, result IS NOT NULL, attempt_log
+result_serializer, tags, dependencies, inputs, error, result IS NOT NULL, attempt_log,
+args_fingerprint
 
 -- log_columns --
 -- Column order read by rows.log_from_row.
@@ -226,7 +227,11 @@ UPDATE flow_runs SET
     heartbeat_at = %s,
     end_time = NULL, state_message = NULL, error = NULL, pause = NULL,
     cancel_requested = false,
-    attempts = attempts + 1
+    attempts = attempts + 1,
+    -- a resume of a failed, crashed or cancelled run gets its flow retries again;
+    -- a takeover or the next retry (pending, scheduled) keeps counting
+    retries_used = CASE WHEN state IN ('failed', 'crashed', 'cancelled', 'completed')
+        THEN 0 ELSE retries_used END
 WHERE id = %s AND state = ANY(%s::text[])
 RETURNING {flow_run_columns}
 
@@ -275,6 +280,30 @@ WITH run AS (
 )
 SELECT count(*) FROM run
 
+-- retry_flow_run --
+-- state, scheduled time, message, error, keep owner (five times), id, owner_token,
+-- then the six log arrays: a failed attempt that has flow retries left ('pending'
+-- keeps the owner, 'scheduled' releases it); retries_used counts it in the store,
+-- so a takeover cannot renew the budget; returns 1 when the owner still had the run
+WITH run AS (
+    UPDATE flow_runs SET
+        state = %s, scheduled_time = coalesce(%s::timestamptz, scheduled_time),
+        state_message = %s, error = %s::jsonb,
+        retries_used = retries_used + 1,
+        owner_token = CASE WHEN %s::boolean THEN owner_token END,
+        owner_host = CASE WHEN %s::boolean THEN owner_host END,
+        owner_pid = CASE WHEN %s::boolean THEN owner_pid END,
+        owner_pid_started = CASE WHEN %s::boolean THEN owner_pid_started END,
+        heartbeat_at = CASE WHEN %s::boolean THEN heartbeat_at END
+    WHERE id = %s AND owner_token = %s
+    RETURNING id
+), logged AS (
+    {insert_log_rows}
+    FROM run, {log_rows}
+    ORDER BY l.n
+)
+SELECT count(*) FROM run
+
 -- reschedule_flow_run --
 -- scheduled time, message, id, owner_token, then the six log arrays; the owner
 -- is released; returns 1 when the owner still had the run
@@ -293,14 +322,22 @@ WITH run AS (
 SELECT count(*) FROM run
 
 -- transition_flow_run --
--- state, end_time, message, error, id, states
-UPDATE flow_runs SET state = %s, end_time = %s, state_message = %s, error = %s::jsonb
-WHERE id = %s AND state = ANY(%s::text[])
+-- state, end_time, message, error, id, states. Fencing rule: a run moved by anyone
+-- but its owner to a final state or back to the queue loses its owner token, so
+-- the old process fails its next write or heartbeat and stops.
+UPDATE flow_runs SET state = %(state)s, end_time = %(end)s, state_message = %(message)s,
+    error = %(error)s::jsonb,
+    owner_token = CASE WHEN %(state)s IN ('running', 'pending', 'paused')
+        THEN owner_token END
+WHERE id = %(id)s AND state = ANY(%(states)s::text[])
 
 -- transition_owned_flow_run --
 -- state, end_time, message, error, id, states, expected owner_token
-UPDATE flow_runs SET state = %s, end_time = %s, state_message = %s, error = %s::jsonb
-WHERE id = %s AND state = ANY(%s::text[]) AND owner_token = %s
+UPDATE flow_runs SET state = %(state)s, end_time = %(end)s, state_message = %(message)s,
+    error = %(error)s::jsonb,
+    owner_token = CASE WHEN %(state)s IN ('running', 'pending', 'paused')
+        THEN owner_token END
+WHERE id = %(id)s AND state = ANY(%(states)s::text[]) AND owner_token = %(token)s
 
 -- request_cancellation --
 -- end_time, id, id: a running run is flagged, a paused, scheduled or pending one
@@ -312,8 +349,9 @@ WITH changed AS (
         end_time = CASE WHEN state = 'running' THEN end_time ELSE %s END,
         state_message = CASE WHEN state = 'running' THEN state_message END,
         pause = CASE WHEN state = 'running' THEN pause END,
-        state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END
-    WHERE id = %s AND state IN ('running', 'paused', 'scheduled', 'pending')
+        state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
+        owner_token = CASE WHEN state = 'running' THEN owner_token END
+    WHERE id = %s AND state IN ('running', 'paused', 'scheduled', 'pending', 'crashed')
     RETURNING state
 )
 SELECT state FROM changed
@@ -334,19 +372,20 @@ ON CONFLICT (flow_run_id, key) DO UPDATE SET value = excluded.value
 SELECT value::text FROM run_inputs WHERE flow_run_id = %s AND key = %s
 
 -- task_run_insert --
--- The 21 task run columns (all but flow_run_id, taken from the fenced row),
+-- The 22 task run columns (all but flow_run_id, taken from the fenced row),
 -- then flow_run_id and owner_token for the fence: the row is written only if
 -- the token still owns the flow run (no row = the run was lost).
 INSERT INTO task_runs (
     id, call_key, task_name, name, state, attempts, cached, rolled_back,
     first_start, start_time, end_time, parent_task_run_id, cache_key, cache_expires_at,
-    result_serializer, tags, dependencies, inputs, error, result, attempt_log, flow_run_id
+    result_serializer, tags, dependencies, inputs, error, result, attempt_log,
+    args_fingerprint, flow_run_id
 )
 SELECT
     %s::text, %s::text, %s::text, %s::text, %s::text, %s::integer, %s::boolean,
     %s::boolean, %s::timestamptz, %s::timestamptz, %s::timestamptz, %s::text, %s::text,
     %s::timestamptz, %s::text, %s::jsonb, %s::jsonb, %s::json, %s::jsonb, %s::bytea,
-    %s::jsonb, f.id
+    %s::jsonb, %s::text, f.id
 FROM flow_runs AS f WHERE f.id = %s AND f.owner_token = %s
 FOR SHARE
 ON CONFLICT (flow_run_id, call_key) DO UPDATE SET
@@ -369,7 +408,8 @@ ON CONFLICT (flow_run_id, call_key) DO UPDATE SET
     inputs = excluded.inputs,
     error = excluded.error,
     result = excluded.result,
-    attempt_log = excluded.attempt_log
+    attempt_log = excluded.attempt_log,
+    args_fingerprint = excluded.args_fingerprint
 
 -- record_task_run --
 -- the parameters of task_run_insert: the engine's write for a task call
@@ -589,15 +629,15 @@ SELECT {flow_run_columns} FROM flow_runs WHERE idempotency_key = %s
 -- Column order read by rows.deployment_from_row.
 name, id, flow_name, entrypoint, work_queue, priority, concurrency_limit,
 collision_strategy, paused, catchup, created, updated, scheduled_until, description,
-tags, parameters, schedules, timeout_seconds, retries
+tags, parameters, schedules, timeout_seconds, retries, parameter_schema
 
 -- save_deployment --
--- the 19 columns of deployment_columns. A new version keeps the id, creation
+-- the 20 columns of deployment_columns. A new version keeps the id, creation
 -- time, pause switch and scheduler watermark of the one it replaces.
 INSERT INTO deployments AS d ({deployment_columns})
 VALUES (
     %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-    %s::jsonb, %s::json, %s::jsonb, %s, %s
+    %s::jsonb, %s::json, %s::jsonb, %s, %s, %s::json
 )
 ON CONFLICT (name) DO UPDATE SET
     flow_name = excluded.flow_name, entrypoint = excluded.entrypoint,
@@ -606,7 +646,8 @@ ON CONFLICT (name) DO UPDATE SET
     collision_strategy = excluded.collision_strategy, catchup = excluded.catchup,
     updated = excluded.updated, description = excluded.description,
     tags = excluded.tags, parameters = excluded.parameters, schedules = excluded.schedules,
-    timeout_seconds = excluded.timeout_seconds, retries = excluded.retries
+    timeout_seconds = excluded.timeout_seconds, retries = excluded.retries,
+    parameter_schema = excluded.parameter_schema
 RETURNING {deployment_columns}
 
 -- get_deployment --
@@ -638,7 +679,11 @@ UPDATE flow_runs SET
     heartbeat_at = %s,
     end_time = NULL, state_message = NULL, error = NULL, pause = NULL,
     cancel_requested = false,
-    attempts = attempts + 1
+    attempts = attempts + 1,
+    -- a resume of a failed, crashed or cancelled run gets its flow retries again;
+    -- a takeover or the next retry (pending, scheduled) keeps counting
+    retries_used = CASE WHEN state IN ('failed', 'crashed', 'cancelled', 'completed')
+        THEN 0 ELSE retries_used END
 WHERE id = %s AND state = ANY(%s::text[]) AND owner_token = %s
 RETURNING {flow_run_columns}
 

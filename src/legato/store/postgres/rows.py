@@ -213,6 +213,7 @@ def flow_run_from_row(row: Sequence[Any]) -> FlowRun:
         idempotency_key=row[29],
         concurrency_key=row[30],
         concurrency_limit=row[31],
+        retries_used=row[32],
     )
 
 
@@ -250,6 +251,7 @@ def task_run_params(
         None if error is None else to_jsonb(error.to_dict(), "the error"),
         None if result is None else result.payload,
         to_jsonb([a.to_dict() for a in attempt_log], "the attempts") if attempt_log else None,
+        task_run.args_fingerprint,
         task_run.flow_run_id,
         owner_token,
     )
@@ -280,6 +282,7 @@ def task_run_from_row(row: Sequence[Any]) -> TaskRun:
         error=None if error is None else error_from(error),
         has_result=row[19],
         attempt_log=() if row[20] is None else tuple(AttemptInfo.from_dict(a) for a in row[20]),
+        args_fingerprint=row[21],
     )
 
 

@@ -61,7 +61,9 @@ CREATE TABLE flow_runs (
     deployment text COLLATE "C",
     idempotency_key text COLLATE "C",
     concurrency_key text COLLATE "C",
-    concurrency_limit integer
+    concurrency_limit integer,
+    -- Added by migration 0007: flow retries taken, counted in the store.
+    retries_used integer NOT NULL DEFAULT 0
 ) WITH (fillfactor = 90);
 -- fillfactor: room on each page for the new row version of a heartbeat (once
 -- a second per running run), so that it stays a HOT update touching no index.
@@ -127,6 +129,8 @@ CREATE TABLE task_runs (
     result bytea,
     -- Added by migration 0006: the attempts of a task run that took several.
     attempt_log jsonb,
+    -- Added by migration 0007: the call's arguments, compared on replay.
+    args_fingerprint text,
     PRIMARY KEY (flow_run_id, call_key)
 ) WITH (fillfactor = 90);
 -- fillfactor: a task recorded as running and then as finished is updated in
@@ -203,7 +207,10 @@ CREATE TABLE deployments (
     parameters json NOT NULL,
     schedules jsonb NOT NULL,
     timeout_seconds double precision,
-    retries integer NOT NULL DEFAULT 0
+    retries integer NOT NULL DEFAULT 0,
+    -- Added by migration 0008: the flow's parameters as a JSON Schema, recorded by a
+    -- deploy that loaded its code (NULL: deployed through the API without one).
+    parameter_schema json
 );
 
 -- Named global limits (concurrency or rate) and the slots taken from them.

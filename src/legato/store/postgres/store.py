@@ -110,6 +110,8 @@ class PostgresStore(
         if timeout is None:
             timeout = env_float("LEGATO_PG_TIMEOUT", DEFAULT_TIMEOUT)
         self._db = Database(url, pool_size=pool_size, timeout=timeout)
+        self._clock_offset = 0.0  # server clock minus this host's, in seconds
+        self._clock_checked = float("-inf")  # monotonic time of the last measure
         #: what opening did to the schema: [] (nothing), or the versions applied
         try:
             self.migrated: list[int] = ensure_schema(self._db)
@@ -131,6 +133,20 @@ class PostgresStore(
 
     def schema_version(self) -> int:
         return int(self._db.fetchone(QUERIES["schema_version"], ())[0] or 0)
+
+    def clock(self) -> datetime:
+        """The server's clock, as this host's clock plus the offset measured (half a
+        round trip either way) at most every 30 seconds."""
+        import time
+
+        now = time.monotonic()
+        if now >= self._clock_checked + 30.0:
+            before = time.time()
+            server = self._db.fetchone("SELECT now()", ())[0]
+            after = time.time()
+            self._clock_offset = server.timestamp() - (before + after) / 2
+            self._clock_checked = now
+        return datetime.fromtimestamp(time.time() + self._clock_offset, UTC)
 
     def close(self) -> None:
         self._db.close()
@@ -341,6 +357,31 @@ class PostgresStore(
         if not moved and not self._released_by_retry(run_id, StateType.SCHEDULED):
             raise RunOwnershipLost(run_id)
 
+    def retry_flow_run(
+        self,
+        run_id: str,
+        owner_token: str,
+        *,
+        error: ErrorInfo,
+        message: str,
+        wake_at: datetime | None = None,
+        logs: Sequence[LogRecord] = (),
+    ) -> None:
+        keep = wake_at is None
+        params = (
+            "pending" if keep else "scheduled",
+            wake_at,
+            rows.text(message),
+            rows.error_json(error),
+            *(keep,) * 5,
+            run_id,
+            owner_token,
+            *(rows.log_arrays(logs) if logs else rows.NO_LOGS),
+        )
+        moved = self._db.fetchone(QUERIES["retry_flow_run"], params)[0] > 0
+        if not moved and (keep or not self._released_by_retry(run_id, StateType.SCHEDULED)):
+            raise RunOwnershipLost(run_id)
+
     def _released_by_retry(self, run_id: str, state: StateType) -> bool:
         """After a retried call that releases the owner: did the first try commit?"""
         if not self._db.retried:
@@ -360,18 +401,18 @@ class PostgresStore(
         expected_owner_token: str | None = None,
     ) -> bool:
         to_state = StateType(to_state)
-        params: tuple[object, ...] = (
-            to_state.value,
-            now if to_state.is_final else None,
-            rows.text(message),
-            rows.error_json(error),
-            run_id,
-            rows.state_values(from_states),
-        )
+        params: dict[str, object] = {
+            "state": to_state.value,
+            "end": now if to_state.is_final else None,
+            "message": rows.text(message),
+            "error": rows.error_json(error),
+            "id": run_id,
+            "states": rows.state_values(from_states),
+        }
         sql = QUERIES["transition_flow_run"]
         if expected_owner_token is not None:
             sql = QUERIES["transition_owned_flow_run"]
-            params += (expected_owner_token,)
+            params["token"] = expected_owner_token
         return self._db.execute(sql, params) > 0
 
     def request_cancellation(self, run_id: str, *, now: datetime) -> StateType | None:

@@ -14,13 +14,14 @@ id, state, owner_token, flow_name, name, created, start_time, end_time, heartbea
 attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
 owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
 parameters, error, pause, result IS NOT NULL, work_queue, priority, scheduled_time,
-deployment, idempotency_key, concurrency_key, concurrency_limit
+deployment, idempotency_key, concurrency_key, concurrency_limit, retries_used
 
 -- task_run_columns --
 -- Column order read by rows.task_run_from_row.
 id, flow_run_id, call_key, task_name, name, state, attempts, cached, rolled_back,
 start_time, end_time, parent_task_run_id, cache_key, cache_expires_at,
-result_serializer, tags, dependencies, inputs, error, result IS NOT NULL, attempt_log
+result_serializer, tags, dependencies, inputs, error, result IS NOT NULL, attempt_log,
+args_fingerprint
 
 -- schema_object_count --
 SELECT count(*) FROM sqlite_master
@@ -153,7 +154,11 @@ UPDATE flow_runs SET
     heartbeat_at = ?,
     end_time = NULL, state_message = NULL, error = NULL, pause = NULL,
     cancel_requested = 0,
-    attempts = attempts + 1
+    attempts = attempts + 1,
+    -- a resume of a failed, crashed or cancelled run gets its flow retries again;
+    -- a takeover or the next retry (pending, scheduled) keeps counting
+    retries_used = CASE WHEN state IN ('failed', 'crashed', 'cancelled', 'completed')
+        THEN 0 ELSE retries_used END
 WHERE id = ? AND state IN (SELECT value FROM json_each(?))
 
 -- heartbeat_flow_run --
@@ -180,6 +185,20 @@ UPDATE flow_runs SET
     heartbeat_at = NULL
 WHERE id = ? AND owner_token = ?
 
+-- retry_flow_run --
+-- state ('pending' keeps the owner, 'scheduled' releases it), scheduled time,
+-- message, error, id, owner_token: a failed attempt that has flow retries left;
+-- retries_used counts it in the store, so a takeover cannot renew the budget
+UPDATE flow_runs SET
+    state = ?1, scheduled_time = coalesce(?2, scheduled_time), state_message = ?3,
+    error = ?4, retries_used = retries_used + 1,
+    owner_token = CASE ?1 WHEN 'pending' THEN owner_token END,
+    owner_host = CASE ?1 WHEN 'pending' THEN owner_host END,
+    owner_pid = CASE ?1 WHEN 'pending' THEN owner_pid END,
+    owner_pid_started = CASE ?1 WHEN 'pending' THEN owner_pid_started END,
+    heartbeat_at = CASE ?1 WHEN 'pending' THEN heartbeat_at END
+WHERE id = ?5 AND owner_token = ?6
+
 -- reschedule_flow_run --
 -- scheduled time, message, id, owner_token; the owner is released
 UPDATE flow_runs SET
@@ -189,14 +208,20 @@ UPDATE flow_runs SET
 WHERE id = ? AND owner_token = ?
 
 -- transition_flow_run --
--- state, end_time, message, error, id, JSON from-states
-UPDATE flow_runs SET state = ?, end_time = ?, state_message = ?, error = ?
-WHERE id = ? AND state IN (SELECT value FROM json_each(?))
+-- state, end_time, message, error, id, JSON from-states. Fencing rule: a run moved
+-- by anyone but its owner to a final state or back to the queue loses its owner
+-- token, so the old process fails its next write or heartbeat and stops.
+UPDATE flow_runs SET state = ?1, end_time = ?2, state_message = ?3, error = ?4,
+    owner_token = CASE WHEN ?1 IN ('running', 'pending', 'paused')
+        THEN owner_token ELSE NULL END
+WHERE id = ?5 AND state IN (SELECT value FROM json_each(?6))
 
 -- transition_owned_flow_run --
 -- state, end_time, message, error, id, JSON from-states, expected owner_token
-UPDATE flow_runs SET state = ?, end_time = ?, state_message = ?, error = ?
-WHERE id = ? AND state IN (SELECT value FROM json_each(?)) AND owner_token = ?
+UPDATE flow_runs SET state = ?1, end_time = ?2, state_message = ?3, error = ?4,
+    owner_token = CASE WHEN ?1 IN ('running', 'pending', 'paused')
+        THEN owner_token ELSE NULL END
+WHERE id = ?5 AND state IN (SELECT value FROM json_each(?6)) AND owner_token = ?7
 
 -- get_run_state --
 -- id
@@ -208,7 +233,8 @@ UPDATE flow_runs SET cancel_requested = 1 WHERE id = ?
 
 -- cancel_flow_run --
 -- end_time, id
-UPDATE flow_runs SET state = 'cancelled', end_time = ?, state_message = NULL, pause = NULL
+UPDATE flow_runs SET state = 'cancelled', end_time = ?, state_message = NULL, pause = NULL,
+    owner_token = NULL
 WHERE id = ?
 
 -- get_flow_result --
@@ -234,13 +260,13 @@ SELECT value FROM run_inputs WHERE flow_run_id = ? AND key = ?
 INSERT INTO task_run_journal (
     {task_run_journal_columns}
 )
-SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 WHERE EXISTS (SELECT 1 FROM flow_runs WHERE id = ? AND owner_token = ?)
 
 -- task_run_journal_columns --
 id, flow_run_id, call_key, task_name, name, state, attempts, cached, rolled_back,
 first_start, start_time, end_time, parent_task_run_id, cache_key, cache_expires_at,
-result_serializer, tags, dependencies, inputs, error, result, attempt_log
+result_serializer, tags, dependencies, inputs, error, result, attempt_log, args_fingerprint
 
 -- task_run_journal_end --
 -- the newest journal entry, or NULL when everything is folded
@@ -273,7 +299,8 @@ ON CONFLICT (flow_run_id, call_key) DO UPDATE SET
     inputs = excluded.inputs,
     error = excluded.error,
     result = excluded.result,
-    attempt_log = excluded.attempt_log
+    attempt_log = excluded.attempt_log,
+    args_fingerprint = excluded.args_fingerprint
 
 -- clear_task_run_journal --
 -- newest seq folded
@@ -408,13 +435,13 @@ SELECT {flow_run_columns} FROM flow_runs WHERE idempotency_key = ?
 -- Column order read by rows.deployment_from_row.
 name, id, flow_name, entrypoint, work_queue, priority, concurrency_limit,
 collision_strategy, paused, catchup, created, updated, scheduled_until, description,
-tags, parameters, schedules, timeout_seconds, retries
+tags, parameters, schedules, timeout_seconds, retries, parameter_schema
 
 -- save_deployment --
--- the 19 columns of deployment_columns. A new version keeps the id, creation
+-- the 20 columns of deployment_columns. A new version keeps the id, creation
 -- time, pause switch and scheduler watermark of the one it replaces.
 INSERT INTO deployments ({deployment_columns})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (name) DO UPDATE SET
     flow_name = excluded.flow_name, entrypoint = excluded.entrypoint,
     work_queue = excluded.work_queue, priority = excluded.priority,
@@ -422,7 +449,8 @@ ON CONFLICT (name) DO UPDATE SET
     collision_strategy = excluded.collision_strategy, catchup = excluded.catchup,
     updated = excluded.updated, description = excluded.description,
     tags = excluded.tags, parameters = excluded.parameters, schedules = excluded.schedules,
-    timeout_seconds = excluded.timeout_seconds, retries = excluded.retries
+    timeout_seconds = excluded.timeout_seconds, retries = excluded.retries,
+    parameter_schema = excluded.parameter_schema
 RETURNING {deployment_columns}
 
 -- get_deployment --
@@ -454,7 +482,11 @@ UPDATE flow_runs SET
     heartbeat_at = ?,
     end_time = NULL, state_message = NULL, error = NULL, pause = NULL,
     cancel_requested = 0,
-    attempts = attempts + 1
+    attempts = attempts + 1,
+    -- a resume of a failed, crashed or cancelled run gets its flow retries again;
+    -- a takeover or the next retry (pending, scheduled) keeps counting
+    retries_used = CASE WHEN state IN ('failed', 'crashed', 'cancelled', 'completed')
+        THEN 0 ELSE retries_used END
 WHERE id = ? AND state IN (SELECT value FROM json_each(?)) AND owner_token = ?
 
 -- next_due_time --

@@ -206,6 +206,7 @@ def flow_run_from_row(row: Sequence[Any]) -> FlowRun:
         idempotency_key=row[29],
         concurrency_key=row[30],
         concurrency_limit=row[31],
+        retries_used=row[32],
     )
 
 
@@ -247,6 +248,7 @@ def task_run_params(
         None if error is None else _encode(error.to_dict()),
         None if result is None else result.payload,
         _encode([a.to_dict() for a in attempt_log]) if attempt_log else None,
+        task_run.args_fingerprint,
         task_run.flow_run_id,
         owner_token,
     )
@@ -287,6 +289,7 @@ def task_run_from_row(row: Sequence[Any]) -> TaskRun:
         attempt_log=()
         if row[20] is None
         else tuple(AttemptInfo.from_dict(a) for a in _decode(row[20])),
+        args_fingerprint=row[21],
     )
 
 

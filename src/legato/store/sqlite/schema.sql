@@ -51,7 +51,9 @@ CREATE TABLE flow_runs (
     deployment TEXT,
     idempotency_key TEXT,
     concurrency_key TEXT,
-    concurrency_limit INTEGER
+    concurrency_limit INTEGER,
+    -- Added by migration 0008: flow retries taken, counted in the store.
+    retries_used INTEGER NOT NULL DEFAULT 0
 );
 
 -- Ordering by (created, rowid) lets "newest first" walk an index backwards.
@@ -111,7 +113,9 @@ CREATE TABLE task_runs (
     error TEXT,
     result BLOB,
     -- Added by migration 0007: the attempts of a task run that took several.
-    attempt_log TEXT
+    attempt_log TEXT,
+    -- Added by migration 0008: the call's arguments, compared on replay.
+    args_fingerprint TEXT
 );
 
 CREATE UNIQUE INDEX task_runs_call_key ON task_runs (flow_run_id, call_key);
@@ -170,7 +174,9 @@ CREATE TABLE task_run_journal (
     error TEXT,
     result BLOB,
     -- Added by migration 0007: the attempts of a task run that took several.
-    attempt_log TEXT
+    attempt_log TEXT,
+    -- Added by migration 0008: the call's arguments, compared on replay.
+    args_fingerprint TEXT
 );
 
 CREATE TABLE leases (
@@ -221,7 +227,10 @@ CREATE TABLE deployments (
     parameters TEXT NOT NULL,
     schedules TEXT NOT NULL,
     timeout_seconds REAL,
-    retries INTEGER NOT NULL DEFAULT 0
+    retries INTEGER NOT NULL DEFAULT 0,
+    -- Added by migration 0009: the flow's parameters as a JSON Schema, recorded by a
+    -- deploy that loaded its code (NULL: deployed through the API without one).
+    parameter_schema TEXT
 ) WITHOUT ROWID;
 
 -- Named global limits (concurrency or rate) and the slots taken from them.

@@ -39,7 +39,10 @@ from legato.store.sqlite.retention import SQLiteRetention
 from legato.store.sqlite.sql import QUERIES
 from legato.store.sqlite.stats import SQLiteRunStats
 
-_CANCELLED_AT_ONCE = frozenset({StateType.PAUSED, StateType.SCHEDULED, StateType.PENDING})
+# A crashed run has no process left to stop: cancelling it ends it at once.
+_CANCELLED_AT_ONCE = frozenset(
+    {StateType.PAUSED, StateType.SCHEDULED, StateType.PENDING, StateType.CRASHED}
+)
 # Above every character an id can hold, so [prefix, prefix + _TOP) is exactly
 # the ids starting with prefix, as a primary-key range.
 _TOP = "\U0010ffff"
@@ -314,6 +317,26 @@ class SQLiteStore(
     ) -> None:
         params = (rows.epoch(scheduled_time), message, run_id, owner_token)
         self._fenced_update(run_id, QUERIES["reschedule_flow_run"], params, logs)
+
+    def retry_flow_run(
+        self,
+        run_id: str,
+        owner_token: str,
+        *,
+        error: ErrorInfo,
+        message: str,
+        wake_at: datetime | None = None,
+        logs: Sequence[LogRecord] = (),
+    ) -> None:
+        params = (
+            "pending" if wake_at is None else "scheduled",
+            None if wake_at is None else rows.epoch(wake_at),
+            message,
+            rows.error_json(error),
+            run_id,
+            owner_token,
+        )
+        self._fenced_update(run_id, QUERIES["retry_flow_run"], params, logs)
 
     def _fenced_update(
         self, run_id: str, sql: str, params: tuple[object, ...], logs: Sequence[LogRecord]
