@@ -201,3 +201,27 @@ def test_a_crashed_run_can_be_cancelled(default_store: Store) -> None:
     assert client.cancel_run(run.id).state is StateType.CANCELLED
     cancelled = default_store.get_flow_run(run.id)
     assert cancelled is not None and cancelled.owner is None
+
+
+def broken_hook(*_: Any) -> None:
+    raise LookupError("no channel configured")
+
+
+def working_hook(*_: Any) -> None:
+    pass
+
+
+@flow(on_completion=[broken_hook, working_hook])
+def with_broken_hook() -> int:
+    return 1
+
+
+def test_a_flow_hook_that_raises_is_reported_in_the_runs_logs(
+    default_store: Store, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert with_broken_hook() == 1
+    run = default_store.list_flow_runs(flow_name="with_broken_hook", limit=1)[0]
+    logged = [log.message for log in default_store.read_logs(run.id)]
+    expected = "hook broken_hook of flow 'with_broken_hook' raised LookupError"
+    assert sum(expected in m for m in logged) == 1, logged
+    assert capfd.readouterr().err.count(expected) == 1

@@ -277,6 +277,7 @@ def test_a_retry_wait_longer_than_the_timeout_is_not_killed(
     final = get(client, run)
     assert final.retries_used == 1 and final.attempts == 2
     logs = workers.logs()
+    assert f"({run.id}) ended scheduled" in logs  # the first child exited by itself
     assert "timed out" not in logs and "timeout" not in (final.state_message or "")
     messages = [log.message for log in client.read_logs(run.id)]
     assert not any("ran past its timeout" in m for m in messages), messages

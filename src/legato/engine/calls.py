@@ -133,7 +133,8 @@ def _prepare_subflow(
         value = deserialize(store.get_flow_result(existing.id), f"subflow run {existing.id}")
         return State(StateType.COMPLETED, run_id=existing.id, _value=value)
     if existing.state is StateType.CRASHED:
-        run_hooks(flow, existing, State(StateType.CRASHED, existing.state_message), flow.on_crashed)
+        crashed = State(StateType.CRASHED, existing.state_message)
+        run_hooks(flow, existing, crashed, flow.on_crashed, store)
     return FlowExecution(
         flow, store, existing, params, observer=parent.observer, changed_args=parent.changed_args
     )
@@ -234,7 +235,7 @@ def resume_run(
             f"paused run; resume without --input"
         )
     if run.state is StateType.CRASHED:
-        run_hooks(flow, run, State(StateType.CRASHED, run.state_message), flow.on_crashed)
+        run_hooks(flow, run, State(StateType.CRASHED, run.state_message), flow.on_crashed, store)
     params = decode_parameters(run.parameters, store.get_parameters_blob(run.id))
     params = flow.parameter_model.validate(params, coerce=flow.validate_parameters)
     execution = FlowExecution(

@@ -40,6 +40,11 @@ _STABLE_REPR = (datetime, date, time, timedelta, Decimal, UUID, PurePath)
 def fingerprint(names: Sequence[str], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
     """The canonical form of a call with ``args`` and ``kwargs`` to a function whose
     parameters are ``names``: positional and keyword spellings of one call agree."""
+    if len(args) == 1 and not kwargs:  # the most common call, at the cost of one repr
+        only = args[0]
+        kind = type(only)
+        if kind is int or kind is bool or kind is float or (kind is str and len(only) <= 80):
+            return f"({only!r},)"
     if (
         not kwargs
         and len(args) <= 8

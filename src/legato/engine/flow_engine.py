@@ -40,7 +40,7 @@ from legato.errors import (
     StoreUnavailableError,
 )
 from legato.futures import LegatoFuture, LegatoFutureList, resolve_futures
-from legato.records import FlowRun, PauseInfo, utcnow
+from legato.records import FlowRun, LogRecord, PauseInfo, utcnow
 from legato.states import State, StateType
 
 if TYPE_CHECKING:
@@ -459,7 +459,7 @@ class FlowExecution:
         state = State(
             StateType.CANCELLED, str(cancelled), utcnow(), self.run.id, _exception=cancelled
         )
-        run_hooks(self.flow, self.run, state, self.flow.on_cancellation)
+        run_hooks(self.flow, self.run, state, self.flow.on_cancellation, self.store)
         return state
 
     def _after(
@@ -473,7 +473,7 @@ class FlowExecution:
             StateType.CANCELLED: self.flow.on_cancellation,
             StateType.CRASHED: self.flow.on_crashed,
         }.get(state.type, [])
-        run_hooks(self.flow, fresh, state, hooks)
+        run_hooks(self.flow, fresh, state, hooks, self.store)
         if self.observer is not None:
             notify(self.observer.flow_finished, fresh, state)
 
@@ -484,17 +484,40 @@ class FlowExecution:
         sys.stderr.write(message + "\n")
 
 
-def run_hooks(flow: Flow[Any, Any], run: FlowRun, state: State, hooks: list[Any]) -> None:
+def run_hooks(
+    flow: Flow[Any, Any],
+    run: FlowRun,
+    state: State,
+    hooks: list[Any],
+    store: Store | None = None,
+) -> None:
+    """Call a flow's state hooks; one that raises is reported on stderr and, given the
+    ``store``, in the run's logs, and the others still run."""
+    import logging
     import sys
 
     for hook in hooks:
         try:
             hook(flow, run, state)
         except Exception as exc:
-            sys.stderr.write(
+            message = (
                 f"hook {getattr(hook, '__name__', hook)} of flow '{flow.name}' raised "
-                f"{type(exc).__name__}: {exc}\n"
+                f"{type(exc).__name__}: {exc}"
             )
+            sys.stderr.write(message + "\n")
+            if store is None:
+                continue
+            record = LogRecord(
+                flow_run_id=run.id,
+                timestamp=utcnow(),
+                level=logging.ERROR,
+                message=message,
+                logger="legato.hooks",
+            )
+            try:
+                store.append_logs([record])
+            except Exception as lost:  # said on stderr above; this says why not stored
+                sys.stderr.write(f"(not stored in the run's logs: {lost})\n")
 
 
 def _model_name(ref: str | None) -> str | None:
