@@ -275,8 +275,9 @@ class RunOwnershipLost(StoreError):
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         super().__init__(
-            f"flow run {run_id} is now owned by another process (it was marked crashed and "
-            f"resumed elsewhere); this process stops writing to it"
+            f"flow run {run_id} is no longer owned by this process (another process took "
+            f"it over, or it was marked crashed or cancelled meanwhile); this process "
+            f"stops writing to it"
         )
 
 

@@ -223,8 +223,10 @@ def logs_cmd(ctx: click.Context, run_id: str, follow: bool, as_json: bool, inter
 def cancel_cmd(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Cancel a run.
 
-    A paused, scheduled or pending run is cancelled at once; a running run
-    stops at its next task boundary. RUN is a run id or any unambiguous prefix.
+    A paused, scheduled, pending or crashed run is cancelled at once; a running
+    run stops at its next task boundary (a worker's run is stopped by its worker
+    if it has not stopped --grace-seconds later). RUN is a run id or any
+    unambiguous prefix.
 
     \b
     Examples:

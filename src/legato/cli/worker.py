@@ -38,7 +38,8 @@ from legato.cli.common import debug_option, emit_json, get_client, make_console
     type=click.FloatRange(0, 86_400),
     default=30.0,
     show_default=True,
-    help="On SIGTERM, how long running flows may finish before they are handed back.",
+    help="On SIGTERM, how long running flows may finish before they are handed back; "
+    "after a cancel request, how long a run may take to stop before its process is killed.",
 )
 @click.option(
     "--no-scheduler",

@@ -331,7 +331,7 @@ class Worker:
                 run.id,
                 to_state=StateType.FAILED,
                 from_states=_ACTIVE,
-                now=utcnow(),
+                now=self.client.store.clock(),
                 message=why,
                 error=ErrorInfo(type="FlowTimeoutError", message=why),
                 expected_owner_token=owner_token,
@@ -360,7 +360,7 @@ class Worker:
                 run.id,
                 to_state=StateType.CRASHED,
                 from_states=_ACTIVE,
-                now=utcnow(),
+                now=self.client.store.clock(),
                 message=f"its process (pid {child.pid}) {how} while the run was "
                 f"{run.state.value}; resume it with `legato resume {run.id}`",
                 expected_owner_token=run.owner.token if run.owner else None,
@@ -417,7 +417,7 @@ class Worker:
             run.id,
             to_state=StateType.SCHEDULED,
             from_states=_ACTIVE,
-            now=utcnow(),
+            now=self.client.store.clock(),
             message=f"handed back by worker {self.name} at shutdown; another worker resumes it",
             expected_owner_token=run.owner.token if run.owner else None,
         )
