@@ -68,6 +68,15 @@ FLOWS = textwrap.dedent(
         return check(step.submit(x), note="n" * 500)
 
 
+    @flow
+    def shifting() -> int:
+        # The "shift" marker changes the argument at call key step[0] between runs.
+        first = step(5 if (STATE / "shift").exists() else 1)
+        if not (STATE / "fixed").exists():
+            raise ValueError("not ready")
+        return first
+
+
     class Approval(RunInput):
         approved: bool
         note: str = ""

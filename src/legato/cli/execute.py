@@ -273,11 +273,24 @@ def run_cmd(
     help="Run a worker's run (one queued from a deployment) in this process instead of "
     "queueing it again for workers.",
 )
+@click.option(
+    "--on-changed-args",
+    type=click.Choice(["error", "replay", "rerun"]),
+    default="error",
+    show_default=True,
+    help="What replay does with a completed task call whose arguments differ from the "
+    "recorded ones: stop with an error, keep the recorded result, or run the call again.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object describing the run.")
 @debug_option
 @click.pass_context
 def resume_cmd(
-    ctx: click.Context, run_id: str, input_json: str | None, here: bool, as_json: bool
+    ctx: click.Context,
+    run_id: str,
+    input_json: str | None,
+    here: bool,
+    on_changed_args: str,
+    as_json: bool,
 ) -> None:
     """Resume a failed, crashed, cancelled or paused run in this process.
 
@@ -292,11 +305,12 @@ def resume_cmd(
     Examples:
       legato resume 3f2a9c1e
       legato resume 3f2a9c1e --input '{"approved": true}'
+      legato resume 3f2a9c1e --on-changed-args rerun
     """
     run_input = parse_json_object(input_json, "--input") if input_json is not None else None
     client = get_client(ctx)
     if not here and client.resolve_run(run_id).work_queue is not None:
-        run = client.requeue_run(run_id, run_input)
+        run = client.requeue_run(run_id, run_input, on_changed_args=on_changed_args)
         if as_json:
             emit_json(flow_run_to_dict(run))
         else:
@@ -308,6 +322,8 @@ def resume_cmd(
     execute(
         ctx,
         client,
-        lambda observer: client.resume_run(run_id, run_input, observer=observer),
+        lambda observer: client.resume_run(
+            run_id, run_input, observer=observer, on_changed_args=on_changed_args
+        ),
         as_json=as_json,
     )

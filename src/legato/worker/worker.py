@@ -262,17 +262,21 @@ class Worker:
                 f"stopped its old process {child.pid}"
             )
 
+    def _kill(self, child: _Child) -> None:
+        """SIGKILL a child's process group and wait (briefly) for it to be reaped."""
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self._wait_for_exit(child, 5.0)
+
     def _enforce_cancellations(self) -> None:
         now = time.monotonic()
         for child in list(self.children.values()):
             if child.cancel_deadline is None or now < child.cancel_deadline or child.cancelled:
                 continue
             child.cancelled = True
-            try:
-                os.killpg(child.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            self._wait_for_exit(child, 5.0)
+            self._kill(child)
             store = self.client.store
             run = store.get_flow_run(child.run.id)
             if run is None or run.state not in _ACTIVE or not self._owned_by(run, child):
@@ -294,11 +298,7 @@ class Worker:
             if child.deadline is None or now < child.deadline or child.timed_out:
                 continue
             child.timed_out = True
-            try:
-                os.killpg(child.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            self._wait_for_exit(child, 5.0)
+            self._kill(child)
             self._after_timeout(child)
 
     def _after_timeout(self, child: _Child) -> None:
