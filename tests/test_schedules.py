@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -122,3 +123,36 @@ def test_describe() -> None:
 def test_schedule_dict_round_trip() -> None:
     schedule = make_schedule(interval=30.5, timezone="Asia/Tokyo", now=T0)
     assert Schedule.from_dict(schedule.to_dict()) == schedule
+
+
+OLD_RULES = [
+    "DTSTART:20261120T000013Z\nRRULE:FREQ=MINUTELY;INTERVAL=7;BYSECOND=5,50",
+    "DTSTART;TZID=Europe/Paris:20240301T023000\nRRULE:FREQ=DAILY;INTERVAL=3",
+    "DTSTART;TZID=America/New_York:20230101T013000\nRRULE:FREQ=HOURLY;INTERVAL=5;BYMINUTE=30",
+    "DTSTART;TZID=Europe/Paris:20200105T090000\nRRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=SU,TU\n"
+    "EXRULE:FREQ=WEEKLY;INTERVAL=4;BYDAY=TU",
+]
+
+
+@pytest.mark.parametrize("text", OLD_RULES)
+def test_rrule_slots_of_a_rule_started_long_ago_are_its_own(text: str) -> None:
+    from dateutil.rrule import rrulestr
+
+    after = datetime(2026, 11, 30, 13, 0, tzinfo=UTC)
+    plain = rrulestr(text, forceset=True)
+    expected, current = [], after
+    for _ in range(20):
+        current = plain.after(current, inc=False)
+        expected.append(current.astimezone(UTC))
+    assert next_slots(Schedule(rrule=text), after, 20) == expected
+
+
+def test_a_secondly_rrule_from_years_ago_is_read_from_near_now() -> None:
+    # Walking every second since 2000 from the rule's start would take many minutes.
+    start = datetime(2000, 1, 1, 0, 0, 13, tzinfo=UTC)
+    schedule = Schedule(rrule="DTSTART:20000101T000013Z\nRRULE:FREQ=SECONDLY;INTERVAL=7")
+    after = datetime(2026, 11, 30, 13, 0, tzinfo=UTC)
+    found = next_slots(schedule, after, 3)
+    assert all((t - start).total_seconds() % 7 == 0 for t in found)
+    assert found[0] > after and (found[0] - after).total_seconds() <= 7
+    assert [(b - a).total_seconds() for a, b in itertools.pairwise(found)] == [7, 7]

@@ -159,14 +159,45 @@ def _slots(schedule: Schedule, after: datetime) -> Iterator[datetime]:
             current += step
     else:
         anchor = schedule.anchor or after
-        rule = _rrule(schedule, zone, anchor)
-        current = after.astimezone(zone)
-        while True:
-            found = rule.after(current, inc=False)
-            if found is None:
-                return
+        rule = _fast_forward(_rrule(schedule, zone, anchor), after.astimezone(zone))
+        # One walk from the rule's start, not one per slot.
+        for found in rule.xafter(after.astimezone(zone), inc=False):
             yield found.astimezone(UTC)
-            current = found
+
+
+# Periods of the frequencies whose start can be moved forward in whole periods
+# without changing any occurrence (dateutil numbers them SECONDLY=6 ... WEEKLY=2).
+_PERIODS = {6: timedelta(seconds=1), 5: timedelta(minutes=1), 4: timedelta(hours=1)}
+_WALL_PERIODS = {3: timedelta(days=1), 2: timedelta(weeks=1)}
+
+
+def _fast_forward(ruleset: Any, after: datetime) -> Any:
+    """The rule set with each rule started close before ``after``: dateutil walks every
+    period from a rule's start, so a minutely rule that started years ago would
+    take minutes to find its next time. Rules with a COUNT keep their start (their
+    count runs from it), and so does anything that is not a plain rule set."""
+    rules = getattr(ruleset, "_rrule", None)
+    if not isinstance(rules, list):
+        return ruleset
+    ruleset._rrule = [_forward(rule, after) for rule in rules]
+    ruleset._exrule = [_forward(rule, after) for rule in getattr(ruleset, "_exrule", [])]
+    return ruleset
+
+
+def _forward(rule: Any, after: datetime) -> Any:
+    freq, interval, count, start = rule._freq, rule._interval, rule._count, rule._dtstart
+    period = _PERIODS.get(freq) or _WALL_PERIODS.get(freq)
+    if period is None or count is not None or start is None or start.tzinfo is None:
+        return rule
+    step = period * interval
+    whole = math.floor((after - start) / step) - 1  # keep one period of margin
+    if whole <= 1:
+        return rule
+    if freq in _WALL_PERIODS:  # days and weeks move on the wall clock, as the rule does
+        moved = (start.replace(tzinfo=None) + step * whole).replace(tzinfo=start.tzinfo)
+    else:
+        moved = start + step * whole
+    return rule.replace(dtstart=moved)
 
 
 def slots_between(
