@@ -65,7 +65,10 @@ class _Child:
     pid: int
     started: float
     handing_back: bool = False  # stopped at shutdown: its run goes back to the queue
-    deadline: float | None = None  # monotonic time after which the worker stops it
+    timeout: float | None = None  # the deployment's timeout_seconds
+    # monotonic time after which the worker stops it: set once the child has started
+    # the run (its attempt), not at the claim, so process start-up does not count
+    deadline: float | None = None
     retries: int = 0  # the deployment's flow retries: attempts a timeout may take
     timed_out: bool = False
     # monotonic time after which a run asked to cancel is stopped by force
@@ -219,7 +222,7 @@ class Worker:
         if deployment is not None and deployment.timeout_seconds is not None:
             # The flow enforces its timeout itself; this catches a process that
             # cannot stop (stuck in C code), a little later.
-            child.deadline = child.started + deployment.timeout_seconds + self.timeout_grace
+            child.timeout = deployment.timeout_seconds
             child.retries = deployment.retries
         self.children[token] = child
         late = ""
@@ -239,6 +242,15 @@ class Worker:
         one is stopped by force (`_enforce_cancellations`)."""
         for child in list(self.children.values()):
             run = self.client.store.get_flow_run(child.run.id)
+            if (
+                child.deadline is None
+                and child.timeout is not None
+                and run is not None
+                and run.state is StateType.RUNNING
+                and self._owned_by(run, child)
+            ):
+                # Its attempt started (within a heartbeat): the kill deadline runs now.
+                child.deadline = time.monotonic() + child.timeout + self.timeout_grace
             if (
                 run is not None
                 and run.cancel_requested
@@ -308,7 +320,7 @@ class Worker:
         run = store.get_flow_run(child.run.id)
         if run is None or run.state not in _ACTIVE or not self._owned_by(run, child):
             return
-        seconds = (child.deadline or 0) - child.started - self.timeout_grace
+        seconds = child.timeout or 0.0
         why = (
             f"flow '{run.flow_name}' ran past its timeout_seconds={seconds:g} and did not "
             f"stop; the worker killed its process (attempt {run.attempts})"
