@@ -249,3 +249,19 @@ def test_only_allowed_host_names_are_answered(client: Client) -> None:
         rebound = http.get("/api/runs", headers={"Host": "evil.example"})
         assert rebound.status_code == 400
         assert http.get("/api/runs", headers={"Host": "127.0.0.1:4200"}).status_code == 200
+
+
+def test_the_dashboard_lists_the_latest_runs_and_failures_with_links(
+    ui: TestClient, client: Client, flows: Path
+) -> None:
+    ok = run_flow(client, flows, "doubled", n=2)
+    failed = run_flow(client, flows, "broken")
+    page = ui.get("/").text
+    latest = page.split("<h2>Latest runs</h2>", 1)[1].split("</table>", 1)[0]
+    assert f'/runs/{ok}"' in latest and f'/runs/{failed}"' in latest
+    failures = page.split("<h2>Latest failures</h2>", 1)[1].split("</table>", 1)[0]
+    assert f'/runs/{failed}"' in failures and f'/runs/{ok}"' not in failures
+    assert "ValueError: boom &lt;script&gt;" in failures  # why it failed, escaped
+    stats = ui.get("/api/stats").json()
+    assert [r["id"] for r in stats["recent_failures"]] == [failed]
+    assert {r["id"] for r in stats["recent_runs"]} == {ok, failed}

@@ -16,8 +16,9 @@ _FINISHED = (*_FAILED, StateType.COMPLETED.value, StateType.CANCELLED.value)
 
 def dashboard_data(client: Client, *, hours: int = 24, buckets: int = 24) -> dict[str, Any]:
     """Top-level runs of the last ``hours`` in ``buckets`` time slices by state,
-    the failure rate of those that finished, the slowest flows, late and crashed
-    runs, and the workers alive."""
+    the failure rate of those that finished, the slowest flows, the latest runs and
+    the latest failures (whatever their age: the first thing to look at after a
+    failure), late and crashed runs, and the workers alive."""
     now = utcnow()
     bucket_seconds = max(hours * 3600 // buckets, 1)
     # Buckets end at the next whole slice, so the newest one holds "now".
@@ -50,6 +51,11 @@ def dashboard_data(client: Client, *, hours: int = 24, buckets: int = 24) -> dic
                 "max_seconds": s.max_seconds,
             }
             for s in client.slowest_flows(since=since, limit=8)
+        ],
+        "recent_runs": [flow_run_to_dict(r) for r in client.list_runs(limit=10)],
+        "recent_failures": [
+            flow_run_to_dict(r)
+            for r in client.list_runs(states=[StateType.FAILED, StateType.CRASHED], limit=10)
         ],
         "late_runs": [flow_run_to_dict(r) for r in client.late_runs(limit=10)],
         "crashed_runs": [
