@@ -2,10 +2,12 @@
 
 Run it:
     legato run examples/etl.py:etl
-    legato run examples/etl.py:etl -p min_amount=50 --json
+    legato run examples/etl.py:etl -p min_amount=50 -p out_dir=/tmp/report --json
 
-It makes its own input files (three CSVs of orders in different currencies)
-under LEGATO_HOME/examples/etl/input the first time, so it runs anywhere.
+It writes revenue_by_customer.json to the current folder (or to ``out_dir``),
+and says where at the start. It makes its own input files (three CSVs of orders
+in different currencies) under LEGATO_HOME/examples/etl/input the first time,
+so it runs anywhere.
 The exchange-rate lookup fails on its first attempt for each currency, as a
 rate-limited API would; `retries` absorbs that and `legato show RUN` shows
 the two attempts.
@@ -22,6 +24,7 @@ from legato import flow, get_run_context, get_run_logger, task
 from legato.settings import legato_home
 
 RATES_TO_EUR = {"EUR": 1.0, "USD": 0.92, "GBP": 1.17}
+OUTPUT_NAME = "revenue_by_customer.json"
 
 
 def workdir() -> Path:
@@ -83,13 +86,13 @@ def transform(
 
 
 @task
-def load(batches: list[list[dict[str, object]]]) -> dict[str, object]:
+def load(batches: list[list[dict[str, object]]], out_dir: str) -> dict[str, object]:
     totals: dict[str, float] = {}
     for batch in batches:
         for row in batch:
             customer = str(row["customer"])
             totals[customer] = round(totals.get(customer, 0.0) + float(row["eur"]), 2)  # type: ignore[arg-type]
-    out = workdir() / "output" / "revenue_by_customer.json"
+    out = Path(out_dir) / OUTPUT_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(dict(sorted(totals.items())), indent=2))
     return {
@@ -100,14 +103,17 @@ def load(batches: list[list[dict[str, object]]]) -> dict[str, object]:
 
 
 @flow(log_prints=True)
-def etl(min_amount: float = 20.0, rows_per_file: int = 50) -> dict[str, object]:
-    """Revenue per customer in EUR from orders in three currencies."""
+def etl(min_amount: float = 20.0, rows_per_file: int = 50, out_dir: str = ".") -> dict[str, object]:
+    """Revenue per customer in EUR from orders in three currencies, written to
+    ``out_dir`` (the current folder by default)."""
+    folder = Path(out_dir).resolve()
+    print(f"writing {folder / OUTPUT_NAME}")
     paths = make_inputs(rows_per_file)
     rows = extract.map(paths)  # one task run per file, in parallel
     currencies = [Path(p).stem.split("_")[1].upper() for p in paths]
     rates = exchange_rate.map(currencies)
     cleaned = transform.map(rows, rates, min_amount=min_amount)
-    summary = load([c.result() for c in cleaned])
+    summary = load([c.result() for c in cleaned], str(folder))
     print(f"revenue: {summary['revenue_eur']} EUR over {summary['customers']} customers")
     return summary
 

@@ -22,8 +22,16 @@ from legato.errors import (
     ParameterValidationError,
     TaskTimeoutError,
 )
+from legato.flow_runs import suspend_flow_run
 from legato.flows import Flow, flow
-from legato.futures import LegatoFuture, LegatoFutureList, as_completed, unmapped, wait
+from legato.futures import (
+    LegatoFuture,
+    LegatoFutureList,
+    PrefectFuture,
+    as_completed,
+    unmapped,
+    wait,
+)
 from legato.states import State, StateType
 from legato.task_runners import ThreadPoolTaskRunner
 from legato.tasks import Task, exponential_backoff, task, task_input_hash
@@ -42,6 +50,7 @@ __all__ = [
     "LegatoFuture",
     "LegatoFutureList",
     "ParameterValidationError",
+    "PrefectFuture",
     "RunContext",
     "RunInput",
     "State",
@@ -57,6 +66,7 @@ __all__ = [
     "pause_flow_run",
     "resume_flow_run",
     "sleep",
+    "suspend_flow_run",
     "task",
     "task_input_hash",
     "transaction",

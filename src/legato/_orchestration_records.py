@@ -154,6 +154,35 @@ class PruneResult:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredVariable:
+    """A named variable as the store keeps it: ``value`` is its JSON text (the
+    client decodes it; the store never looks inside)."""
+
+    name: str
+    value: str
+    tags: tuple[str, ...]
+    created: datetime
+    updated: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """Something a run published for people to read: ``type`` is ``markdown``,
+    ``table`` or ``link`` and ``data`` its JSON text (the markdown string, the
+    table, or ``{"link": ..., "link_text": ...}``). ``flow_run_id`` and
+    ``task_run_id`` are None for one created outside any run."""
+
+    id: str
+    key: str | None
+    type: str
+    data: str
+    description: str | None
+    flow_run_id: str | None
+    task_run_id: str | None
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Limit:
     """A named global limit that task tags refer to.
 

@@ -54,6 +54,36 @@ class LimitNotFoundError(ConfigurationError):
         super().__init__(f"no limit named '{name}'; list them with `legato limit ls`")
 
 
+class InvalidVariableError(ConfigurationError, ValueError):
+    """A variable's name or value cannot be stored (wrong characters, not JSON, too long)."""
+
+
+class VariableExistsError(ConfigurationError):
+    """`Variable.set` without ``overwrite`` found the name already taken."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"variable '{name}' already exists; pass overwrite=True to replace it "
+            f"(`legato variable set {name} VALUE --overwrite`)"
+        )
+
+
+class VariableNotFoundError(ConfigurationError):
+    """No variable has the name asked for."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"no variable named '{name}'; list them with `legato variable ls`, or create "
+            f"it with `legato variable set {name} VALUE`"
+        )
+
+
+class InvalidArtifactError(ConfigurationError, ValueError):
+    """An artifact's key, description or data cannot be stored."""
+
+
 class DeploymentNotFoundError(LegatoError):
     """No deployment has the name asked for."""
 

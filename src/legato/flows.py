@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+from legato._hooks import HookList
 from legato.engine.params import ParameterModel
 from legato.engine.results import check_serializer
 from legato.errors import ConfigurationError
@@ -96,10 +97,12 @@ class Flow(Generic[P, R]):
         self.task_runner = runner
         self.persist_result = persist_result
         self.result_serializer = check_serializer(result_serializer)
-        self.on_completion = list(on_completion or ())
-        self.on_failure = list(on_failure or ())
-        self.on_crashed = list(on_crashed or ())
-        self.on_cancellation = list(on_cancellation or ())
+        # Lists that are also decorators: `@my_flow.on_failure` registers a hook.
+        # (Typed as lists: the engine mixes them with plain lists.)
+        self.on_completion: list[Hook] = HookList(on_completion or ())
+        self.on_failure: list[Hook] = HookList(on_failure or ())
+        self.on_crashed: list[Hook] = HookList(on_crashed or ())
+        self.on_cancellation: list[Hook] = HookList(on_cancellation or ())
         self.is_async = inspect.iscoroutinefunction(fn)
         self.parameter_model = ParameterModel(fn, self.name)
         if log_prints:
@@ -170,7 +173,14 @@ class Flow(Generic[P, R]):
                 f"unknown flow option(s) {', '.join(sorted(unknown))}; "
                 f"valid options: {', '.join(sorted(self._options))}"
             )
-        return Flow(self.fn, **{**self._options, **options})
+        # Hooks registered since (by the decorator forms) carry over to the copy.
+        hooks = {
+            "on_completion": self.on_completion,
+            "on_failure": self.on_failure,
+            "on_crashed": self.on_crashed,
+            "on_cancellation": self.on_cancellation,
+        }
+        return Flow(self.fn, **{**self._options, **hooks, **options})
 
     def run_name_for(self, params: dict[str, Any], run_id: str) -> str:
         template = self.flow_run_name

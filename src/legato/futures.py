@@ -170,3 +170,32 @@ def resolve_futures(value: Any) -> Any:
     if kind is dict:
         return {k: resolve_futures(v) for k, v in value.items()}
     return value
+
+
+# Prefect's name for the same object, so code written for Prefect reads unchanged.
+PrefectFuture = LegatoFuture
+
+
+def _resolve_deep(value: Any, leaf: Callable[[LegatoFuture[Any]], Any]) -> Any:
+    if isinstance(value, LegatoFuture):
+        return leaf(value)
+    kind = type(value)
+    if kind is LegatoFutureList:
+        return [_resolve_deep(v, leaf) for v in value]
+    if kind in (list, tuple, set, frozenset):
+        return kind(_resolve_deep(v, leaf) for v in value)
+    if kind is dict:
+        return {k: _resolve_deep(v, leaf) for k, v in value.items()}
+    return value
+
+
+def resolve_futures_to_states(expr: Any) -> Any:
+    """``expr`` with every future inside it (in lists, tuples, sets and dicts, at any
+    depth) replaced by its final `State`; waits for them. Other objects are kept as is."""
+    return _resolve_deep(expr, LegatoFuture.wait_state)
+
+
+def resolve_futures_to_results(expr: Any) -> Any:
+    """``expr`` with every future inside it replaced by its result (raising the first
+    failure met); waits for them. Other objects are kept as is."""
+    return _resolve_deep(expr, LegatoFuture.result)

@@ -294,6 +294,7 @@ class HeartbeatReply:
 # costs about a millisecond to create).
 _ORCHESTRATION = frozenset(
     {
+        "Artifact",
         "CollisionStrategy",
         "Deployment",
         "FlowDurationStats",
@@ -304,11 +305,15 @@ _ORCHESTRATION = frozenset(
         "RunCount",
         "Schedule",
         "StoreStatus",
+        "StoredVariable",
         "WorkerInfo",
     }
 )
 
 if TYPE_CHECKING:  # the same names, for type checkers (re-exported explicitly)
+    from legato._orchestration_records import (
+        Artifact as Artifact,
+    )
     from legato._orchestration_records import (
         CollisionStrategy as CollisionStrategy,
     )
@@ -335,6 +340,9 @@ if TYPE_CHECKING:  # the same names, for type checkers (re-exported explicitly)
     )
     from legato._orchestration_records import (
         Schedule as Schedule,
+    )
+    from legato._orchestration_records import (
+        StoredVariable as StoredVariable,
     )
     from legato._orchestration_records import (
         StoreStatus as StoreStatus,

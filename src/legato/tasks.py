@@ -12,8 +12,9 @@ import json
 import pickle
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
 
+from legato._hooks import HookList
 from legato.engine.context import FLOW_CONTEXT
 from legato.engine.results import check_serializer
 from legato.engine.task_engine import TaskCall
@@ -23,12 +24,14 @@ from legato.settings import env_flag
 
 if TYPE_CHECKING:
     from legato.engine.context import FlowRunContext, RunContext
+    from legato.states import State
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 RetryDelay = float | int | Sequence[float] | Callable[[int], Sequence[float]] | None
 Hook = Callable[..., Any]
+_UNSET: Any = object()  # an optional keyword that was not given
 
 
 def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:
@@ -153,14 +156,17 @@ class Task(Generic[P, R]):
             record_inputs if record_inputs is not None else env_flag("LEGATO_RECORD_INPUTS")
         )
         self.task_run_name = task_run_name
-        self.on_completion = list(on_completion or ())
-        self.on_failure = list(on_failure or ())
-        self.on_rollback = list(on_rollback or ())
+        # Lists that are also decorators: `@my_task.on_failure` registers a hook.
+        self.on_completion = HookList(on_completion or ())
+        self.on_failure = HookList(on_failure or ())
+        self.on_rollback = HookList(on_rollback or ())
         self.call_key = call_key
         self.is_async = inspect.iscoroutinefunction(fn)
         self.parameter_names = tuple(inspect.signature(fn).parameters)
         # `wait_for=` is ours unless the function has a parameter of that name.
         self._takes_wait_for = "wait_for" not in self.parameter_names
+        # Likewise `return_state=`.
+        self._takes_return_state = "return_state" not in self.parameter_names
         if log_prints:
             from legato.engine.logs import install_print_capture
 
@@ -221,7 +227,13 @@ class Task(Generic[P, R]):
                 f"unknown task option(s) {', '.join(sorted(unknown))}; "
                 f"valid options: {', '.join(sorted(self._options))}"
             )
-        merged = {**self._options, **options}
+        # Hooks registered since (by the decorator forms) carry over to the copy.
+        hooks = {
+            "on_completion": self.on_completion,
+            "on_failure": self.on_failure,
+            "on_rollback": self.on_rollback,
+        }
+        merged = {**self._options, **hooks, **options}
         return Task(self.fn, **merged)
 
     # -- retry delays ------------------------------------------------------------
@@ -256,43 +268,123 @@ class Task(Generic[P, R]):
         import asyncio
 
         flow_ctx = FLOW_CONTEXT.get()
+        return_state = (
+            bool(kwargs.pop("return_state", False))
+            if kwargs and self._takes_return_state
+            else False
+        )
         if flow_ctx is None:
             # Outside a flow a task is a plain function call, unrecorded.
+            if return_state and self.is_async:
+                return _async_state_of(None, lambda: self.fn(*args, **kwargs))  # type: ignore[return-value]
+            if return_state:
+                return _state_of(None, lambda: self.fn(*args, **kwargs))  # type: ignore[return-value]
             return self.fn(*args, **kwargs)
         wait_for = kwargs.pop("wait_for", None) if kwargs and self._takes_wait_for else None
         call = TaskCall(self, flow_ctx, args, kwargs, wait_for)  # type: ignore[arg-type]
         if self.is_async:
             import asyncio
 
+            runner = (
+                _async_state_of(call.task_run_id, call.run_async)
+                if return_state
+                else call.run_async()
+            )
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
-                return asyncio.run(call.run_async())
-            return call.run_async()  # type: ignore[return-value]
+                return asyncio.run(runner)
+            return runner  # type: ignore[return-value]
         if asyncio._get_running_loop() is not None:
             # A sync task called from async code: run it off the event loop, so
             # the flow's timeout still fires while it blocks.
+            if return_state:
+                return _state_of(call, lambda: run_off_loop(call))  # type: ignore[return-value]
             return run_off_loop(call)
+        if return_state:
+            return _state_of(call, call.run)  # type: ignore[return-value]
         return call.run()
 
+    @overload
     def submit(
-        self, *args: Any, wait_for: Sequence[Any] | None = None, **kwargs: Any
-    ) -> LegatoFuture[R]:
-        """Run the task on the flow's task runner; returns a future at once."""
+        self,
+        *args: Any,
+        return_state: Literal[False] = False,
+        wait_for: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> LegatoFuture[R]: ...
+
+    @overload
+    def submit(
+        self,
+        *args: Any,
+        return_state: Literal[True],
+        wait_for: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> State: ...
+
+    def submit(
+        self,
+        *args: Any,
+        return_state: Any = _UNSET,
+        wait_for: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> LegatoFuture[R] | State:
+        """Run the task on the flow's task runner; returns a future at once.
+
+        With ``return_state=True``, wait for the task run and return its final
+        `State` instead (a failure does not raise).
+        """
         flow_ctx = current_flow_context(self.name, "submitted")
+        want_state = self._own_return_state(return_state, kwargs)
         call = TaskCall(self, flow_ctx, args, kwargs, wait_for)
-        return _submit_call(call, flow_ctx)
+        future = _submit_call(call, flow_ctx)
+        return future.wait_state() if want_state else future
+
+    def _own_return_state(self, return_state: Any, kwargs: dict[str, Any]) -> bool:
+        """Whether ``return_state`` asks for states; passed on to the function instead
+        when it has a parameter of that name."""
+        if return_state is _UNSET:
+            return False
+        if not self._takes_return_state:
+            kwargs["return_state"] = return_state
+            return False
+        return bool(return_state)
+
+    @overload
+    def map(
+        self,
+        *args: Any,
+        return_state: Literal[False] = False,
+        wait_for: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> LegatoFutureList[R]: ...
+
+    @overload
+    def map(
+        self,
+        *args: Any,
+        return_state: Literal[True],
+        wait_for: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> list[State]: ...
 
     def map(
-        self, *args: Any, wait_for: Sequence[Any] | None = None, **kwargs: Any
-    ) -> LegatoFutureList[R]:
+        self,
+        *args: Any,
+        return_state: Any = _UNSET,
+        wait_for: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> LegatoFutureList[R] | list[State]:
         """Submit one call per element of the iterable arguments, in input order.
 
         Lists, tuples, sets, generators and lists of futures are mapped over; wrap
         an argument in ``unmapped(...)`` to pass it whole to every call. Strings,
-        bytes and mappings are passed whole.
+        bytes and mappings are passed whole. With ``return_state=True``, wait for
+        all of them and return their final states, in input order.
         """
         flow_ctx = current_flow_context(self.name, "mapped")
+        want_state = self._own_return_state(return_state, kwargs)
         mapped: dict[int | str, list[Any]] = {}
         static: dict[int | str, Any] = {}
         pairs: list[tuple[int | str, Any]] = [*enumerate(args), *kwargs.items()]
@@ -324,7 +416,55 @@ class Task(Generic[P, R]):
             call_kwargs = {k: (mapped[k][i] if k in mapped else static[k]) for k in kwargs}
             call = TaskCall(self, flow_ctx, call_args, call_kwargs, wait_for)
             futures.append(_submit_call(call, flow_ctx))
+        if want_state:
+            return [future.wait_state() for future in futures]
         return futures
+
+
+# Raised by a task call but not a failure of the task run: `return_state=True` lets
+# these through, as it does cancellation, pause and the other engine signals.
+_ENGINE_ERRORS: tuple[type[BaseException], ...] = ()
+
+
+def _engine_errors() -> tuple[type[BaseException], ...]:
+    global _ENGINE_ERRORS
+    if not _ENGINE_ERRORS:
+        from legato.errors import FlowTimeoutError, NonDeterministicFlowError, StoreError
+
+        _ENGINE_ERRORS = (FlowTimeoutError, NonDeterministicFlowError, StoreError)
+    return _ENGINE_ERRORS
+
+
+def _failed_state(run_id: str | None, exc: Exception) -> State:
+    from legato.states import State, StateType
+
+    return State(StateType.FAILED, message=str(exc), run_id=run_id, _exception=exc)
+
+
+def _state_of(call: TaskCall | None, run: Callable[[], Any]) -> State:
+    """Run a task call and return its final state: what ``return_state=True`` gives."""
+    from legato.states import State, StateType
+
+    run_id = call.task_run_id if call is not None else None
+    try:
+        value = run()
+    except _engine_errors():
+        raise
+    except Exception as exc:
+        return _failed_state(run_id, exc)
+    return State(StateType.COMPLETED, run_id=run_id, _value=value)
+
+
+async def _async_state_of(run_id: str | None, run: Callable[[], Any]) -> State:
+    from legato.states import State, StateType
+
+    try:
+        value = await run()
+    except _engine_errors():
+        raise
+    except Exception as exc:
+        return _failed_state(run_id, exc)
+    return State(StateType.COMPLETED, run_id=run_id, _value=value)
 
 
 def _is_mappable(value: Any) -> bool:

@@ -118,7 +118,8 @@ def test_invalid_input_keeps_the_run_paused(
 
 def test_missing_input_when_a_model_is_required(default_store: Store, journal: Journal) -> None:
     run_id, _ = paused_run_id(approval_flow, 1)
-    with pytest.raises(InvalidRunInputError, match=r"input is required \(fields: approved, note\)"):
+    expected = r"input is required \(required fields: approved; optional: note\)"
+    with pytest.raises(InvalidRunInputError, match=expected):
         legato.resume_flow_run(run_id)
     assert stored(default_store, run_id).state is StateType.PAUSED
 

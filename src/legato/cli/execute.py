@@ -145,19 +145,24 @@ def _final_result(state: State) -> tuple[bool, Any]:
     return json_result(value)
 
 
-def _observer_for(as_json: bool) -> tuple[RunTracker, contextlib.AbstractContextManager[Any]]:
+def _observer_for(
+    as_json: bool, resumed: bool
+) -> tuple[RunTracker, contextlib.AbstractContextManager[Any]]:
     """The observer that fits the output mode, and the scope to run it in."""
     if as_json:
         return PlainProgress(announce=False), stdout_to_stderr()
     if stdout_is_terminal():
-        live = LiveProgress(make_console())
+        live = LiveProgress(make_console(), resumed=resumed)
         return live, live
-    return PlainProgress(announce=True), contextlib.nullcontext()
+    return PlainProgress(announce=True, resumed=resumed), contextlib.nullcontext()
 
 
-def execute(ctx: click.Context, client: Client, start: Start, *, as_json: bool) -> None:
-    """Run ``start``, report how the run ended, and exit with its code."""
-    tracker, scope = _observer_for(as_json)
+def execute(
+    ctx: click.Context, client: Client, start: Start, *, as_json: bool, resumed: bool = False
+) -> None:
+    """Run ``start``, report how the run ended, and exit with its code. ``resumed``:
+    the run is resumed, not started, and the output says so."""
+    tracker, scope = _observer_for(as_json, resumed)
     try:
         with scope:
             state = start(tracker)
@@ -326,4 +331,5 @@ def resume_cmd(
             run_id, run_input, observer=observer, on_changed_args=on_changed_args
         ),
         as_json=as_json,
+        resumed=True,
     )

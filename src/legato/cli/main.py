@@ -15,6 +15,7 @@ from typing import NoReturn
 import click
 
 from legato import __version__
+from legato.cli.artifacts import artifacts_cmd
 from legato.cli.backfill import backfill_cmd
 from legato.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, flags
 from legato.cli.db import db_group
@@ -28,6 +29,7 @@ from legato.cli.execute import resume_cmd, run_cmd
 from legato.cli.limits import limit_group
 from legato.cli.runs import cancel_cmd, logs_cmd, runs_cmd, show_cmd
 from legato.cli.server import server_cmd
+from legato.cli.variables import variable_group
 from legato.cli.worker import worker_cmd, workers_cmd
 from legato.errors import (
     AmbiguousRunIdError,
@@ -92,6 +94,8 @@ for _command in (
     trigger_cmd,
     backfill_cmd,
     limit_group,
+    variable_group,
+    artifacts_cmd,
     db_group,
     server_cmd,
 ):

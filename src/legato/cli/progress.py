@@ -88,9 +88,10 @@ class RunTracker(NullObserver):
             )
 
 
-def progress_text(snap: Snapshot) -> str:
-    """``etl 3f2a9c1e · 3/5 tasks · running: load, save (+2) · 0:07``."""
-    head = snap.flow_name or "starting"
+def progress_text(snap: Snapshot, *, waiting: str = "starting") -> str:
+    """``etl 3f2a9c1e · 3/5 tasks · running: load, save (+2) · 0:07``; ``waiting``
+    stands first until the run has started."""
+    head = snap.flow_name or waiting
     if snap.run_id:
         head += f" {snap.run_id[:8]}"
     parts = [head, f"{snap.done}/{snap.total} tasks"]
@@ -105,32 +106,36 @@ def progress_text(snap: Snapshot) -> str:
 
 
 class PlainProgress(RunTracker):
-    """For pipes and ``--json``: one start line, unless told to be quiet."""
+    """For pipes and ``--json``: one start line (``run ID started``, or ``resumed``
+    for a resume), unless told to be quiet."""
 
-    def __init__(self, *, announce: bool) -> None:
+    def __init__(self, *, announce: bool, resumed: bool = False) -> None:
         super().__init__()
         self._announce = announce
+        self._verb = "resumed" if resumed else "started"
 
     def flow_started(self, run: FlowRun) -> None:
         first = self.root is None
         super().flow_started(run)
         if first and self._announce:
-            click.echo(f"run {run.id} started (flow {run.flow_name})")
+            click.echo(f"run {run.id} {self._verb} (flow {run.flow_name})")
 
 
 class LiveProgress(RunTracker):
     """A live line in the terminal; whatever the run prints scrolls above it."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, resumed: bool = False) -> None:
         super().__init__()
         self.console = console
         self._live: Live | None = None
+        self._waiting = "resuming" if resumed else "starting"
 
     def _render(self) -> RenderableType:
         from rich.spinner import Spinner
         from rich.text import Text
 
-        return Spinner("dots", text=Text(progress_text(self.snapshot())), style="cyan")
+        text = progress_text(self.snapshot(), waiting=self._waiting)
+        return Spinner("dots", text=Text(text), style="cyan")
 
     def __enter__(self) -> LiveProgress:
         from rich.live import Live

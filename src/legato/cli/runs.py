@@ -84,9 +84,10 @@ def runs_cmd(
     if not runs:
         click.echo("no flow runs" + (" match" if states or flow_name or deployment else " yet"))
         return
-    from legato.cli.tables import runs_table
+    from legato.cli.tables import print_trimmed, runs_table
 
-    make_console().print(runs_table(runs))
+    console = make_console()
+    print_trimmed(console, runs_table(runs, console.width))
 
 
 def _load(client: Client, run: FlowRun) -> RunNode:
@@ -116,7 +117,8 @@ def show_cmd(ctx: click.Context, run_id: str, as_json: bool) -> None:
 
     Each task run shows its call key, name, state, attempts, whether it came
     from the cache, its duration and error; a failed task also shows the inputs
-    it received (shortened). RUN is a run id or any unambiguous prefix of one.
+    it received (shortened). The artifacts the run published follow, one line
+    each. RUN is a run id or any unambiguous prefix of one.
 
     \b
     Examples:
@@ -129,6 +131,10 @@ def show_cmd(ctx: click.Context, run_id: str, as_json: bool) -> None:
         data = flow_run_to_dict(run, tracebacks=True)
         data["tasks"] = [task_run_to_dict(tr, tracebacks=True) for tr in client.task_runs(run.id)]
         data["children"] = [flow_run_to_dict(child) for child in client.child_runs(run.id)]
+        data["artifacts"] = [
+            {"id": a.id, "key": a.key, "type": a.type, "description": a.description}
+            for a in client.artifacts(run=run.id)
+        ]
         has_result, value = _stored_result(client, run)
         if has_result:
             data["result"] = value
@@ -136,12 +142,21 @@ def show_cmd(ctx: click.Context, run_id: str, as_json: bool) -> None:
         return
     import json
 
-    from legato.cli.tables import run_tree
+    from legato.cli.tables import print_trimmed, run_tree
 
     has_result, value = _stored_result(client, run)
     result = shorten(json.dumps(value, ensure_ascii=False), 200) if has_result else None
     # Not soft-wrapped: long lines (inputs, errors) fold under their tree branch.
-    make_console().print(run_tree(_load(client, run), result=result))
+    console = make_console()
+    print_trimmed(console, run_tree(_load(client, run), result=result))
+    artifacts = client.artifacts(run=run.id)
+    if artifacts:
+        from legato.cli.artifacts import summary
+
+        click.echo("artifacts:")
+        for artifact in artifacts:
+            name = artifact.key or artifact.id[:8]
+            click.echo(f"  {name}  {shorten(summary(artifact), 100)}".rstrip())
 
 
 @click.command("logs")

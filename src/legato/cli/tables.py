@@ -5,9 +5,11 @@ Only imported by commands that draw with rich, after they decided to.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -37,28 +39,104 @@ def state_text(state: StateType) -> Text:
     return Text(state.value, style=STATE_STYLES.get(state, ""))
 
 
-def runs_table(runs: Sequence[FlowRun]) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    # Fixed widths for what must stay readable; names and parameters give way.
-    table.add_column("ID", no_wrap=True, min_width=8)
-    flow_width = min(max((len(run.flow_name) for run in runs), default=4), 20)
-    table.add_column("FLOW", no_wrap=True, overflow="ellipsis", min_width=flow_width)
-    table.add_column("NAME", no_wrap=True, overflow="ellipsis", max_width=30)
-    table.add_column("STATE", no_wrap=True, min_width=9)
-    table.add_column("STARTED (UTC)", no_wrap=True, min_width=20)
-    table.add_column("DURATION", justify="right", no_wrap=True, min_width=8)
-    table.add_column("PARAMETERS", no_wrap=True, overflow="ellipsis", max_width=40)
-    for run in runs:
-        table.add_row(
+# `legato runs` columns: (header, widest it grows to, narrowest it shrinks to).
+# None: the column is as wide as its widest value and never shrinks, because a cut
+# id, state, time or duration reads as another value; the others give way and end
+# in "…" when cut.
+_RUN_COLUMNS: tuple[tuple[str, int | None, int], ...] = (
+    ("ID", None, 0),
+    ("FLOW", 20, 10),
+    ("NAME", 30, 10),
+    ("STATE", None, 0),
+    ("STARTED (UTC)", None, 0),
+    ("DURATION", None, 0),
+    ("PARAMETERS", 80, 10),
+)
+# When even the narrowest widths do not fit, these columns go, in this order: a
+# run's default name repeats its flow and id, and `legato show` has everything.
+_DROP_ORDER = ("NAME", "PARAMETERS", "DURATION", "STARTED (UTC)")
+PARAMETERS_LIMIT = 200  # characters of parameters text before the column cuts it
+_GAP = 2  # spaces between columns (rich's padding of 1 on each side)
+
+
+def _fit_widths(natural: dict[str, int], width: int | None) -> dict[str, int]:
+    """Column widths that fit ``width``: fixed columns keep theirs, the others share
+    what is left (narrowest first, each up to its natural width), and whole
+    columns are dropped before any is cut below its minimum."""
+    limits = {header: (grow, shrink) for header, grow, shrink in _RUN_COLUMNS}
+    shown = list(natural)
+    if width is None:
+        return natural
+    for drop in (None, *_DROP_ORDER):
+        if drop is not None:
+            shown.remove(drop)
+        fixed = sum(natural[h] for h in shown if limits[h][0] is None)
+        flexible = sorted((h for h in shown if limits[h][0] is not None), key=natural.__getitem__)
+        room = width - fixed - _GAP * (len(shown) - 1)
+        if room >= sum(min(natural[h], limits[h][1]) for h in flexible):
+            break
+    widths = {h: natural[h] for h in shown}
+    for index, header in enumerate(flexible):
+        share = room // (len(flexible) - index)
+        widths[header] = min(natural[header], max(share, limits[header][1]))
+        room -= widths[header]
+    return widths
+
+
+def runs_table(runs: Sequence[FlowRun], width: int | None = None) -> Table:
+    """The runs as a table that fits ``width`` columns (any width when None)."""
+    rows = [
+        (
             short_id(run.id),
             run.flow_name,
             run.name,
-            state_text(run.state),
+            run.state.value,
             format_time(run.start_time or run.created),
             format_duration(duration_seconds(run.start_time, run.end_time)),
-            format_parameters(run.parameters),
+            # Cut at the end by the column, never in the middle as well.
+            format_parameters(run.parameters, PARAMETERS_LIMIT),
         )
+        for run in runs
+    ]
+    natural: dict[str, int] = {}
+    for index, (header, grow, _) in enumerate(_RUN_COLUMNS):
+        widest = max([len(header), *(len(row[index]) for row in rows)])
+        natural[header] = widest if grow is None else min(widest, grow)
+    widths = _fit_widths(natural, width)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    shown = [i for i, (header, _, _) in enumerate(_RUN_COLUMNS) if header in widths]
+    for index in shown:
+        header = _RUN_COLUMNS[index][0]
+        table.add_column(
+            header,
+            justify="right" if header == "DURATION" else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            width=widths[header],
+        )
+    for run, row in zip(runs, rows, strict=True):
+        cells: list[str | Text] = [row[i] for i in shown]
+        if "STATE" in widths:
+            cells[[_RUN_COLUMNS[i][0] for i in shown].index("STATE")] = state_text(run.state)
+        table.add_row(*cells)
     return table
+
+
+# Trailing blanks of a line, with any style codes among them (kept, in order).
+_TRAILING_BLANKS = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)+$", re.MULTILINE)
+
+
+def _keep_codes(match: re.Match[str]) -> str:
+    return "".join(re.findall(r"\x1b\[[0-9;]*m", match.group(0)))
+
+
+def print_trimmed(console: Console, renderable: RenderableType) -> None:
+    """Print as ``console.print`` does, without the blanks rich pads lines with,
+    so that piped output has no trailing spaces."""
+    with console.capture() as capture:
+        console.print(renderable)
+    console.file.write(_TRAILING_BLANKS.sub(_keep_codes, capture.get()))
+    console.file.flush()
 
 
 def summary_table(lines: Sequence[Line]) -> Table:
@@ -96,10 +174,12 @@ def _task_label(tr: TaskRun) -> Text:
 
 
 def _run_label(run: FlowRun, *, root: bool) -> Text:
-    label = Text()
+    # The root's line holds the full id, so its flow and name go on the next line:
+    # the header fits 80 columns, and it is never wrapped (cut with "…" if need be).
+    label = Text(no_wrap=True, overflow="ellipsis") if root else Text()
     label.append("flow run " if root else "subflow ", style="bold")
     label.append(run.id if root else short_id(run.id), style="bold")
-    label.append(f"  {run.flow_name} / {run.name}  ")
+    label.append("  " if root else f"  {run.flow_name} / {run.name}  ")
     label.append_text(state_text(run.state))
     label.append(f"  attempts {run.attempts}", style="dim")
     label.append(
@@ -109,6 +189,7 @@ def _run_label(run: FlowRun, *, root: bool) -> Text:
 
 
 def _add_run_details(tree: Tree, run: FlowRun, result: str | None) -> None:
+    tree.add(Text(f"flow: {run.flow_name} / {run.name}"))
     if run.parameters:
         tree.add(Text(f"parameters: {format_parameters(run.parameters, 200)}", style="dim"))
     tree.add(
@@ -187,4 +268,4 @@ def load_tree(
     return node
 
 
-__all__ = ["RunNode", "load_tree", "run_tree", "runs_table", "summary_table"]
+__all__ = ["RunNode", "load_tree", "print_trimmed", "run_tree", "runs_table", "summary_table"]

@@ -35,8 +35,10 @@ from legato.errors import (
     ResultNotAvailableError,
     RunNotFoundError,
     RunStateError,
+    VariableNotFoundError,
 )
 from legato.records import (
+    Artifact,
     FlowDurationStats,
     FlowRun,
     Limit,
@@ -44,6 +46,7 @@ from legato.records import (
     PruneResult,
     RunCount,
     StoredResult,
+    StoredVariable,
     StoreStatus,
     TaskRun,
     WorkerInfo,
@@ -338,6 +341,52 @@ class Client(DeploymentOps):
         if not self.store.delete_limit(name):
             raise LimitNotFoundError(name)
         forget_known_limits()
+
+    # -- variables -----------------------------------------------------------
+
+    def set_variable(
+        self,
+        name: str,
+        value: Any,
+        *,
+        tags: Sequence[str] | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        """Store the JSON ``value`` as variable ``name`` (`VariableExistsError` when it
+        exists and not ``overwrite``)."""
+        from legato.engine.variables import set_variable
+
+        set_variable(self.store, name, value, tags=tags, overwrite=overwrite)
+
+    def get_variable(self, name: str) -> Any:
+        """The value of variable ``name``; `VariableNotFoundError` when there is none."""
+        from legato.engine.variables import decode_value, get_variable
+
+        stored = get_variable(self.store, name)
+        if stored is None:
+            raise VariableNotFoundError(name)
+        return decode_value(stored)
+
+    def variables(self) -> list[StoredVariable]:
+        """Every variable by name (values as JSON text: decode with `json.loads`)."""
+        return self.store.list_variables()
+
+    def delete_variable(self, name: str) -> None:
+        from legato.engine.variables import delete_variable
+
+        if not delete_variable(self.store, name):
+            raise VariableNotFoundError(name)
+
+    # -- artifacts -----------------------------------------------------------
+
+    def artifacts(
+        self, *, key: str | None = None, run: str | None = None, limit: int = 100
+    ) -> list[Artifact]:
+        """Artifacts: those of ``run`` (an id or unambiguous prefix) in the order it made
+        them, else newest first; only those with ``key`` when given."""
+        check_int(limit, "the number of artifacts (--limit)", low=1, high=INT32_MAX)
+        run_id = None if run is None else resolve_run_id(self.store, run)
+        return self.store.list_artifacts(key=key, flow_run_id=run_id, limit=limit)
 
     # -- the store itself ----------------------------------------------------
 

@@ -427,9 +427,14 @@ def _accept_input(store: Store, run: FlowRun, run_input: dict[str, Any] | None) 
     model: Any = resolve_ref(pause.input_model)
     name = model.__name__
     if run_input is None:
-        fields = ", ".join(model.model_fields) or "none"
+        fields = model.model_fields
+        required = [f for f, info in fields.items() if info.is_required()]
+        optional = [f for f in fields if f not in required]
+        listed = [f"required fields: {', '.join(required) or 'none'}"]
+        if optional:
+            listed.append(f"optional: {', '.join(optional)}")
         raise InvalidRunInputError(
-            run.id, name, [f"input is required (fields: {fields}); pass it with --input JSON"]
+            run.id, name, [f"input is required ({'; '.join(listed)}); pass it with --input JSON"]
         )
     try:
         value = model.model_validate(run_input)

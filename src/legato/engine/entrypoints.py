@@ -119,10 +119,26 @@ def load_file(path_str: str) -> ModuleType:
     except Exception as exc:
         del sys.modules[name]
         raise TargetNotFoundError(
-            f"importing '{path_str}' failed: {type(exc).__name__}: {exc}"
+            f"importing '{path_str}' failed{_where(exc, path, path_str)}: "
+            f"{type(exc).__name__}: {exc.msg if isinstance(exc, SyntaxError) else exc}"
         ) from exc
     _loaded_files[key] = module
     return module
+
+
+def _where(exc: BaseException, path: Path, path_str: str) -> str:
+    """`` at flows.py:12``: the last line of the user's file the error went through
+    (for a syntax error, the line that does not parse), or nothing when none did."""
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        shown = path_str if Path(exc.filename).resolve() == path else exc.filename
+        return f" at {shown}:{exc.lineno}"
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if Path(tb.tb_frame.f_code.co_filename).resolve() == path:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" at {path_str}:{line}" if line is not None else ""
 
 
 def object_ref(obj: Any) -> str:

@@ -9,6 +9,7 @@ outcome.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -41,7 +42,7 @@ from legato.errors import (
 )
 from legato.futures import LegatoFuture, LegatoFutureList, resolve_futures
 from legato.records import FlowRun, LogRecord, PauseInfo, utcnow
-from legato.states import State, StateType
+from legato.states import RESUMABLE_STATES, State, StateType
 
 if TYPE_CHECKING:
     from legato.engine.observer import RunObserver
@@ -117,6 +118,7 @@ class FlowExecution:
         """Start an attempt; None when the run was cancelled while awaiting a retry."""
         token = new_id()
         claim, self.claim_token = self.claim_token, None
+        before = self.run  # as this process last saw it: what the history line says
         started = self.store.start_flow_run(
             self.run.id,
             current_owner(token),
@@ -155,6 +157,9 @@ class FlowExecution:
             observer=self.observer,
         )
         ctx.changed_args = self.changed_args
+        history = _history_line(before, started, retrying=self._retrying)
+        if history is not None:
+            ctx.add_log(_run_log(started.id, history))  # written with the next record
         get_monitor().add(ctx)
         if self.observer is not None:
             notify(self.observer.flow_started, started)
@@ -345,6 +350,13 @@ class FlowExecution:
                 return state, None
         if isinstance(outcome, PauseSignal):
             pause: PauseInfo = outcome.detail
+            waits = f" for {_model_name(pause.input_model)} input" if pause.input_model else ""
+            ctx.add_log(
+                _run_log(
+                    run_id,
+                    f"paused at '{pause.key}'{waits}; resume it with `legato resume {run_id}`",
+                )
+            )
             store.pause_flow_run(run_id, token, pause, now=now(), logs=ctx.take_logs())
             paused = FlowPaused(run_id, pause.key, _model_name(pause.input_model))
             state = State(StateType.PAUSED, str(paused), now(), run_id, _exception=paused)
@@ -431,6 +443,7 @@ class FlowExecution:
             if wake is not None
             else f"{why}; retrying in {delay:g}s"
         )
+        ctx.add_log(_run_log(run_id, message, logging.WARNING))
         self.store.retry_flow_run(
             run_id,
             ctx.owner_token,
@@ -531,6 +544,26 @@ def unwrap_state(state: State, return_state: bool) -> Any:
     if return_state:
         return state
     return state.result()
+
+
+def _run_log(run_id: str, message: str, level: int = logging.INFO) -> LogRecord:
+    """A line of the run's own history (paused, resumed, retried) in its logs."""
+    return LogRecord(
+        flow_run_id=run_id, timestamp=utcnow(), level=level, message=message, logger="legato.run"
+    )
+
+
+def _history_line(before: FlowRun, started: FlowRun, *, retrying: bool) -> str | None:
+    """What starting this attempt means for the run's history, if anything."""
+    owner = started.owner
+    where = f" by pid {owner.pid} on {owner.host}" if owner is not None else ""
+    if retrying:
+        return f"attempt {started.attempts} started (flow retry {started.retries_used}){where}"
+    if before.state in RESUMABLE_STATES:
+        return f"resumed{where} after it was {before.state.value}; completed calls replay"
+    if started.attempts > 1 and before.work_queue is not None:
+        return f"attempt {started.attempts} started{where} (taken from queue '{before.work_queue}')"
+    return None
 
 
 def _run_lost(outcome: BaseException | None) -> bool:

@@ -12,7 +12,9 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext
@@ -22,6 +24,8 @@ from legato.records import LogRecord, utcnow
 _base_logger = logging.getLogger("legato.runs")
 _setup_lock = threading.Lock()
 _configured = False
+# Set inside `disable_run_logger()`: run loggers write nowhere.
+_DISABLED: ContextVar[bool] = ContextVar("legato_run_logger_disabled", default=False)
 
 
 class _StderrHandler(logging.Handler):
@@ -91,6 +95,8 @@ class RunLogger(logging.LoggerAdapter):
 
 def get_run_logger() -> RunLogger:
     """A logger whose lines are stored with the current flow run / task run."""
+    if _DISABLED.get():
+        return RunLogger(_silent_logger(), {})
     flow_ctx = FLOW_CONTEXT.get()
     if flow_ctx is None:
         raise TaskCallError(
@@ -108,6 +114,24 @@ def get_run_logger() -> RunLogger:
     return RunLogger(logging.getLogger(name), extra)
 
 
+def _silent_logger() -> logging.Logger:
+    logger = logging.getLogger("legato.runs.disabled")
+    logger.propagate = False
+    logger.disabled = True
+    return logger
+
+
+@contextmanager
+def disable_run_logger() -> Iterator[None]:
+    """Silence run loggers inside the block, and let `get_run_logger()` work outside a
+    run there: for calling a task's or flow's function (``.fn``) directly in tests."""
+    token = _DISABLED.set(True)
+    try:
+        yield
+    finally:
+        _DISABLED.reset(token)
+
+
 def ensure_logging() -> None:
     _configure()
 
@@ -122,7 +146,7 @@ def _capturing_print(*args: Any, **kwargs: Any) -> None:
     file = kwargs.get("file")
     if file is None or file is sys.stdout:
         flow_ctx = FLOW_CONTEXT.get()
-        if flow_ctx is not None:
+        if flow_ctx is not None and not _DISABLED.get():
             task_ctx = TASK_CONTEXT.get()
             wanted = task_ctx.log_prints if task_ctx is not None else flow_ctx.log_prints
             if wanted:

@@ -34,12 +34,14 @@ from legato.states import StateType
 
 if TYPE_CHECKING:  # loaded when first used, not by `import legato`
     from legato.records import (
+        Artifact,
         Deployment,
         FlowDurationStats,
         Lease,
         Limit,
         PruneResult,
         RunCount,
+        StoredVariable,
         StoreStatus,
         WorkerInfo,
     )
@@ -539,3 +541,45 @@ class Store(ABC):
     def release_limit_slots(self, holder: str) -> None:
         """Give back the concurrency slots of ``holder`` (rate slots run out by themselves)
         and notify `LIMIT_SLOTS_FREED` listeners."""
+
+    # --- variables ---------------------------------------------------------------
+
+    @abstractmethod
+    def set_variable(
+        self,
+        name: str,
+        value: str,
+        *,
+        tags: Sequence[str] = (),
+        overwrite: bool,
+        now: datetime,
+    ) -> bool:
+        """Store the JSON text ``value`` (and ``tags``) under ``name``. When the name is
+        taken: replace both if ``overwrite``, else change nothing and return False
+        (atomic: of racing creators exactly one wins). True when stored."""
+
+    @abstractmethod
+    def get_variable(self, name: str) -> StoredVariable | None:
+        """The variable called ``name``, or None."""
+
+    @abstractmethod
+    def list_variables(self) -> list[StoredVariable]:
+        """Every variable, by name."""
+
+    @abstractmethod
+    def delete_variable(self, name: str) -> bool:
+        """Remove the variable ``name``; True when it existed."""
+
+    # --- artifacts ---------------------------------------------------------------
+
+    @abstractmethod
+    def create_artifact(self, artifact: Artifact) -> None:
+        """Store ``artifact``; one whose id is stored already is left as it is (a call
+        replayed on resume makes the same id)."""
+
+    @abstractmethod
+    def list_artifacts(
+        self, *, key: str | None = None, flow_run_id: str | None = None, limit: int = 100
+    ) -> list[Artifact]:
+        """Artifacts, at most ``limit``: those of run ``flow_run_id`` in the order they
+        were made, else (those with ``key``, when given) newest first."""

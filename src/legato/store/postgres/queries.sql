@@ -758,6 +758,10 @@ WITH RECURSIVE roots AS (
     DELETE FROM run_inputs USING settings
     WHERE NOT settings.dry_run AND flow_run_id IN (SELECT id FROM family)
     RETURNING 1
+), gone_artifacts AS (
+    DELETE FROM artifacts USING settings
+    WHERE NOT settings.dry_run AND flow_run_id IN (SELECT id FROM family)
+    RETURNING 1
 ), gone_tags AS (
     DELETE FROM flow_run_tags USING settings
     WHERE NOT settings.dry_run AND run_id IN (SELECT id FROM family)
@@ -775,6 +779,7 @@ SELECT
     (SELECT count(*) FROM gone_cache) + (SELECT count(*) FROM gone_tasks)
         + (SELECT count(*) FROM gone_logs) + (SELECT count(*) FROM gone_inputs)
         + (SELECT count(*) FROM gone_tags) + (SELECT count(*) FROM gone_runs)
+        + (SELECT count(*) FROM gone_artifacts)
 
 -- set_limit --
 -- name, slots, per_seconds, now
@@ -832,3 +837,51 @@ WITH gone AS (
 SELECT count(*), CASE WHEN count(*) > 0
     THEN (SELECT 1 FROM pg_notify('legato_limit_slots_freed', '')) END
 FROM gone
+
+-- insert_variable --
+-- name, value, tags, now, now: nothing when the name is taken
+INSERT INTO variables (name, value, tags, created, updated)
+VALUES (%s, %s, %s::text[], %s, %s)
+ON CONFLICT (name) DO NOTHING
+RETURNING name
+
+-- upsert_variable --
+-- name, value, tags, now, now
+INSERT INTO variables (name, value, tags, created, updated)
+VALUES (%s, %s, %s::text[], %s, %s)
+ON CONFLICT (name) DO UPDATE
+    SET value = excluded.value, tags = excluded.tags, updated = excluded.updated
+RETURNING name
+
+-- get_variable --
+-- name
+SELECT name, value, tags, created, updated FROM variables WHERE name = %s
+
+-- list_variables --
+SELECT name, value, tags, created, updated FROM variables ORDER BY name
+
+-- delete_variable --
+-- name
+DELETE FROM variables WHERE name = %s
+
+-- insert_artifact --
+-- id, key, type, data, description, flow_run_id, task_run_id, now: an id seen
+-- before (the same call replayed on resume) is kept as it is
+INSERT INTO artifacts (id, key, type, data, description, flow_run_id, task_run_id, created)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (id) DO NOTHING
+
+-- list_artifacts --
+-- limit: newest first
+SELECT id, key, type, data, description, flow_run_id, task_run_id, created FROM artifacts
+ORDER BY created DESC, id DESC LIMIT %s
+
+-- list_artifacts_by_key --
+-- key, limit: newest first
+SELECT id, key, type, data, description, flow_run_id, task_run_id, created FROM artifacts
+WHERE key = %s ORDER BY created DESC, id DESC LIMIT %s
+
+-- list_artifacts_by_run --
+-- flow_run_id, limit: oldest first (the order the run made them)
+SELECT id, key, type, data, description, flow_run_id, task_run_id, created FROM artifacts
+WHERE flow_run_id = %s ORDER BY created, id LIMIT %s

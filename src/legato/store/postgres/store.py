@@ -23,6 +23,7 @@ from legato.settings import env_float
 from legato.states import StateType
 from legato.store.base import Store, as_utc
 from legato.store.postgres import rows
+from legato.store.postgres.artifacts import PostgresArtifacts
 from legato.store.postgres.connection import (
     DEFAULT_POOL_SIZE,
     DEFAULT_TIMEOUT,
@@ -36,6 +37,7 @@ from legato.store.postgres.migrate import ensure_schema
 from legato.store.postgres.retention import PostgresRetention
 from legato.store.postgres.sql import QUERIES
 from legato.store.postgres.stats import PostgresRunStats
+from legato.store.postgres.variables import PostgresVariables
 
 # Hot-path queries, looked up once.
 _RECORD_TASK_RUN = QUERIES["record_task_run"]
@@ -88,6 +90,8 @@ class PostgresStore(
     PostgresDeployments,
     PostgresRetention,
     PostgresLimits,
+    PostgresVariables,
+    PostgresArtifacts,
     PostgresRunStats,
     Store,
 ):

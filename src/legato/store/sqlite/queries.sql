@@ -550,6 +550,7 @@ DELETE FROM task_cache WHERE task_run_id IN (
 DELETE FROM task_runs WHERE flow_run_id IN (SELECT id FROM prune_ids);
 DELETE FROM task_run_journal WHERE flow_run_id IN (SELECT id FROM prune_ids);
 DELETE FROM logs WHERE flow_run_id IN (SELECT id FROM prune_ids);
+DELETE FROM artifacts WHERE flow_run_id IN (SELECT id FROM prune_ids);
 DELETE FROM run_inputs WHERE flow_run_id IN (SELECT id FROM prune_ids);
 DELETE FROM flow_run_tags WHERE run_id IN (SELECT id FROM prune_ids);
 DELETE FROM flow_runs WHERE id IN (SELECT id FROM prune_ids);
@@ -606,3 +607,49 @@ WHERE holder IN (SELECT value FROM json_each(?))
 -- holder
 DELETE FROM limit_slots
 WHERE holder = ? AND name IN (SELECT name FROM limits WHERE per_seconds IS NULL)
+
+-- insert_variable --
+-- name, value, tags, now, now: nothing when the name is taken
+INSERT INTO variables (name, value, tags, created, updated) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (name) DO NOTHING
+RETURNING name
+
+-- upsert_variable --
+-- name, value, tags, now, now
+INSERT INTO variables (name, value, tags, created, updated) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE
+    SET value = excluded.value, tags = excluded.tags, updated = excluded.updated
+RETURNING name
+
+-- get_variable --
+-- name
+SELECT name, value, tags, created, updated FROM variables WHERE name = ?
+
+-- list_variables --
+SELECT name, value, tags, created, updated FROM variables ORDER BY name
+
+-- delete_variable --
+-- name
+DELETE FROM variables WHERE name = ?
+
+-- insert_artifact --
+-- id, key, type, data, description, flow_run_id, task_run_id, now: an id seen
+-- before (the same call replayed on resume) is kept as it is
+INSERT INTO artifacts (id, key, type, data, description, flow_run_id, task_run_id, created)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO NOTHING
+
+-- list_artifacts --
+-- limit: newest first
+SELECT id, key, type, data, description, flow_run_id, task_run_id, created FROM artifacts
+ORDER BY created DESC, id DESC LIMIT ?
+
+-- list_artifacts_by_key --
+-- key, limit: newest first
+SELECT id, key, type, data, description, flow_run_id, task_run_id, created FROM artifacts
+WHERE key = ? ORDER BY created DESC, id DESC LIMIT ?
+
+-- list_artifacts_by_run --
+-- flow_run_id, limit: oldest first (the order the run made them)
+SELECT id, key, type, data, description, flow_run_id, task_run_id, created FROM artifacts
+WHERE flow_run_id = ? ORDER BY created, id LIMIT ?

@@ -251,3 +251,29 @@ CREATE TABLE limit_slots (
     PRIMARY KEY (name, holder)
 ) WITHOUT ROWID;
 CREATE INDEX limit_slots_holder ON limit_slots (holder);
+
+-- Named JSON values that flows, tasks and people share (`legato.variables.Variable`).
+-- value holds the JSON text (the store never looks inside it), tags a JSON list.
+CREATE TABLE variables (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+) WITHOUT ROWID;
+
+-- Artifacts: markdown, tables and links that runs publish (`legato.artifacts`).
+-- data is JSON text the store never looks inside; flow_run_id and task_run_id
+-- are NULL for an artifact created outside any run.
+CREATE TABLE artifacts (
+    id TEXT PRIMARY KEY,
+    key TEXT,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL,
+    description TEXT,
+    flow_run_id TEXT,
+    task_run_id TEXT,
+    created REAL NOT NULL
+);
+CREATE INDEX artifacts_flow_run ON artifacts (flow_run_id, created);
+CREATE INDEX artifacts_key ON artifacts (key, created);

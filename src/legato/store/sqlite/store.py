@@ -29,6 +29,7 @@ from legato.states import StateType
 from legato.store.base import Store
 from legato.store.notifications import RUNS_QUEUED
 from legato.store.sqlite import rows
+from legato.store.sqlite.artifacts import SQLiteArtifacts
 from legato.store.sqlite.connection import DEFAULT_LOCK_TIMEOUT, Database
 from legato.store.sqlite.coordination import SQLiteCoordination
 from legato.store.sqlite.deployments import SQLiteDeployments
@@ -38,6 +39,7 @@ from legato.store.sqlite.migrate import ensure_schema
 from legato.store.sqlite.retention import SQLiteRetention
 from legato.store.sqlite.sql import QUERIES
 from legato.store.sqlite.stats import SQLiteRunStats
+from legato.store.sqlite.variables import SQLiteVariables
 
 # A crashed run has no process left to stop: cancelling it ends it at once.
 _CANCELLED_AT_ONCE = frozenset(
@@ -61,7 +63,14 @@ _COMPLETED = StateType.COMPLETED
 
 
 class SQLiteStore(
-    SQLiteCoordination, SQLiteDeployments, SQLiteRetention, SQLiteLimits, SQLiteRunStats, Store
+    SQLiteCoordination,
+    SQLiteDeployments,
+    SQLiteRetention,
+    SQLiteLimits,
+    SQLiteVariables,
+    SQLiteArtifacts,
+    SQLiteRunStats,
+    Store,
 ):
     """A state store in one SQLite file (WAL mode), safe for many threads and processes.
 

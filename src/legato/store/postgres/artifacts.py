@@ -1,0 +1,58 @@
+"""Artifacts on PostgreSQL: markdown, tables and links that runs publish.
+
+Mixed into `PostgresStore`. Their data arrives as JSON text and is kept as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from legato.records import Artifact
+from legato.store.postgres.connection import Database
+from legato.store.postgres.sql import QUERIES
+
+
+def _artifact(row: Sequence[Any]) -> Artifact:
+    return Artifact(
+        id=row[0],
+        key=row[1],
+        type=row[2],
+        data=row[3],
+        description=row[4],
+        flow_run_id=row[5],
+        task_run_id=row[6],
+        created=row[7],
+    )
+
+
+class PostgresArtifacts:
+    """The artifacts part of the store contract (see `legato.store.base.Store`)."""
+
+    _db: Database
+
+    def create_artifact(self, artifact: Artifact) -> None:
+        params = (
+            artifact.id,
+            artifact.key,
+            artifact.type,
+            artifact.data,
+            artifact.description,
+            artifact.flow_run_id,
+            artifact.task_run_id,
+            artifact.created,
+        )
+        self._db.execute(QUERIES["insert_artifact"], params)
+
+    def list_artifacts(
+        self, *, key: str | None = None, flow_run_id: str | None = None, limit: int = 100
+    ) -> list[Artifact]:
+        if flow_run_id is not None:
+            found = self._db.fetchall(QUERIES["list_artifacts_by_run"], (flow_run_id, limit))
+            artifacts = [_artifact(row) for row in found]
+            return artifacts if key is None else [a for a in artifacts if a.key == key]
+        if key is not None:
+            found = self._db.fetchall(QUERIES["list_artifacts_by_key"], (key, limit))
+        else:
+            found = self._db.fetchall(QUERIES["list_artifacts"], (limit,))
+        return [_artifact(row) for row in found]
