@@ -23,6 +23,7 @@ from legato.engine.liveness import current_owner
 from legato.engine.monitor import get_monitor
 from legato.engine.observer import notify
 from legato.engine.params import encode_parameters
+from legato.engine.returned_states import ending_of, is_state
 from legato.engine.timeouts import run_with_timeout
 from legato.errors import (
     CancelledRun,
@@ -327,6 +328,8 @@ class FlowExecution:
         store, run_id, token = self.store, self.run.id, ctx.owner_token
         flow = self.flow
         now = utcnow
+        if outcome is None and is_state(value):
+            return self._record_returned(ctx, value), None
         if outcome is None:
             stored = None
             if flow.persist_result:
@@ -385,6 +388,39 @@ class FlowExecution:
             self._after(ctx, state)
             return state, None
         return self._record_failure(ctx, outcome)
+
+    def _record_returned(self, ctx: FlowRunContext, returned: State) -> State:
+        """The flow returned its own final state: the run ends in it, with its message
+        (a returned failure is the code's verdict: no retry)."""
+        ending = ending_of(returned, f"flow '{self.flow.name}'")
+        run_id, token = self.run.id, ctx.owner_token
+        stored = None
+        error = ending.error
+        if ending.type is StateType.COMPLETED and self.flow.persist_result:
+            try:
+                stored = _results.serialize(
+                    ending.value, self.flow.result_serializer, f"flow '{self.flow.name}'"
+                )
+            except ResultNotSerializableError as exc:
+                ending, error = ending._replace(type=StateType.FAILED, message=str(exc)), exc
+        self.store.finish_flow_run(
+            run_id,
+            token,
+            state=ending.type,
+            now=utcnow(),
+            message=ending.message,
+            error=error_info(error) if error is not None else None,
+            result=stored,
+            logs=ctx.take_logs(),
+        )
+        if ending.type is StateType.CANCELLED:
+            error = FlowCancelled(run_id)
+        if error is not None:
+            state = State(ending.type, ending.message, utcnow(), run_id, _exception=error)
+        else:
+            state = State(ending.type, ending.message, utcnow(), run_id, _value=ending.value)
+        self._after(ctx, state)
+        return state
 
     def _record_failure(
         self, ctx: FlowRunContext, outcome: BaseException

@@ -26,6 +26,7 @@ from legato.engine.fingerprint import fingerprint
 from legato.engine.ids import error_info, new_task_run_id, short_repr
 from legato.engine.limits import limits_among, run_holding, run_holding_async
 from legato.engine.observer import notify
+from legato.engine.returned_states import ending_of
 from legato.engine.timeouts import run_async_with_timeout, run_with_timeout
 from legato.errors import (
     CancelledRun,
@@ -369,6 +370,8 @@ class TaskCall:
             raise StoreLost(exc) from exc
 
     def complete(self, value: Any) -> Any:
+        if type(value) is State:  # the task returned its own final state
+            return self._complete_returned(value)
         task = self.task
         self._leave_flight()
         stored = None
@@ -395,6 +398,23 @@ class TaskCall:
         self._remember(value, record)
         self._finished(record, value)
         return value
+
+    def _complete_returned(self, returned: State) -> Any:
+        """End as the state the task returned: completed with its data, or failed or
+        cancelled with its message (raised to the caller, without retries)."""
+        ending = ending_of(returned, f"task '{self.task.name}' ({self.call_key})")
+        if ending.type is StateType.COMPLETED:
+            return self.complete(ending.value)
+        if ending.type is StateType.CANCELLED:
+            error: BaseException = TaskCallError(
+                f"task '{self.task.name}' ({self.call_key}) returned a cancelled state"
+                + (f": {ending.message}" if ending.message else "")
+            )
+            self.fail(error, StateType.CANCELLED)
+            raise error
+        error = ending.error or TaskCallError(ending.message or "returned a failed state")
+        self.fail(error)
+        raise error
 
     def _finished(self, record: TaskRun, value: Any) -> None:
         observer = self.flow_ctx.observer
