@@ -22,6 +22,15 @@ class ConfigurationError(LegatoError):
     """A setting (environment variable, URL, option) is invalid."""
 
 
+class PrefectImportUnsupported(LegatoError, ImportError):
+    """A ``prefect`` module or name that legato's Prefect shim does not map
+    (`legato.prefect_shim`)."""
+
+
+class PrefectAttributeUnsupported(LegatoError, AttributeError):
+    """A missing attribute of a module served by legato's Prefect shim."""
+
+
 class MissingExtraError(ConfigurationError):
     """An optional dependency is needed but not installed."""
 
@@ -147,6 +156,17 @@ class FlowRunFailed(LegatoError):
     """Raised by `State.result()` for a failed run whose original exception is unknown."""
 
 
+# The models legato.input wraps plain values in, and what each value is.
+_PLAIN_INPUTS = {
+    "StrInput": "a string",
+    "IntInput": "an integer",
+    "FloatInput": "a number",
+    "BoolInput": "true or false",
+    "ListInput": "a list",
+    "DictInput": "an object",
+}
+
+
 class FlowPaused(LegatoError):
     """Calling a flow raised this because the run paused and now waits durably.
 
@@ -158,11 +178,13 @@ class FlowPaused(LegatoError):
         self.run_id = run_id
         self.key = key
         self.input_model = input_model
-        how = (
-            f"legato resume {run_id} --input '<json for {input_model}>'"
-            if input_model
-            else f"legato resume {run_id}"
-        )
+        plain = _PLAIN_INPUTS.get(input_model or "")
+        if plain is not None:  # wait_for_input=str and the like: the value is wrapped
+            how = f"legato resume {run_id} --input '{{\"value\": <{plain}>}}'"
+        elif input_model:
+            how = f"legato resume {run_id} --input '<json for {input_model}>'"
+        else:
+            how = f"legato resume {run_id}"
         super().__init__(f"flow run {run_id} paused at '{key}'; resume it with: {how}")
 
 

@@ -328,7 +328,7 @@ def test_pause_outside_a_flow_and_bad_arguments() -> None:
 
     @flow
     def bad_model() -> None:
-        pause_flow_run(wait_for_input=dict)  # type: ignore[arg-type]
+        pause_flow_run(wait_for_input=set)  # type: ignore[arg-type]
 
     with pytest.raises(ConfigurationError, match=r"subclass of legato\.RunInput"):
         bad_model()

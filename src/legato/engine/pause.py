@@ -8,6 +8,7 @@ key, now finds the input that was given and returns it.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
@@ -38,8 +39,11 @@ def pause_flow_run(
 ) -> T | None:
     """Pause the current flow run until it is resumed, optionally waiting for input.
 
-    ``wait_for_input``: a `legato.RunInput` subclass; the input given on resume
-    is validated against it and returned as an instance. ``timeout``: seconds
+    ``wait_for_input``: a `legato.RunInput` subclass (the input given on resume
+    is validated against it and returned as an instance), or a plain type (str,
+    int, float, bool, list, dict: the input is ``{"value": ...}`` and the value is
+    returned, as Prefect does). In async flows ``await`` the call, as in Prefect
+    (a call that is not awaited still pauses). ``timeout``: seconds
     after which a run still paused fails. ``key``: a stable name for this pause
     point (default: ``pause[n]`` for the n-th pause of the run).
     """
@@ -54,16 +58,24 @@ def pause_flow_run(
         )
     schema = None
     model_ref = None
+    model: Any = wait_for_input
+    wrapped = False  # a plain type (str, int...): its value travels in a wrapper model
     if wait_for_input is not None:
         from pydantic import BaseModel
 
+        from legato.input import WRAPPED_INPUTS
+
         if not (isinstance(wait_for_input, type) and issubclass(wait_for_input, BaseModel)):
-            raise ConfigurationError(
-                f"pause_flow_run(wait_for_input=...) needs a subclass of legato.RunInput, "
-                f"got {wait_for_input!r}"
-            )
-        schema = wait_for_input.model_json_schema()
-        model_ref = object_ref(wait_for_input)
+            model = WRAPPED_INPUTS.get(wait_for_input)
+            if model is None:
+                plain = ", ".join(t.__name__ for t in WRAPPED_INPUTS)
+                raise ConfigurationError(
+                    f"pause_flow_run(wait_for_input=...) needs a subclass of legato.RunInput "
+                    f"or one of {plain}, got {wait_for_input!r}"
+                )
+            wrapped = True
+        schema = model.model_json_schema()
+        model_ref = object_ref(model)
     if timeout is not None and timeout <= 0:
         raise ConfigurationError(f"pause_flow_run(timeout={timeout!r}) must be > 0 seconds")
     ctx.check_cancelled()
@@ -73,12 +85,10 @@ def pause_flow_run(
     if ctx.recorded is not None:
         found, value = ctx.store.get_run_input(ctx.run.id, pause_key)
         if found:
-            if wait_for_input is None:
-                return None
-            model: Any = wait_for_input
-            if value is None:
-                return model.model_validate({})
-            return model.model_validate_json(value)
+            if model is None:
+                return _answer(None)
+            given = model.model_validate({}) if value is None else model.model_validate_json(value)
+            return _answer(given.value) if wrapped else given
     info = PauseInfo(
         key=pause_key,
         input_model=model_ref,
@@ -86,3 +96,27 @@ def pause_flow_run(
         timeout_at=utcnow() + timedelta(seconds=timeout) if timeout is not None else None,
     )
     raise PauseSignal(pause_key, info)
+
+
+class _Ready:
+    """What a resumed pause returns in async code, where Prefect's pause_flow_run is
+    awaited: ``await`` gives the value at once. (A `RunInput` is awaitable itself.)"""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        yield from ()  # nothing to wait for
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"<resumed pause: await it for {self.value!r}>"
+
+
+def _answer(value: Any) -> Any:
+    """``value``, or in async code something ``await`` turns into ``value``."""
+    import asyncio
+
+    return _Ready(value) if asyncio._get_running_loop() is not None else value
