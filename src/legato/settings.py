@@ -49,6 +49,12 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def prefect_shim_enabled() -> bool:
+    """``LEGATO_PREFECT_SHIM``: `legato run`, `legato resume` and worker children serve
+    ``import prefect`` from legato (see `legato.prefect_shim`)."""
+    return env_flag("LEGATO_PREFECT_SHIM")
+
+
 def faults_spec() -> str | None:
     """``LEGATO_FAULTS``: fault injection for tests (see `legato.engine.faults`)."""
     raw = os.environ.get("LEGATO_FAULTS", "").strip()

@@ -23,6 +23,7 @@ from legato.futures import LegatoFuture, LegatoFutureList, unmapped
 from legato.settings import env_flag
 
 if TYPE_CHECKING:
+    from legato.cache_policies import CachePolicy
     from legato.engine.context import FlowRunContext, RunContext
     from legato.states import State
 
@@ -97,7 +98,9 @@ class Task(Generic[P, R]):
         timeout_seconds: float | None = None,
         cache_key_fn: Callable[[RunContext, dict[str, Any]], str | None] | None = None,
         cache_expiration: timedelta | float | None = None,
-        persist_result: bool = True,
+        cache_policy: CachePolicy | None = None,
+        refresh_cache: bool = False,
+        persist_result: bool | None = None,
         result_serializer: str = "pickle",
         log_prints: bool | None = None,
         record_inputs: bool | None = None,
@@ -140,14 +143,13 @@ class Task(Generic[P, R]):
                 f"task '{self.name}': timeout_seconds must be > 0, got {timeout_seconds!r}"
             )
         self.timeout_seconds = timeout_seconds
-        if cache_key_fn is not None and not persist_result:
-            raise ConfigurationError(
-                f"task '{self.name}': caching needs stored results; drop persist_result=False "
-                f"or cache_key_fn"
-            )
         self.cache_key_fn = cache_key_fn
+        self.cache_policy = _cache_policy_of(self.name, cache_policy, cache_key_fn, persist_result)
+        self.refresh_cache = bool(refresh_cache)
         self.cache_expiration = cache_expiration_of(cache_expiration)
-        self.persist_result = persist_result
+        # Results are stored unless persist_result=False; saying persist_result=True
+        # also turns on the DEFAULT cache policy when no other is given, as in Prefect.
+        self.persist_result: bool = persist_result is not False
         self.result_serializer = check_serializer(result_serializer)
         self.log_prints = log_prints
         # Inputs are always kept for a failed task run; for every task run only
@@ -184,6 +186,8 @@ class Task(Generic[P, R]):
             "timeout_seconds": timeout_seconds,
             "cache_key_fn": cache_key_fn,
             "cache_expiration": cache_expiration,
+            "cache_policy": cache_policy,
+            "refresh_cache": refresh_cache,
             "persist_result": persist_result,
             "result_serializer": result_serializer,
             "log_prints": log_prints,
@@ -234,6 +238,11 @@ class Task(Generic[P, R]):
             "on_rollback": self.on_rollback,
         }
         merged = {**self._options, **hooks, **options}
+        # A newly given cache_policy replaces an inherited cache_key_fn, and vice versa.
+        if "cache_policy" in options and "cache_key_fn" not in options:
+            merged["cache_key_fn"] = None
+        elif "cache_key_fn" in options and "cache_policy" not in options:
+            merged["cache_policy"] = None
         return Task(self.fn, **merged)
 
     # -- retry delays ------------------------------------------------------------
@@ -577,6 +586,39 @@ def current_flow_context(task_name: str, action: str) -> FlowRunContext:
             f"function (or call the task directly to run it as a plain function)"
         )
     return ctx
+
+
+def _cache_policy_of(
+    name: str,
+    cache_policy: CachePolicy | None,
+    cache_key_fn: Callable[[RunContext, dict[str, Any]], str | None] | None,
+    persist_result: bool | None,
+) -> CachePolicy | None:
+    """The policy a task's calls use for their cache key; None when they never cache."""
+    from legato.cache_policies import DEFAULT, NO_CACHE, CachePolicy
+
+    if cache_policy is not None and cache_key_fn is not None:
+        raise ConfigurationError(
+            f"task '{name}' got both cache_policy and cache_key_fn; pass one of them "
+            f"(CachePolicy.from_cache_key_fn(fn) turns a key function into a policy)"
+        )
+    if cache_policy is not None and not isinstance(cache_policy, CachePolicy):
+        raise ConfigurationError(
+            f"task '{name}': cache_policy must be a CachePolicy such as INPUTS or DEFAULT "
+            f"from legato.cache_policies, not {type(cache_policy).__name__}"
+        )
+    if cache_key_fn is not None:
+        cache_policy = CachePolicy.from_cache_key_fn(cache_key_fn)
+    elif cache_policy is None and persist_result is True:
+        cache_policy = DEFAULT
+    if cache_policy is NO_CACHE:
+        return None
+    if cache_policy is not None and persist_result is False:
+        raise ConfigurationError(
+            f"task '{name}': caching needs stored results; drop persist_result=False "
+            f"or the cache policy ({'cache_key_fn' if cache_key_fn else 'cache_policy'})"
+        )
+    return cache_policy
 
 
 def cache_expiration_of(value: Any) -> timedelta | None:

@@ -210,6 +210,16 @@ def execute(
 # --- commands -----------------------------------------------------------------------
 
 
+def _install_prefect_shim(asked: bool) -> None:
+    """With --prefect or LEGATO_PREFECT_SHIM=1, before the flow's file is imported."""
+    from legato.settings import prefect_shim_enabled
+
+    if asked or prefect_shim_enabled():
+        from legato.prefect_shim import install
+
+        install()
+
+
 @click.command("run")
 @click.argument("target")
 @click.option(
@@ -227,6 +237,12 @@ def execute(
     metavar="JSON",
     help="Parameters as one JSON object, e.g. '{\"n\": 3}'.",
 )
+@click.option(
+    "--prefect",
+    is_flag=True,
+    help="Serve `import prefect` in the flow's file from legato, to run Prefect code "
+    'unchanged (see README "Running Prefect code"; LEGATO_PREFECT_SHIM=1 does the same).',
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object describing the run.")
 @debug_option
 @click.pass_context
@@ -235,6 +251,7 @@ def run_cmd(
     target: str,
     pairs: tuple[str, ...],
     params_json: str | None,
+    prefect: bool,
     as_json: bool,
 ) -> None:
     """Run a flow in this process and wait until it ends.
@@ -254,6 +271,7 @@ def run_cmd(
     base = parse_json_object(params_json, "--params")
     overrides = parse_param_pairs(pairs)
     client = get_client(ctx)
+    _install_prefect_shim(prefect)
     flow = client.load_flow(target)
     params = choose_parameters(client, flow, base, overrides)
     execute(
@@ -314,6 +332,7 @@ def resume_cmd(
     """
     run_input = parse_json_object(input_json, "--input") if input_json is not None else None
     client = get_client(ctx)
+    _install_prefect_shim(False)
     if not here and client.resolve_run(run_id).work_queue is not None:
         run = client.requeue_run(run_id, run_input, on_changed_args=on_changed_args)
         if as_json:

@@ -77,6 +77,14 @@ def cli(debug: bool) -> None:
     """
     if debug:
         flags.debug = True
+    from legato.settings import prefect_shim_enabled
+
+    if prefect_shim_enabled():
+        # Every command that imports flow code (deploy, run, resume, trigger...)
+        # then serves `import prefect` from legato.
+        from legato.prefect_shim import install
+
+        install()
 
 
 for _command in (

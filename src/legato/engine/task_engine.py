@@ -311,24 +311,31 @@ class TaskCall:
 
     def check_cache(self) -> tuple[bool, Any]:
         task = self.task
-        if task.cache_key_fn is None:
+        policy = task.cache_policy
+        if policy is None:
             return False, None
-        from legato.engine.context import get_run_context
+        from legato.errors import LegatoError
 
-        params = self.bound_parameters()
-        # The key function sees this task's context (name, call key, task run id).
-        token = TASK_CONTEXT.set(self.task_context())
+        # The policy (and a cache_key_fn) sees this task's context (name, call key, ...).
+        task_ctx = self.task_context()
+        token = TASK_CONTEXT.set(task_ctx)
         try:
-            key = task.cache_key_fn(get_run_context(), params)
+            key = policy.compute_key(
+                task_ctx, self.bound_parameters(), self.flow_ctx.run.parameters
+            )
+        except LegatoError:
+            raise
         except Exception as exc:
             raise TaskCallError(
-                f"cache_key_fn of task '{task.name}' raised {type(exc).__name__}: {exc}"
+                f"cache_policy {policy!r} of task '{task.name}' raised {type(exc).__name__}: {exc}"
             ) from exc
         finally:
             TASK_CONTEXT.reset(token)
         if key is None:
             return False, None
         self.cache_key = str(key)
+        if task.refresh_cache:
+            return False, None  # run it and store the new result under the key
         store = self.flow_ctx.store
         hit = store.get_cached_result(self.cache_key, utcnow())
         if hit is None:

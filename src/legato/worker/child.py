@@ -20,6 +20,7 @@ EXIT_CLAIM_LOST = 4
 def main(argv: list[str]) -> int:
     from legato.engine.calls import execute_claimed_run
     from legato.errors import LegatoError, RunLostError, RunOwnershipLost
+    from legato.settings import prefect_shim_enabled
     from legato.states import StateType
 
     if len(argv) != 1 or not os.environ.get("LEGATO_CLAIM_TOKEN"):
@@ -30,6 +31,10 @@ def main(argv: list[str]) -> int:
         )
         return 2
     run_id, token = argv[0], os.environ["LEGATO_CLAIM_TOKEN"]
+    if prefect_shim_enabled():
+        from legato.prefect_shim import install
+
+        install()
     try:
         state = execute_claimed_run(run_id, token)
     except RunOwnershipLost as exc:
