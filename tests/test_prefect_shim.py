@@ -232,6 +232,7 @@ def test_mapped_modules_read_their_legato_modules() -> None:
 
     assert prefect.flow is legato.flow and prefect.task is legato.task
     assert prefect.State is legato.State and prefect.unmapped is legato.unmapped
+    assert prefect.tags is legato.tags
     assert Completed is legato.states.Completed
     assert prefect.runtime.flow_run.id is None  # read at each access, outside a run here
     assert "Completed" in prefect.states.__all__

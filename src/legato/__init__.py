@@ -33,6 +33,7 @@ from legato.futures import (
     wait,
 )
 from legato.states import State, StateType
+from legato.tags import tags
 from legato.task_runners import ThreadPoolTaskRunner
 from legato.tasks import Task, exponential_backoff, task, task_input_hash
 
@@ -67,6 +68,7 @@ __all__ = [
     "resume_flow_run",
     "sleep",
     "suspend_flow_run",
+    "tags",
     "task",
     "task_input_hash",
     "transaction",

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from legato.engine.context import RunContext, get_run_context
+from legato.tags import tags
 
-__all__ = ["RunContext", "get_run_context"]
+__all__ = ["RunContext", "get_run_context", "tags"]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
+from types import MethodType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from legato._hooks import HookList
+from legato._methods import binding_target, unwrap_method
 from legato.engine.params import ParameterModel
 from legato.engine.results import check_serializer
 from legato.errors import ConfigurationError
@@ -29,7 +33,10 @@ _registry_lock = threading.Lock()
 
 def registered_flow(name: str) -> Flow[Any, Any] | None:
     ref = _registry.get(name)
-    return ref() if ref is not None else None
+    found = ref() if ref is not None else None
+    if found is not None and found._bound_before:
+        return None  # a method: its runs need the instance (resume_flow_run(..., flow=))
+    return found
 
 
 class Flow(Generic[P, R]):
@@ -57,6 +64,12 @@ class Flow(Generic[P, R]):
         on_crashed: Sequence[Hook] | None = None,
         on_cancellation: Sequence[Hook] | None = None,
     ) -> None:
+        # `@flow` over `@classmethod`/`@staticmethod`: bound as that kind (see __get__).
+        fn, self._method_kind = unwrap_method(fn)
+        # Set once bound to an instance or class: this process cannot rebuild that
+        # binding for a stored run, so resuming one needs the bound flow passed in.
+        self._bound_before = False
+        self._bound_model: ParameterModel | None = None
         if not callable(fn):
             raise ConfigurationError(f"@flow needs a function, got {type(fn).__name__}")
         self.fn = fn
@@ -139,31 +152,61 @@ class Flow(Generic[P, R]):
     def __repr__(self) -> str:
         return f"Flow(name={self.name!r})"
 
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        """``obj.method``: this flow bound to ``obj`` (or its class), as a function
+        would be; the bound copy shares every option, and its parameters leave out
+        ``self``/``cls``."""
+        target = binding_target(self._method_kind, instance, owner)
+        if target is None:
+            return self
+        self._bound_before = True
+        bound = copy.copy(self)
+        bound.fn = MethodType(self.fn, target)
+        model = self._bound_model
+        if model is None:
+            model = self._bound_model = ParameterModel(bound.fn, self.name)
+        bound.parameter_model = model
+        return bound
+
     def deploy(self, name: str, **options: Any) -> Deployment:
         """Create or update the deployment ``name`` of this flow; workers run its runs.
 
         Options: ``cron``, ``interval`` (seconds), ``rrule`` (each a value or a
         list), ``timezone``, ``parameters``, ``work_queue``, ``priority``,
         ``tags``, ``concurrency_limit``, ``collision_strategy``
-        (``"enqueue"`` or ``"cancel_new"``), ``description``, ``catchup``.
-        The flow must live at the top level of a module or script so that a
-        worker can import it.
+        (``"enqueue"`` or ``"cancel_new"``), ``description``, ``catchup``,
+        ``paused``; and Prefect's ``work_pool_name`` (the work queue),
+        ``build=False``, ``push=False``. Images (``image``, ``build=True``,
+        ``push=True``, ``job_variables``) are refused: legato runs flows from
+        their source with workers. The flow must live at the top level of a
+        module or script so that a worker can import it.
         """
         from legato.serving import deploy_flow
 
         return deploy_flow(self, name, **options)
 
-    def serve(self, name: str, **options: Any) -> None:
+    def serve(self, name: str | None = None, **options: Any) -> None:
         """Deploy this flow and run a worker for it in this process until stopped.
 
-        Takes the options of `deploy`, plus ``concurrency`` (default 4) and
-        ``work_queue`` (default: the deployment's name). In a script, call it
+        ``name`` defaults to the flow's. Takes the options of `deploy`, plus
+        ``concurrency`` (or Prefect's ``limit``; default 4), ``global_limit``
+        (the deployment's concurrency limit) and ``work_queue`` (default: the
+        deployment's name). In a script, call it
         under ``if __name__ == "__main__":`` (workers import the script to run
         the flow, and must not start serving again).
         """
         from legato.serving import serve_flow
 
         serve_flow(self, name, **options)
+
+    @classmethod
+    def from_source(cls, source: str | os.PathLike[str], entrypoint: str) -> Flow[Any, Any]:
+        """The flow at ``entrypoint`` (``path/to/file.py:function``, relative to the
+        local folder ``source``), as Prefect's ``flow.from_source``; ``.deploy()``
+        it to run it on workers. Git URLs and remote storage are refused."""
+        from legato.serving import flow_from_source
+
+        return flow_from_source(source, entrypoint)
 
     def with_options(self, **options: Any) -> Flow[P, R]:
         """A copy of this flow with some options changed."""

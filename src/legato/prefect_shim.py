@@ -64,6 +64,7 @@ TOP_LEVEL: dict[str, tuple[str, str]] = {
     "pause_flow_run": ("legato.flow_runs", "pause_flow_run"),
     "resume_flow_run": ("legato.flow_runs", "resume_flow_run"),
     "suspend_flow_run": ("legato.flow_runs", "suspend_flow_run"),
+    "tags": ("legato.tags", "tags"),
     "task": ("legato.tasks", "task"),
     "unmapped": ("legato.futures", "unmapped"),
 }

@@ -6,15 +6,18 @@ changing its imports.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import json
 import pickle
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
+from types import MethodType
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from legato._hooks import HookList
+from legato._methods import binding_target, unwrap_method
 from legato.engine.context import FLOW_CONTEXT
 from legato.engine.results import check_serializer
 from legato.engine.task_engine import TaskCall
@@ -108,8 +111,11 @@ class Task(Generic[P, R]):
         on_completion: Sequence[Hook] | None = None,
         on_failure: Sequence[Hook] | None = None,
         on_rollback: Sequence[Hook] | None = None,
+        on_commit: Sequence[Hook] | None = None,
         call_key: str | None = None,
     ) -> None:
+        # `@task` over `@classmethod`/`@staticmethod`: bound as that kind (see __get__).
+        fn, self._method_kind = unwrap_method(fn)
         if not callable(fn):
             raise ConfigurationError(f"@task needs a function, got {type(fn).__name__}")
         self.fn = fn
@@ -162,6 +168,7 @@ class Task(Generic[P, R]):
         self.on_completion = HookList(on_completion or ())
         self.on_failure = HookList(on_failure or ())
         self.on_rollback = HookList(on_rollback or ())
+        self.on_commit = HookList(on_commit or ())
         self.call_key = call_key
         self.is_async = inspect.iscoroutinefunction(fn)
         self.parameter_names = tuple(inspect.signature(fn).parameters)
@@ -196,6 +203,7 @@ class Task(Generic[P, R]):
             "on_completion": on_completion,
             "on_failure": on_failure,
             "on_rollback": on_rollback,
+            "on_commit": on_commit,
             "call_key": call_key,
         }
         self.__doc__ = fn.__doc__
@@ -206,6 +214,17 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"Task(name={self.name!r})"
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        """``obj.method``: this task bound to ``obj`` (or its class), as a function
+        would be; the bound copy shares every option with this task."""
+        target = binding_target(self._method_kind, instance, owner)
+        if target is None:
+            return self
+        bound = copy.copy(self)
+        bound.fn = MethodType(self.fn, target)
+        bound.parameter_names = self.parameter_names[1:]
+        return bound
 
     @property
     def code_hash(self) -> str:
@@ -236,6 +255,7 @@ class Task(Generic[P, R]):
             "on_completion": self.on_completion,
             "on_failure": self.on_failure,
             "on_rollback": self.on_rollback,
+            "on_commit": self.on_commit,
         }
         merged = {**self._options, **hooks, **options}
         # A newly given cache_policy replaces an inherited cache_key_fn, and vice versa.

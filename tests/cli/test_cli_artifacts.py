@@ -74,3 +74,28 @@ def test_show_lists_the_artifacts_of_the_run(cli: Cli) -> None:
         ("table", "sales"),
         ("link", None),
     ]
+
+
+PROGRESS = """
+from legato import flow
+from legato.artifacts import create_progress_artifact, update_progress_artifact
+
+
+@flow
+def load() -> None:
+    made = create_progress_artifact(0, key="rows", description="rows loaded")
+    update_progress_artifact(made, 40)
+"""
+
+
+def test_progress_artifacts_are_shown_as_a_percentage(cli: Cli) -> None:
+    path = cli.flows_dir / "progress.py"
+    path.write_text(PROGRESS)
+    ran = cli("run", f"{path}:load", "--json")
+    assert ran.code == 0, str(ran)
+    run_id = ran.json()["id"]
+    listed = cli("artifacts", "--run", run_id).stdout
+    assert "progress: 40%" in listed and "rows loaded" in listed
+    assert cli("artifacts", "--json").json()[0]["data"] == 40.0
+    shown = cli("show", run_id).stdout
+    assert shown.split("artifacts:\n", 1)[1].strip().startswith("rows  progress: 40%")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from legato.records import Artifact
@@ -78,3 +79,28 @@ def test_pruning_a_run_deletes_its_artifacts_only(store: Store) -> None:
     store.create_artifact(artifact(3))
     store.prune_flow_runs(finished_before=T0 + timedelta(days=30), states=())
     assert [a.id for a in store.list_artifacts()] == ["a003", "a002"]
+
+
+def test_update_artifact_replaces_the_data_of_an_artifact_of_that_type(store: Store) -> None:
+    progress = Artifact(
+        id="p001",
+        key="load",
+        type="progress",
+        data="0.0",
+        description="loading",
+        flow_run_id="r1",
+        task_run_id=None,
+        created=T0,
+    )
+    store.create_artifact(progress)
+    store.create_artifact(artifact(2, run="r1"))
+    assert store.update_artifact("p001", type="progress", data="40.0", description=None)
+    assert store.list_artifacts(key="load") == [replace(progress, data="40.0")]
+    assert store.update_artifact("p001", type="progress", data="90.5", description="nearly")
+    assert store.list_artifacts(key="load") == [
+        replace(progress, data="90.5", description="nearly")
+    ]
+    # Another type, or no such id: nothing changes.
+    assert not store.update_artifact("a002", type="progress", data="1.0", description=None)
+    assert not store.update_artifact("nope", type="progress", data="1.0", description=None)
+    assert store.list_artifacts(flow_run_id="r1")[1] == artifact(2, run="r1")

@@ -1,4 +1,4 @@
-"""``legato artifacts``: the markdown, tables and links that runs published."""
+"""``legato artifacts``: the markdown, tables, links and progress that runs published."""
 
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ def summary(artifact: Artifact) -> str:
     if artifact.type == "link" and isinstance(data, dict):
         text = data.get("link_text")
         return f"link: {text} <{data.get('link')}>" if text else f"link: {data.get('link')}"
+    if artifact.type == "progress" and isinstance(data, int | float):
+        return f"progress: {data:g}%"
     return artifact.type
 
 
@@ -59,8 +61,8 @@ def artifacts_cmd(
     ctx: click.Context, key: str | None, run: str | None, limit: int, as_json: bool
 ) -> None:
     """List artifacts that flows and tasks published with `create_markdown_artifact`,
-    `create_table_artifact` and `create_link_artifact`: newest first, or in the order
-    a run made them with --run."""
+    `create_table_artifact`, `create_link_artifact` and `create_progress_artifact`:
+    newest first, or in the order a run made them with --run."""
     artifacts = get_client(ctx).artifacts(key=key, run=run, limit=limit)
     if as_json:
         emit_json([artifact_dict(artifact) for artifact in artifacts])

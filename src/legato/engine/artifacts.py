@@ -1,9 +1,10 @@
-"""Artifacts: markdown, tables and links a run publishes, kept in the store.
+"""Artifacts: markdown, tables, links and progress a run publishes, kept in the store.
 
 An artifact made inside a run belongs to that flow run (and to the task run
 making it). Its id comes from the run, the task run's attempt and the call's
 place in its scope, so a flow body replayed on resume makes the same ids and
-the store keeps one copy; outside a run the id is random.
+the store keeps one copy; outside a run the id is random. A progress artifact
+is the one kind that changes after it is made (`update_artifact`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ MAX_DATA_CHARS = 1_000_000
 MAX_DESCRIPTION_CHARS = 10_000
 MAX_KEY_CHARS = 255
 _KEY = re.compile(r"[a-z0-9-]+")
-TYPES = ("markdown", "table", "link")
+TYPES = ("markdown", "table", "link", "progress")
 
 
 def check_key(key: object) -> str | None:
@@ -114,16 +115,20 @@ def _store() -> Store:
     return get_default_store()
 
 
+def _check_description(description: object) -> None:
+    if description is not None:
+        text = _text("an artifact's description", description)
+        if len(text) > MAX_DESCRIPTION_CHARS:
+            raise InvalidArtifactError(
+                f"an artifact's description is {len(text)} characters, more than "
+                f"{MAX_DESCRIPTION_CHARS}; put long text in the artifact itself"
+            )
+
+
 def create_artifact(kind: str, data: Any, key: str | None, description: str | None) -> uuid.UUID:
     """Store an artifact of ``kind`` made here (in the current run, if any); its id."""
     check_key(key)
-    if description is not None:
-        _text("an artifact's description", description)
-        if len(description) > MAX_DESCRIPTION_CHARS:
-            raise InvalidArtifactError(
-                f"an artifact's description is {len(description)} characters, more than "
-                f"{MAX_DESCRIPTION_CHARS}; put long text in the artifact itself"
-            )
+    _check_description(description)
     text = json.dumps(data, default=str, allow_nan=False)
     if len(text) > MAX_DATA_CHARS:
         raise InvalidArtifactError(
@@ -154,3 +159,37 @@ def markdown_data(markdown: object) -> str:
 def link_data(link: object, link_text: object) -> dict[str, str | None]:
     text = None if link_text is None else _text("the link_text of an artifact", link_text)
     return {"link": _text("the link of an artifact", link), "link_text": text}
+
+
+def progress_data(progress: object) -> float:
+    """``progress`` as a percentage: a number from 0 to 100."""
+    if isinstance(progress, bool) or not isinstance(progress, int | float):
+        raise InvalidArtifactError(
+            f"an artifact's progress must be a number from 0 to 100, not {type(progress).__name__}"
+        )
+    if not (math.isfinite(progress) and 0 <= progress <= 100):
+        raise InvalidArtifactError(
+            f"an artifact's progress must be a number from 0 to 100 (a percentage), "
+            f"not {progress!r}"
+        )
+    return float(progress)
+
+
+def update_progress(artifact_id: object, progress: object, description: str | None) -> uuid.UUID:
+    """Set the progress (and the description, when given) of a progress artifact."""
+    try:
+        found = artifact_id if isinstance(artifact_id, uuid.UUID) else uuid.UUID(str(artifact_id))
+    except ValueError:
+        raise InvalidArtifactError(
+            f"{artifact_id!r} is not an artifact id; pass the id create_progress_artifact returned"
+        ) from None
+    data = json.dumps(progress_data(progress))
+    _check_description(description)
+    if not _store().update_artifact(
+        str(found), type="progress", data=data, description=description
+    ):
+        raise InvalidArtifactError(
+            f"there is no progress artifact with id {found}; pass the id "
+            "create_progress_artifact returned"
+        )
+    return found

@@ -66,6 +66,7 @@ def create_flow_run(
     parent_call_key: str | None = None,
 ) -> FlowRun:
     from legato.engine.entrypoints import entrypoint_of
+    from legato.tags import TAGS, with_tags
 
     run_id = new_id()
     json_params, blob = encode_parameters(params)
@@ -77,7 +78,7 @@ def create_flow_run(
         parameters=json_params,
         entrypoint=entrypoint_of(flow.fn),
         flow_version=flow.version,
-        tags=flow.tags,
+        tags=with_tags(flow.tags, TAGS.get()),
         parent_run_id=parent.run.id if parent is not None else None,
         parent_call_key=parent_call_key,
         created=utcnow(),

@@ -43,6 +43,7 @@ from legato.futures import LegatoFuture, LegatoFutureList
 from legato.records import AttemptInfo, Dependency, ErrorInfo, TaskRun, utcnow
 from legato.settings import args_fingerprint_enabled
 from legato.states import State, StateType
+from legato.tags import TAGS, with_tags
 
 if TYPE_CHECKING:
     from legato.tasks import Task
@@ -72,6 +73,7 @@ class TaskCall:
         "parent_task_run_id",
         "previous",
         "start_time",
+        "tags",
         "task",
         "task_run_id",
         "wait_for",
@@ -97,6 +99,9 @@ class TaskCall:
         else:
             self.call_key = scope.next_key(task.name)
         self.task = task
+        # The task's tags and those of enclosing `with tags(...)` blocks.
+        extra = TAGS.get()
+        self.tags = with_tags(task.tags, extra) if extra else task.tags
         self.flow_ctx = flow_ctx
         self.args = args
         self.kwargs = kwargs
@@ -204,7 +209,7 @@ class TaskCall:
                 # long after it was made just loses its graph edge, nothing else.
                 del sources[next(iter(sources))]
         txns = self.flow_ctx.transactions
-        if txns and self.task.on_rollback:
+        if txns and (self.task.on_rollback or self.task.on_commit):
             txns[-1].add(self.task, task_run, value)
 
     # -- records --------------------------------------------------------------
@@ -243,7 +248,7 @@ class TaskCall:
             inputs=inputs,
             dependencies=self.dependencies,
             parent_task_run_id=self.parent_task_run_id,
-            tags=task.tags,
+            tags=self.tags,
             cache_key=self.cache_key,
             cache_expires_at=(
                 utcnow() + task.cache_expiration
@@ -523,7 +528,7 @@ class TaskCall:
         done, value = self._prepare()
         if done:
             return value
-        names = limits_among(self.flow_ctx.store, self.task.tags) if self.task.tags else None
+        names = limits_among(self.flow_ctx.store, self.tags) if self.tags else None
         if not names:
             return self._attempts()
         return run_holding(self, names)
@@ -558,7 +563,7 @@ class TaskCall:
         done, value = self._prepare()
         if done:
             return value
-        names = limits_among(self.flow_ctx.store, self.task.tags) if self.task.tags else None
+        names = limits_among(self.flow_ctx.store, self.tags) if self.tags else None
         if not names:
             return await self._attempts_async()
         return await run_holding_async(self, names)

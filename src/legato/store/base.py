@@ -578,6 +578,13 @@ class Store(ABC):
         replayed on resume makes the same id)."""
 
     @abstractmethod
+    def update_artifact(
+        self, artifact_id: str, *, type: str, data: str, description: str | None
+    ) -> bool:
+        """Replace the data (JSON text) of the artifact ``artifact_id`` of ``type``, and
+        its description when one is given; False when there is no such artifact."""
+
+    @abstractmethod
     def list_artifacts(
         self, *, key: str | None = None, flow_run_id: str | None = None, limit: int = 100
     ) -> list[Artifact]:

@@ -44,6 +44,12 @@ class PostgresArtifacts:
         )
         self._db.execute(QUERIES["insert_artifact"], params)
 
+    def update_artifact(
+        self, artifact_id: str, *, type: str, data: str, description: str | None
+    ) -> bool:
+        params = (data, description, artifact_id, type)
+        return self._db.execute(QUERIES["update_artifact"], params) > 0
+
     def list_artifacts(
         self, *, key: str | None = None, flow_run_id: str | None = None, limit: int = 100
     ) -> list[Artifact]:

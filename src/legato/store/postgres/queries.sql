@@ -871,6 +871,11 @@ INSERT INTO artifacts (id, key, type, data, description, flow_run_id, task_run_i
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (id) DO NOTHING
 
+-- update_artifact --
+-- data, description (NULL keeps it), id, type
+UPDATE artifacts SET data = %s, description = COALESCE(%s, description)
+WHERE id = %s AND type = %s
+
 -- list_artifacts --
 -- limit: newest first
 SELECT id, key, type, data, description, flow_run_id, task_run_id, created FROM artifacts

@@ -46,6 +46,12 @@ class SQLiteArtifacts:
         )
         self._db.write_one(QUERIES["insert_artifact"], params)
 
+    def update_artifact(
+        self, artifact_id: str, *, type: str, data: str, description: str | None
+    ) -> bool:
+        params = (data, description, artifact_id, type)
+        return self._db.write_one(QUERIES["update_artifact"], params) > 0
+
     def list_artifacts(
         self, *, key: str | None = None, flow_run_id: str | None = None, limit: int = 100
     ) -> list[Artifact]:

@@ -639,6 +639,11 @@ INSERT INTO artifacts (id, key, type, data, description, flow_run_id, task_run_i
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO NOTHING
 
+-- update_artifact --
+-- data, description (NULL keeps it), id, type
+UPDATE artifacts SET data = ?, description = COALESCE(?, description)
+WHERE id = ? AND type = ?
+
 -- list_artifacts --
 -- limit: newest first
 SELECT id, key, type, data, description, flow_run_id, task_run_id, created FROM artifacts
