@@ -136,6 +136,8 @@ def test_the_setting_installs_the_hook_and_nothing_else_does(tmp_path: Path) -> 
     plain = run(LEGATO, "run", "scaled.py:scaled", cwd=tmp_path)
     assert plain.returncode == 2
     assert "No module named 'prefect'" in plain.stderr
+    assert "legato run --prefect" in plain.stderr  # the way out, in the same line
+    assert len(plain.stderr.strip().splitlines()) == 1
     shimmed = run(LEGATO, "run", "scaled.py:scaled", cwd=tmp_path, LEGATO_PREFECT_SHIM="1")
     assert shimmed.returncode == 0, shimmed.stderr
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -90,3 +93,39 @@ def test_a_limit_named_by_a_block_tag_applies_to_the_task(legato_home: Path) -> 
     assert result and result[0].type is StateType.CANCELLED  # type: ignore[attr-defined]
     [task_run] = client.task_runs(run.id)
     assert task_run.tags == ("db-held",)
+
+
+def test_legato_runs_lists_the_runs_carrying_a_tag(tmp_path: Path) -> None:
+    script = tmp_path / "tagged.py"
+    script.write_text(
+        "from legato import flow, tags\n\n"
+        "@flow\ndef plain() -> int:\n    return 1\n\n"
+        "@flow\ndef main() -> int:\n"
+        "    with tags('nightly'):\n        return plain() + plain()\n"
+    )
+    legato = [sys.executable, "-m", "legato"]
+    done = subprocess.run([*legato, "run", f"{script}:main"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    listed = subprocess.run(
+        [*legato, "runs", "--tag", "nightly", "--json"], capture_output=True, text=True
+    )
+    assert listed.returncode == 0, listed.stderr
+    runs = json.loads(listed.stdout)
+    assert [r["flow"] for r in runs] == ["plain", "plain"]
+
+
+@task(tags=["own"])
+def reads_its_tags() -> list[str]:
+    import legato.runtime.task_run
+
+    return sorted(legato.runtime.task_run.tags)
+
+
+@flow
+def tagged_runtime() -> list[str]:
+    with tags("block"):
+        return reads_its_tags()
+
+
+def test_runtime_task_run_tags_include_the_blocks_tags() -> None:
+    assert tagged_runtime() == ["block", "own"]

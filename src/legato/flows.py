@@ -63,6 +63,7 @@ class Flow(Generic[P, R]):
         on_failure: Sequence[Hook] | None = None,
         on_crashed: Sequence[Hook] | None = None,
         on_cancellation: Sequence[Hook] | None = None,
+        on_running: Sequence[Hook] | None = None,
     ) -> None:
         # `@flow` over `@classmethod`/`@staticmethod`: bound as that kind (see __get__).
         fn, self._method_kind = unwrap_method(fn)
@@ -116,6 +117,7 @@ class Flow(Generic[P, R]):
         self.on_failure: list[Hook] = HookList(on_failure or ())
         self.on_crashed: list[Hook] = HookList(on_crashed or ())
         self.on_cancellation: list[Hook] = HookList(on_cancellation or ())
+        self.on_running: list[Hook] = HookList(on_running or ())
         self.is_async = inspect.iscoroutinefunction(fn)
         self.parameter_model = ParameterModel(fn, self.name)
         if log_prints:
@@ -140,6 +142,7 @@ class Flow(Generic[P, R]):
             "on_failure": on_failure,
             "on_crashed": on_crashed,
             "on_cancellation": on_cancellation,
+            "on_running": on_running,
         }
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
@@ -222,6 +225,7 @@ class Flow(Generic[P, R]):
             "on_failure": self.on_failure,
             "on_crashed": self.on_crashed,
             "on_cancellation": self.on_cancellation,
+            "on_running": self.on_running,
         }
         return Flow(self.fn, **{**self._options, **hooks, **options})
 

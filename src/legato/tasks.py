@@ -112,6 +112,7 @@ class Task(Generic[P, R]):
         on_failure: Sequence[Hook] | None = None,
         on_rollback: Sequence[Hook] | None = None,
         on_commit: Sequence[Hook] | None = None,
+        on_running: Sequence[Hook] | None = None,
         call_key: str | None = None,
     ) -> None:
         # `@task` over `@classmethod`/`@staticmethod`: bound as that kind (see __get__).
@@ -169,6 +170,7 @@ class Task(Generic[P, R]):
         self.on_failure = HookList(on_failure or ())
         self.on_rollback = HookList(on_rollback or ())
         self.on_commit = HookList(on_commit or ())
+        self.on_running = HookList(on_running or ())
         self.call_key = call_key
         self.is_async = inspect.iscoroutinefunction(fn)
         self.parameter_names = tuple(inspect.signature(fn).parameters)
@@ -204,6 +206,7 @@ class Task(Generic[P, R]):
             "on_failure": on_failure,
             "on_rollback": on_rollback,
             "on_commit": on_commit,
+            "on_running": on_running,
             "call_key": call_key,
         }
         self.__doc__ = fn.__doc__
@@ -256,6 +259,7 @@ class Task(Generic[P, R]):
             "on_failure": self.on_failure,
             "on_rollback": self.on_rollback,
             "on_commit": self.on_commit,
+            "on_running": self.on_running,
         }
         merged = {**self._options, **hooks, **options}
         # A newly given cache_policy replaces an inherited cache_key_fn, and vice versa.

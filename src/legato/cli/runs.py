@@ -51,6 +51,7 @@ _STATE_NAMES = [s.value for s in StateType]
 )
 @click.option("--flow", "flow_name", metavar="NAME", help="Only runs of the flow with this name.")
 @click.option("--deployment", metavar="NAME", help="Only runs of this deployment.")
+@click.option("--tag", metavar="TAG", help="Only runs carrying this tag.")
 @debug_option
 @click.pass_context
 def runs_cmd(
@@ -60,6 +61,7 @@ def runs_cmd(
     states: tuple[str, ...],
     flow_name: str | None,
     deployment: str | None,
+    tag: str | None,
 ) -> None:
     """List flow runs, newest first.
 
@@ -69,6 +71,7 @@ def runs_cmd(
     Examples:
       legato runs
       legato runs --state failed --state crashed --flow etl --limit 5
+      legato runs --tag nightly
       legato runs --json | jq '.[0].id'
     """
     client = get_client(ctx)
@@ -77,6 +80,7 @@ def runs_cmd(
         states=[StateType(s.lower()) for s in states] or None,
         flow_name=flow_name,
         deployment=deployment,
+        tag=tag,
     )
     if as_json:
         emit_json([flow_run_to_dict(run) for run in runs])

@@ -181,7 +181,16 @@ class FlowRunContext:
 class TaskRunContext:
     """The task call executing on this thread (or in this asyncio task)."""
 
-    __slots__ = ("_scope", "attempt", "call_key", "flow_ctx", "log_prints", "task", "task_run_id")
+    __slots__ = (
+        "_scope",
+        "attempt",
+        "call_key",
+        "flow_ctx",
+        "log_prints",
+        "tags",
+        "task",
+        "task_run_id",
+    )
 
     def __init__(
         self,
@@ -191,9 +200,12 @@ class TaskRunContext:
         task_run_id: str,
         call_key: str,
         attempt: int,
+        tags: tuple[str, ...] | None = None,
     ) -> None:
         self.flow_ctx = flow_ctx
         self.task = task
+        # The call's tags: the task's own plus those of `with tags(...)` blocks.
+        self.tags: tuple[str, ...] = task.tags if tags is None else tags
         self.task_run_id = task_run_id
         self.call_key = call_key
         self.attempt = attempt

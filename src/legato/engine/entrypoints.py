@@ -118,9 +118,15 @@ def load_file(path_str: str) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
+        hint = ""
+        if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "prefect":
+            hint = (
+                "; this is Prefect code: run it with `legato run --prefect ...` or set "
+                "LEGATO_PREFECT_SHIM=1 (README: Running Prefect code)"
+            )
         raise TargetNotFoundError(
             f"importing '{path_str}' failed{_where(exc, path, path_str)}: "
-            f"{type(exc).__name__}: {exc.msg if isinstance(exc, SyntaxError) else exc}"
+            f"{type(exc).__name__}: {exc.msg if isinstance(exc, SyntaxError) else exc}{hint}"
         ) from exc
     _loaded_files[key] = module
     return module

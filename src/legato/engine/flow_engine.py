@@ -165,6 +165,9 @@ class FlowExecution:
         get_monitor().add(ctx)
         if self.observer is not None:
             notify(self.observer.flow_started, started)
+        if self.flow.on_running:  # each attempt starts running, as in Prefect
+            running = State(StateType.RUNNING, None, utcnow(), started.id)
+            run_hooks(self.flow, started, running, self.flow.on_running, self.store)
         return ctx
 
     def execute(self, from_states: Iterable[StateType]) -> State:

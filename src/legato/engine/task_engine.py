@@ -519,6 +519,7 @@ class TaskCall:
             task_run_id=self.task_run_id,
             call_key=self.call_key,
             attempt=self.attempts,
+            tags=self.tags,
         )
 
     # -- execution ------------------------------------------------------------
@@ -609,7 +610,12 @@ class TaskCall:
         self.attempts_this_execution += 1
         if self.attempt_log is not None:  # a retry: its own start, for the timeline
             self.attempt_started = datetime.now(UTC)
-        return TASK_CONTEXT.set(self.task_context())
+        token = TASK_CONTEXT.set(self.task_context())
+        if self.task.on_running:  # each attempt starts running, as in Prefect
+            state = State(StateType.RUNNING, run_id=self.task_run_id)
+            for hook in self.task.on_running:
+                _run_hook(hook, self.task, self.running_record(), state, self.flow_ctx)
+        return token
 
     def _retry_or_end(self, exc: BaseException) -> float | None:
         """Seconds before the next attempt; None (with the failure recorded) when the

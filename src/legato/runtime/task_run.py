@@ -44,7 +44,7 @@ def get_task_name() -> str | None:
 
 def get_tags() -> list[str]:
     ctx = _task()
-    return list(ctx.task.tags) if ctx is not None else []
+    return list(ctx.tags) if ctx is not None else []
 
 
 def get_run_count() -> int:
