@@ -25,6 +25,7 @@ from legato.client.views import (
     log_to_dict,
     task_run_to_dict,
 )
+from legato.server.artifacts import artifact_to_dict, variable_to_dict
 from legato.server.dashboard import dashboard_data
 from legato.server.errors import error_responses
 from legato.server.methods import HEAD_SCOPE_KEY
@@ -168,6 +169,24 @@ def get_task_run(run_id: str, task_run_id: str, client: ClientDep) -> dict[str, 
     data = task_run_to_dict(task_run, tracebacks=True)
     data["result_preview"] = client.task_result_preview(task_run)
     return data
+
+
+@router.get("/runs/{run_id}/artifacts", responses=_RUN_ERRORS)
+def list_run_artifacts(
+    run_id: str,
+    client: ClientDep,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> dict[str, Any]:
+    """The artifacts a run published (markdown, tables, links, progress) in the
+    order it made them; ``data`` is each one's content as JSON."""
+    run = client.resolve_run(run_id)
+    return {"artifacts": [artifact_to_dict(a) for a in client.artifacts(run=run.id, limit=limit)]}
+
+
+@router.get("/variables", tags=["variables"])
+def list_variables(client: ClientDep) -> dict[str, Any]:
+    """Every variable by name, with its value as JSON."""
+    return {"variables": [variable_to_dict(v) for v in client.variables()]}
 
 
 @router.get("/stats")

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from legato.client import Client
 from legato.records import utcnow
+from legato.server.artifacts import artifact_view, variable_row
 from legato.server.dashboard import dashboard_data
 from legato.server.security import has_session
 from legato.server.ui.charts import runs_chart
@@ -21,6 +22,7 @@ from legato.server.ui.render import client_of, render
 from legato.server.ui.timeline import build_timeline
 from legato.states import StateType
 
+ARTIFACTS_SHOWN = 200
 GROUP_PAGE = 100
 LOG_LINES = 1000
 RUNS_PAGE = 50
@@ -155,6 +157,7 @@ def run_page_context(
         members = [t for t in members if t.state.value == gstate]
     start = max(gpage, 0) * GROUP_PAGE
     logs = client.read_logs(run.id, limit=LOG_LINES + 1)
+    artifacts = client.artifacts(run=run.id, limit=ARTIFACTS_SHOWN + 1)
     pause = run.pause
     input_fields = (
         form_fields(pause.input_schema)
@@ -187,6 +190,8 @@ def run_page_context(
         if len(logs) > LOG_LINES
         else (logs[-1].id if logs else 0),
         "input_fields": input_fields,
+        "artifacts": [artifact_view(a) for a in artifacts[:ARTIFACTS_SHOWN]],
+        "more_artifacts": len(artifacts) > ARTIFACTS_SHOWN,
     }
 
 
@@ -270,3 +275,9 @@ def workers(request: Request, client: ClientDep) -> Response:
         {"workers": client.workers(include_gone=True), "alive": alive, "limits": client.limits()},
         section="ui_workers",
     )
+
+
+@router.get("/variables", response_class=HTMLResponse, name="ui_variables")
+def variables(request: Request, client: ClientDep) -> Response:
+    rows = [variable_row(v) for v in client.variables()]
+    return render(request, "variables.html", {"variables": rows}, section="ui_variables")
