@@ -48,6 +48,23 @@ if TYPE_CHECKING:  # loaded when first used, not by `import legato`
     from legato.store.notifications import ChangeListener
 
 
+def artifact_from_row(row: Sequence[Any], created: datetime) -> Artifact:
+    """An Artifact from the artifact columns (the backends' shared mapping); each
+    backend converts its own ``created`` column."""
+    from legato.records import Artifact
+
+    return Artifact(
+        id=row[0],
+        key=row[1],
+        type=row[2],
+        data=row[3],
+        description=row[4],
+        flow_run_id=row[5],
+        task_run_id=row[6],
+        created=created,
+    )
+
+
 def queued_due_time(run: FlowRun) -> datetime | None:
     """The scheduled_time a backend stores: a run queued for workers without one
     is due at its creation, so that every queued run sorts by one column."""

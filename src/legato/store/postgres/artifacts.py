@@ -9,21 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from legato.records import Artifact
+from legato.store.base import artifact_from_row
 from legato.store.postgres.connection import Database
 from legato.store.postgres.sql import QUERIES
 
 
 def _artifact(row: Sequence[Any]) -> Artifact:
-    return Artifact(
-        id=row[0],
-        key=row[1],
-        type=row[2],
-        data=row[3],
-        description=row[4],
-        flow_run_id=row[5],
-        task_run_id=row[6],
-        created=row[7],
-    )
+    return artifact_from_row(row, row[7])
 
 
 class PostgresArtifacts:

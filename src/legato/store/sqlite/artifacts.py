@@ -10,22 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from legato.records import Artifact
+from legato.store.base import artifact_from_row
 from legato.store.sqlite import rows
 from legato.store.sqlite.connection import Database
 from legato.store.sqlite.sql import QUERIES
 
 
 def _artifact(row: Sequence[Any]) -> Artifact:
-    return Artifact(
-        id=row[0],
-        key=row[1],
-        type=row[2],
-        data=row[3],
-        description=row[4],
-        flow_run_id=row[5],
-        task_run_id=row[6],
-        created=datetime.fromtimestamp(row[7], UTC),
-    )
+    return artifact_from_row(row, datetime.fromtimestamp(row[7], UTC))
 
 
 class SQLiteArtifacts:
