@@ -295,6 +295,33 @@ def test_runtime_attributes_read_the_current_run(default_store: Store) -> None:
     assert task_seen["flow_id"] == run.id
 
 
+def test_runtime_task_run_parameters_and_templated_name(default_store: Store) -> None:
+    from legato.runtime import task_run
+
+    seen: list[tuple[object, object]] = []
+
+    @task(task_run_name="load-{region}-{n}")
+    def load(region: str, n: int = 1, *, verbose: bool = False) -> None:
+        seen.append((task_run.parameters, task_run.name))
+
+    @task
+    def plain(x: int) -> None:
+        seen.append((task_run.parameters, task_run.name))
+
+    @flow
+    def loading() -> None:
+        load("eu", n=3)
+        plain(5)
+
+    loading()
+    assert seen == [
+        ({"region": "eu", "n": 3}, "load-eu-3"),
+        ({"x": 5}, "plain[0]"),
+    ]
+    assert [r.name for r in task_runs(default_store)] == ["load-eu-3", "plain[0]"]
+    assert task_run.parameters == {}
+
+
 # --- legato.futures -----------------------------------------------------------------------
 
 

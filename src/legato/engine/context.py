@@ -184,6 +184,7 @@ class TaskRunContext:
     __slots__ = (
         "_scope",
         "attempt",
+        "call",
         "call_key",
         "flow_ctx",
         "log_prints",
@@ -201,9 +202,12 @@ class TaskRunContext:
         call_key: str,
         attempt: int,
         tags: tuple[str, ...] | None = None,
+        call: Any = None,
     ) -> None:
         self.flow_ctx = flow_ctx
         self.task = task
+        # The engine's call (its arguments bind on demand: `runtime.task_run.parameters`).
+        self.call = call
         # The call's tags: the task's own plus those of `with tags(...)` blocks.
         self.tags: tuple[str, ...] = task.tags if tags is None else tags
         self.task_run_id = task_run_id

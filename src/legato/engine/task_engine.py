@@ -520,6 +520,7 @@ class TaskCall:
             call_key=self.call_key,
             attempt=self.attempts,
             tags=self.tags,
+            call=self,
         )
 
     # -- execution ------------------------------------------------------------

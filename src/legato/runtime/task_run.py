@@ -1,5 +1,5 @@
-"""Attributes of the current task run: ``id``, ``name``, ``task_name``, ``tags``,
-``run_count`` and ``attempt``. Each is read when accessed; outside a task run it is
+"""Attributes of the current task run: ``id``, ``name``, ``task_name``, ``parameters``,
+``tags``, ``run_count`` and ``attempt``. Each is read when accessed; outside a task run it is
 empty."""
 
 from __future__ import annotations
@@ -24,17 +24,21 @@ def get_id() -> str | None:
 
 def get_name() -> str | None:
     """The task run's name: its call key (``fetch[2]``), or the task's ``task_run_name``
-    when that is a callable or a plain string (a template with ``{placeholders}`` needs the
-    call's arguments, which the context does not keep: then the call key)."""
+    (a template filled from the call's arguments, or a callable's answer)."""
     ctx = _task()
     if ctx is None:
         return None
-    template = ctx.task.task_run_name
-    if callable(template):
-        return str(template())
-    if isinstance(template, str) and "{" not in template:
-        return template
+    if ctx.call is not None and ctx.task.task_run_name is not None:
+        return str(ctx.task.run_name_for(ctx.call))
     return ctx.call_key
+
+
+def get_parameters() -> dict[str, Any]:
+    """The call's arguments by parameter name (a copy; empty outside a task run)."""
+    ctx = _task()
+    if ctx is None or ctx.call is None:
+        return {}
+    return dict(ctx.call.bound_parameters())
 
 
 def get_task_name() -> str | None:
@@ -57,6 +61,7 @@ _GETTERS: dict[str, Callable[[], Any]] = {
     "id": get_id,
     "name": get_name,
     "task_name": get_task_name,
+    "parameters": get_parameters,
     "tags": get_tags,
     "run_count": get_run_count,
     "attempt": get_run_count,
