@@ -3,40 +3,23 @@ against a real `legato server` and a real `legato worker`.
 
 It opens the dashboard, a failed run's page and retries it to completion,
 approves a paused run through its generated form, triggers a deployment,
-and watches logs arrive live. Screenshots of each main page go to
-``$LEGATO_SCREENSHOTS`` when set (``docs/screenshots`` for the README), else
-into the test's temporary folder.
+and watches logs arrive live. Screenshots of each page it checks go to the
+test's temporary folder, to look at when a test fails; the README's pictures
+come from the examples' own runs (test_readme_screenshots.py).
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from _browser_support import Stack, expect_state, wait_for, wait_state
+from _browser_support import screenshot as save_screenshot
 
 from legato.client import Client
 from legato.records import Schedule
 from legato.states import StateType
-
-CHROMIUM = os.environ.get("LEGATO_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # tests run as root in CI containers
-    "--disable-gpu",
-    "--disable-background-networking",  # the machine has no internet: no lookups
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 FLOWS = """
 import time
@@ -85,77 +68,6 @@ def ticking(ticks: int = 12) -> int:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(check: Callable[[], object], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting until {what}")
-
-
-class Stack:
-    """A `legato server` and a `legato worker` over this test's store."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, name: str, *args: str) -> None:
-        log = open(self.tmp_path / f"{name}.log", "wb")  # noqa: SIM115
-        self.procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "legato", *args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=dict(os.environ),
-            )
-        )
-        log.close()
-
-    def up(self) -> None:
-        self.start("server", "server", "--port", str(self.port))
-        self.start("worker", "worker", "--lease-seconds", "5")
-
-        def answers() -> bool:
-            try:
-                return httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(answers, "the server answers", timeout=60)
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text() for p in sorted(self.tmp_path.glob("*.log")))
-
-    def down(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-@pytest.fixture
-def stack(tmp_path: Path, legato_home: Path) -> Iterator[Stack]:
-    started = Stack(tmp_path)
-    started.up()
-    yield started
-    started.down()
-
-
 @pytest.fixture
 def flows(tmp_path: Path) -> Path:
     path = tmp_path / "browser_flows.py"
@@ -163,47 +75,8 @@ def flows(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def page(tmp_path: Path) -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: ./scripts/test.sh installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 860})
-        opened = context.new_page()
-        opened.set_default_timeout(30_000)
-        dialogs: list[str] = []
-        opened.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-        opened.dialogs = dialogs
-        yield opened
-        context.close()
-        browser.close()
-    assert dialogs == [], f"a script ran from recorded text: {dialogs}"
-
-
 def screenshot(page: Any, tmp_path: Path, name: str) -> None:
-    folder = Path(os.environ.get("LEGATO_SCREENSHOTS") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-
-
-def expect_state(page: Any, state: str, timeout: float = 60_000) -> None:
-    """The run page's badge reaches ``state`` by the page's own live updates."""
-    page.wait_for_selector(f"#live h1 .badge.{state}", timeout=timeout)
-
-
-def wait_state(client: Client, run_id: str, states: set[StateType], stack: Stack) -> None:
-    def reached() -> bool:
-        return client.get_run(run_id).state in states
-
-    try:
-        wait_for(reached, f"run {run_id} is one of {states}", timeout=90)
-    except AssertionError:
-        raise AssertionError(stack.logs()) from None
+    save_screenshot(page, tmp_path / "screenshots", name)
 
 
 def test_retry_a_failed_run_from_its_page_and_see_it_complete(
