@@ -108,7 +108,7 @@ def test_a_bound_method_task_shares_its_options_and_binds_each_instance() -> Non
     assert first.parameter_names == ("x",)
     assert Pricing.scale.parameter_names == ("self", "x")
     assert first.on_failure is Pricing.scale.on_failure
-    assert (first(4), second(4)) == (8, 12)  # outside a flow: plain calls
+    assert (first(4), second(4)) == (8, 12)  # outside a flow: standalone task runs
 
 
 class Approval:

@@ -738,7 +738,8 @@ def test_task_run_name_template_and_callable(default_store: Store) -> None:
     }
 
 
-def test_task_outside_a_flow_is_a_plain_call(default_store: Store) -> None:
+def test_task_outside_a_flow_runs_in_an_implicit_flow_run(default_store: Store) -> None:
+    # More in test_standalone_tasks.py; `.fn` stays the untracked plain call.
     calls: list[int] = []
 
     @task(retries=3)
@@ -747,8 +748,10 @@ def test_task_outside_a_flow_is_a_plain_call(default_store: Store) -> None:
         return x + 1
 
     assert plain(1) == 2
-    assert calls == [1]
-    assert default_store.list_flow_runs() == []
+    assert plain.fn(2) == 3
+    assert calls == [1, 2]
+    (run,) = default_store.list_flow_runs()
+    assert (run.flow_name, run.tags) == ("plain", ("standalone-task",))
 
 
 def test_async_task_outside_a_flow_returns_a_coroutine() -> None:
@@ -757,16 +760,6 @@ def test_async_task_outside_a_flow_returns_a_coroutine() -> None:
         return x * 2
 
     assert asyncio.run(plain(3)) == 6
-
-
-@pytest.mark.parametrize("method", ["submit", "map"])
-def test_submit_and_map_outside_a_flow_raise_a_clear_error(method: str) -> None:
-    @task
-    def t(x: int) -> int:
-        return x
-
-    with pytest.raises(TaskCallError, match=r"task 't' was (submitted|mapped) outside a flow"):
-        getattr(t, method)([1, 2])
 
 
 def test_with_options_copies_and_changes(default_store: Store) -> None:

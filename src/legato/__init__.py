@@ -38,6 +38,7 @@ from legato.task_runners import ThreadPoolTaskRunner
 from legato.tasks import Task, exponential_backoff, task, task_input_hash
 
 if TYPE_CHECKING:
+    from legato.events import emit_event
     from legato.input import RunInput
 
 __version__ = "0.1.0"
@@ -60,6 +61,7 @@ __all__ = [
     "TaskTimeoutError",
     "ThreadPoolTaskRunner",
     "as_completed",
+    "emit_event",
     "exponential_backoff",
     "flow",
     "get_run_context",
@@ -83,4 +85,8 @@ def __getattr__(name: str) -> Any:
         from legato.input import RunInput
 
         return RunInput
+    if name == "emit_event":  # events load on first use
+        from legato.events import emit_event
+
+        return emit_event
     raise AttributeError(f"module 'legato' has no attribute {name!r}")

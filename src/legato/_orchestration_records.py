@@ -216,3 +216,15 @@ class FlowDurationStats:
     failed: int  # ended in state failed or crashed
     mean_seconds: float
     max_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRecord:
+    """A keyed transaction that committed (`legato.transactions.transaction(key=...)`):
+    ``payload`` holds what later runs need (the results of its tasks and the values
+    set in it), encoded by the engine; the store never looks inside."""
+
+    key: str
+    flow_run_id: str
+    committed_at: datetime
+    payload: bytes

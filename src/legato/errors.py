@@ -67,6 +67,10 @@ class InvalidVariableError(ConfigurationError, ValueError):
     """A variable's name or value cannot be stored (wrong characters, not JSON, too long)."""
 
 
+class InvalidEventError(ConfigurationError, ValueError):
+    """An event cannot be stored: a bad name, resource, related resource or payload."""
+
+
 class VariableExistsError(ConfigurationError):
     """`Variable.set` without ``overwrite`` found the name already taken."""
 
@@ -91,6 +95,10 @@ class VariableNotFoundError(ConfigurationError):
 
 class InvalidArtifactError(ConfigurationError, ValueError):
     """An artifact's key, description or data cannot be stored."""
+
+
+class InvalidTransactionKeyError(ConfigurationError, ValueError):
+    """``transaction(key=...)`` got a key that cannot name a keyed transaction."""
 
 
 class DeploymentNotFoundError(LegatoError):

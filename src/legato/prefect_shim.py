@@ -38,6 +38,7 @@ MODULES: dict[str, str] = {
     "prefect.artifacts": "legato.artifacts",
     "prefect.cache_policies": "legato.cache_policies",
     "prefect.context": "legato.context",
+    "prefect.events": "legato.events",
     "prefect.flow_runs": "legato.flow_runs",
     "prefect.flows": "legato.flows",
     "prefect.futures": "legato.futures",

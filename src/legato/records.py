@@ -306,6 +306,7 @@ _ORCHESTRATION = frozenset(
         "Schedule",
         "StoreStatus",
         "StoredVariable",
+        "TransactionRecord",
         "WorkerInfo",
     }
 )
@@ -346,6 +347,9 @@ if TYPE_CHECKING:  # the same names, for type checkers (re-exported explicitly)
     )
     from legato._orchestration_records import (
         StoreStatus as StoreStatus,
+    )
+    from legato._orchestration_records import (
+        TransactionRecord as TransactionRecord,
     )
     from legato._orchestration_records import (
         WorkerInfo as WorkerInfo,

@@ -21,13 +21,13 @@ from legato._methods import binding_target, unwrap_method
 from legato.engine.context import FLOW_CONTEXT
 from legato.engine.results import check_serializer
 from legato.engine.task_engine import TaskCall
-from legato.errors import ConfigurationError, TaskCallError
+from legato.errors import ConfigurationError
 from legato.futures import LegatoFuture, LegatoFutureList, unmapped
 from legato.settings import env_flag
 
 if TYPE_CHECKING:
     from legato.cache_policies import CachePolicy
-    from legato.engine.context import FlowRunContext, RunContext
+    from legato.engine.context import RunContext
     from legato.states import State
 
 P = ParamSpec("P")
@@ -307,12 +307,11 @@ class Task(Generic[P, R]):
             else False
         )
         if flow_ctx is None:
-            # Outside a flow a task is a plain function call, unrecorded.
-            if return_state and self.is_async:
-                return _async_state_of(None, lambda: self.fn(*args, **kwargs))  # type: ignore[return-value]
-            if return_state:
-                return _state_of(None, lambda: self.fn(*args, **kwargs))  # type: ignore[return-value]
-            return self.fn(*args, **kwargs)
+            # Outside a flow: a tracked task run in an implicit flow run of its own.
+            from legato.engine.standalone import call_standalone
+
+            wait_for = kwargs.pop("wait_for", None) if kwargs and self._takes_wait_for else None
+            return call_standalone(self, args, kwargs, wait_for, return_state)  # type: ignore[arg-type]
         wait_for = kwargs.pop("wait_for", None) if kwargs and self._takes_wait_for else None
         call = TaskCall(self, flow_ctx, args, kwargs, wait_for)  # type: ignore[arg-type]
         if self.is_async:
@@ -368,7 +367,11 @@ class Task(Generic[P, R]):
         With ``return_state=True``, wait for the task run and return its final
         `State` instead (a failure does not raise).
         """
-        flow_ctx = current_flow_context(self.name, "submitted")
+        flow_ctx = FLOW_CONTEXT.get()
+        if flow_ctx is None:
+            from legato.engine.standalone import submit_standalone
+
+            return submit_standalone(self, "submit", args, kwargs, wait_for, return_state)
         want_state = self._own_return_state(return_state, kwargs)
         call = TaskCall(self, flow_ctx, args, kwargs, wait_for)
         future = _submit_call(call, flow_ctx)
@@ -416,7 +419,11 @@ class Task(Generic[P, R]):
         bytes and mappings are passed whole. With ``return_state=True``, wait for
         all of them and return their final states, in input order.
         """
-        flow_ctx = current_flow_context(self.name, "mapped")
+        flow_ctx = FLOW_CONTEXT.get()
+        if flow_ctx is None:
+            from legato.engine.standalone import submit_standalone
+
+            return submit_standalone(self, "map", args, kwargs, wait_for, return_state)
         want_state = self._own_return_state(return_state, kwargs)
         mapped: dict[int | str, list[Any]] = {}
         static: dict[int | str, Any] = {}
@@ -600,16 +607,6 @@ def task(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
         return Task(fn, **options)
 
     return decorator
-
-
-def current_flow_context(task_name: str, action: str) -> FlowRunContext:
-    ctx = FLOW_CONTEXT.get()
-    if ctx is None:
-        raise TaskCallError(
-            f"task '{task_name}' was {action} outside a flow; call it inside a @flow "
-            f"function (or call the task directly to run it as a plain function)"
-        )
-    return ctx
 
 
 def _cache_policy_of(

@@ -285,7 +285,6 @@ def test_isolation_level_is_accepted_and_inherited(default_store: Store) -> None
     [
         ({"commit_mode": "eager"}, "takes a legato.transactions.CommitMode"),
         ({"isolation_level": "SERIALIZABLE"}, "takes a legato.transactions.IsolationLevel"),
-        ({"key": "order-42"}, "keyed transactions"),
     ],
 )
 def test_unsupported_arguments_are_refused_with_one_line(

@@ -1,4 +1,4 @@
-"""``legato db status | upgrade | prune``: the store itself."""
+"""``legato db status | upgrade | prune | forget-transaction``: the store itself."""
 
 from __future__ import annotations
 
@@ -155,3 +155,20 @@ def prune_cmd(
         f"{verb} {result.flow_runs:,} flow run(s), {result.task_runs:,} task run(s) and "
         f"{result.logs:,} log line(s) that ended more than {older_than} ago"
     )
+
+
+@db_group.command("forget-transaction")
+@click.argument("key")
+@debug_option
+@click.pass_context
+def forget_transaction_cmd(ctx: click.Context, key: str) -> None:
+    """Delete the record of the keyed transaction KEY: its next run runs the block again.
+
+    `legato db prune` keeps these records (they make a keyed block run once).
+    """
+    if not get_client(ctx).forget_transaction(key):
+        raise click.ClickException(
+            f"no keyed transaction {key!r} has committed; nothing to forget "
+            f"(keys are compared exactly)"
+        )
+    click.echo(f"forgot keyed transaction {key!r}: its next run runs the block again")

@@ -394,6 +394,12 @@ class Client(DeploymentOps):
         """Backend, masked URL, schema version, size and row counts of the store."""
         return self.store.describe()
 
+    def forget_transaction(self, key: str) -> bool:
+        """Delete the record of the keyed transaction ``key``, so that its next run
+        runs the block again; False when the key never committed. `prune_runs`
+        keeps these records: they are what makes the block run once."""
+        return self.store.delete_transaction_record(key)
+
     def prune_runs(
         self,
         older_than: timedelta,

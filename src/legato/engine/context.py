@@ -230,6 +230,9 @@ class TaskRunContext:
 
 FLOW_CONTEXT: ContextVar[FlowRunContext | None] = ContextVar("legato_flow_run", default=None)
 TASK_CONTEXT: ContextVar[TaskRunContext | None] = ContextVar("legato_task_run", default=None)
+# The flow run being named, while a callable ``flow_run_name`` runs (before the run
+# starts): ``legato.runtime.flow_run`` reads it first, as Prefect's callables expect.
+NAMING_RUN: ContextVar[FlowRun | None] = ContextVar("legato_naming_run", default=None)
 
 
 class Branch:
@@ -268,7 +271,8 @@ class RunContext:
     ``idempotency_key`` is the same for a given task call across its attempts
     and across resumes of the run, so a task can deduplicate its side effects.
     Outside a task, ``task_run_id`` is None and ``idempotency_key`` is the flow
-    run id.
+    run id. As in Prefect, ``flow`` is the running `Flow`, and inside a task
+    ``task`` is the `Task` and ``task_run`` its record as it stands (running).
     """
 
     flow_run_id: str
@@ -280,6 +284,9 @@ class RunContext:
     call_key: str | None = None
     attempt: int = 1
     idempotency_key: str = ""
+    flow: Flow[Any, Any] | None = None
+    task: Any = None
+    task_run: TaskRun | None = None
 
 
 def get_run_context() -> RunContext:
@@ -305,6 +312,9 @@ def get_run_context() -> RunContext:
             call_key=task_ctx.call_key,
             attempt=task_ctx.attempt,
             idempotency_key=task_ctx.idempotency_key,
+            flow=flow_ctx.flow,
+            task=task_ctx.task,
+            task_run=task_ctx.call.running_record() if task_ctx.call is not None else None,
         )
     return RunContext(
         flow_run_id=run.id,
@@ -313,4 +323,5 @@ def get_run_context() -> RunContext:
         parameters=run.parameters,
         attempt=run.attempts,
         idempotency_key=run.id,
+        flow=flow_ctx.flow,
     )

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from legato.engine import faults as _faults
 from legato.engine import results as _results
-from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext
+from legato.engine.context import FLOW_CONTEXT, NAMING_RUN, TASK_CONTEXT, FlowRunContext
 from legato.engine.ids import error_info, new_id
 from legato.engine.liveness import current_owner
 from legato.engine.monitor import get_monitor
@@ -73,7 +74,7 @@ def create_flow_run(
     run = FlowRun(
         id=run_id,
         flow_name=flow.name,
-        name=flow.run_name_for(params, run_id),
+        name="",
         state=StateType.PENDING,
         parameters=json_params,
         entrypoint=entrypoint_of(flow.fn),
@@ -83,8 +84,20 @@ def create_flow_run(
         parent_call_key=parent_call_key,
         created=utcnow(),
     )
+    run = replace(run, name=_run_name(flow, run, params))
     store.create_flow_run(run, blob)
     return run
+
+
+def _run_name(flow: Flow[Any, Any], run: FlowRun, params: dict[str, Any]) -> str:
+    if not callable(flow.flow_run_name):
+        return flow.run_name_for(params, run.id)
+    # A callable reads prefect.runtime.flow_run (flow_name, parameters), as in Prefect.
+    token = NAMING_RUN.set(run)
+    try:
+        return flow.run_name_for(params, run.id)
+    finally:
+        NAMING_RUN.reset(token)
 
 
 class FlowExecution:

@@ -28,6 +28,7 @@ from legato.engine.limits import limits_among, run_holding, run_holding_async
 from legato.engine.observer import notify
 from legato.engine.returned_states import ending_of
 from legato.engine.timeouts import run_async_with_timeout, run_with_timeout
+from legato.engine.transactions import keyed_call
 from legato.errors import (
     CancelledRun,
     NonDeterministicFlowError,
@@ -40,7 +41,7 @@ from legato.errors import (
     UpstreamTaskFailedError,
 )
 from legato.futures import LegatoFuture, LegatoFutureList
-from legato.records import AttemptInfo, Dependency, ErrorInfo, TaskRun, utcnow
+from legato.records import AttemptInfo, Dependency, ErrorInfo, StoredResult, TaskRun, utcnow
 from legato.settings import args_fingerprint_enabled
 from legato.states import State, StateType
 from legato.tags import TAGS, with_tags
@@ -69,6 +70,7 @@ class TaskCall:
         "fingerprint",
         "flow_ctx",
         "has_futures",
+        "keyed",
         "kwargs",
         "parent_task_run_id",
         "previous",
@@ -120,6 +122,8 @@ class TaskCall:
         # Before futures in the arguments are resolved: a future counts by its key.
         self.fingerprint = fingerprint(task.parameter_names, args, kwargs) if FINGERPRINTS else None
         self.dependencies = self._collect_dependencies()
+        # Its place in open keyed transactions (see engine/transactions.py), if any.
+        self.keyed = keyed_call(flow_ctx.transactions, task.name) if flow_ctx.transactions else None
 
     # -- dependencies ---------------------------------------------------------
 
@@ -200,7 +204,7 @@ class TaskCall:
         self._remember(value, prev)
         return True, value
 
-    def _remember(self, value: Any, task_run: TaskRun) -> None:
+    def _remember(self, value: Any, task_run: TaskRun, *, join: bool = True) -> None:
         if type(value) not in PLAIN_TYPES:
             sources = self.flow_ctx.result_sources
             sources[id(value)] = (value, task_run.id)
@@ -208,8 +212,10 @@ class TaskCall:
                 # Forget the oldest: memory stays flat in long runs; a value passed on
                 # long after it was made just loses its graph edge, nothing else.
                 del sources[next(iter(sources))]
+        if self.keyed is not None:
+            self.keyed.completed(task_run)
         txns = self.flow_ctx.transactions
-        if txns and (self.task.on_rollback or self.task.on_commit):
+        if join and txns and (self.task.on_rollback or self.task.on_commit):
             txns[-1].add(self.task, task_run, value)
 
     # -- records --------------------------------------------------------------
@@ -238,7 +244,7 @@ class TaskCall:
             flow_run_id=self.flow_ctx.run.id,
             call_key=self.call_key,
             task_name=task.name,
-            name=task.run_name_for(self) if task.task_run_name else self.call_key,
+            name=self.run_name(),
             state=state,
             attempts=self.attempts,
             cached=cached,
@@ -355,6 +361,19 @@ class TaskCall:
         self._remember(value, record)
         self._finished(record, value)
         return True, value
+
+    def _answer_recorded(self, stored: StoredResult) -> Any:
+        """Return the result a committed keyed transaction recorded for this call,
+        recorded as a cached task run; its commit and rollback hooks ran back then."""
+        value = _results.deserialize(
+            stored, f"task '{self.task.name}' ({self.call_key}) recorded by a keyed transaction"
+        )
+        self._leave_flight()
+        record = self.record(StateType.COMPLETED, cached=True, has_result=True)
+        self._write(record, stored)
+        self._remember(value, record, join=False)
+        self._finished(record, value)
+        return value
 
     def bound_parameters(self) -> dict[str, Any]:
         names = self.task.parameter_names
@@ -512,6 +531,24 @@ class TaskCall:
         finally:
             TASK_CONTEXT.reset(token)
 
+    def run_name(self) -> str:
+        """The task run's name: the call key, or the task's ``task_run_name`` filled in.
+
+        A callable name reads the run's attributes (``prefect.runtime.task_run
+        .parameters``, as Prefect's documentation shows), so it is called with this
+        call's context set."""
+        task = self.task
+        if not task.task_run_name:
+            return self.call_key
+        current = TASK_CONTEXT.get()
+        if not callable(task.task_run_name) or (current is not None and current.call is self):
+            return task.run_name_for(self)
+        token = TASK_CONTEXT.set(self.task_context())
+        try:
+            return task.run_name_for(self)
+        finally:
+            TASK_CONTEXT.reset(token)
+
     def task_context(self) -> TaskRunContext:
         return TaskRunContext(
             flow_ctx=self.flow_ctx,
@@ -601,6 +638,8 @@ class TaskCall:
         self.begin()
         try:
             self._resolve_inputs()
+            if self.keyed is not None and self.keyed.recorded is not None:
+                return True, self._answer_recorded(self.keyed.recorded)
             return self.check_cache()
         except BaseException as exc:
             self._end_with(exc)

@@ -8,11 +8,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from legato.engine.context import FLOW_CONTEXT
+from legato.engine.context import FLOW_CONTEXT, NAMING_RUN
 from legato.records import FlowRun, utcnow
 
 
 def _run() -> FlowRun | None:
+    naming = NAMING_RUN.get()  # inside a callable flow_run_name
+    if naming is not None:
+        return naming
     ctx = FLOW_CONTEXT.get()
     return ctx.run if ctx is not None else None
 

@@ -31,6 +31,7 @@ from legato.records import (
     utcnow,
 )
 from legato.states import StateType
+from legato.store.base_events import EventOps
 
 if TYPE_CHECKING:  # loaded when first used, not by `import legato`
     from legato.records import (
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # loaded when first used, not by `import legato`
         RunCount,
         StoredVariable,
         StoreStatus,
+        TransactionRecord,
         WorkerInfo,
     )
     from legato.store.notifications import ChangeListener
@@ -119,7 +121,7 @@ def duration_stats(found: Iterable[Sequence[Any]]) -> list[FlowDurationStats]:
     ]
 
 
-class Store(ABC):
+class Store(EventOps, ABC):
     """Abstract state store. Subclasses: `legato.store.sqlite.SQLiteStore`."""
 
     #: short backend name, e.g. "sqlite"
@@ -607,3 +609,20 @@ class Store(ABC):
     ) -> list[Artifact]:
         """Artifacts, at most ``limit``: those of run ``flow_run_id`` in the order they
         were made, else (those with ``key``, when given) newest first."""
+
+    # --- keyed transactions ------------------------------------------------------
+
+    @abstractmethod
+    def save_transaction_records(self, records: Sequence[TransactionRecord]) -> None:
+        """Store the records of keyed transactions that committed, all in one store
+        transaction; a key stored already keeps its first record (a commit happens
+        once per key)."""
+
+    @abstractmethod
+    def get_transaction_record(self, key: str) -> TransactionRecord | None:
+        """The record of the keyed transaction ``key``, or None when it never committed."""
+
+    @abstractmethod
+    def delete_transaction_record(self, key: str) -> bool:
+        """Forget the keyed transaction ``key`` (its next run runs again); True when
+        it existed. Records are kept otherwise: `prune_flow_runs` leaves them."""

@@ -890,3 +890,59 @@ WHERE key = %s ORDER BY created DESC, id DESC LIMIT %s
 -- flow_run_id, limit: oldest first (the order the run made them)
 SELECT id, key, type, data, description, flow_run_id, task_run_id, created FROM artifacts
 WHERE flow_run_id = %s ORDER BY created, id LIMIT %s
+
+-- insert_transaction_record --
+-- key, flow_run_id, committed_at, payload: a key committed before is kept as it is
+INSERT INTO transaction_records (key, flow_run_id, committed_at, payload)
+VALUES (%s, %s, %s, %s)
+ON CONFLICT (key) DO NOTHING
+
+-- get_transaction_record --
+-- key
+SELECT key, flow_run_id, committed_at, payload FROM transaction_records WHERE key = %s
+
+-- delete_transaction_record --
+-- key
+DELETE FROM transaction_records WHERE key = %s
+
+-- event_columns --
+seq, id, event, occurred, received, resource, related, payload, follows
+
+-- insert_event --
+-- id, event, occurred, resource_id, resource, related, payload, follows: an id stored
+-- before is kept as it is (no row returned)
+INSERT INTO events (id, event, occurred, received, resource_id, resource, related, payload,
+                    follows)
+VALUES (%s, %s, %s, clock_timestamp(), %s, %s::jsonb, %s::jsonb, %s::jsonb, %s)
+ON CONFLICT (id) DO NOTHING
+RETURNING seq
+
+-- get_event --
+-- id
+SELECT {event_columns} FROM events WHERE id = %s
+
+-- read_events --
+-- after (txid, seq), limit: only transactions older than every open one, in
+-- (txid, seq) order, so nothing a reader has passed can commit behind it
+SELECT {event_columns}, txid::text FROM events
+WHERE (txid, seq) > (%s::xid8, %s) AND txid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY txid, seq LIMIT %s
+
+-- events_cursor --
+-- the oldest open transaction: every event of an older one was stored before now
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text
+
+-- list_events --
+-- {where} is built from the filters; then limit. Newest first.
+SELECT {event_columns} FROM events {where} ORDER BY seq DESC LIMIT %s
+
+-- prune_events --
+-- received_before, batch size (event_resources rows go with them); how many went
+WITH gone AS (
+    DELETE FROM events WHERE seq IN (
+        SELECT seq FROM events WHERE received < %s ORDER BY seq LIMIT %s
+    ) RETURNING seq
+), resources AS (
+    DELETE FROM event_resources WHERE seq IN (SELECT seq FROM gone)
+)
+SELECT count(*) FROM gone

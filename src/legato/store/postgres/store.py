@@ -32,11 +32,13 @@ from legato.store.postgres.connection import (
 )
 from legato.store.postgres.coordination import PostgresCoordination
 from legato.store.postgres.deployments import PostgresDeployments
+from legato.store.postgres.events import PostgresEvents
 from legato.store.postgres.limits import PostgresLimits
 from legato.store.postgres.migrate import ensure_schema
 from legato.store.postgres.retention import PostgresRetention
 from legato.store.postgres.sql import QUERIES
 from legato.store.postgres.stats import PostgresRunStats
+from legato.store.postgres.transaction_records import PostgresTransactionRecords
 from legato.store.postgres.variables import PostgresVariables
 
 # Hot-path queries, looked up once.
@@ -92,6 +94,8 @@ class PostgresStore(
     PostgresLimits,
     PostgresVariables,
     PostgresArtifacts,
+    PostgresEvents,
+    PostgresTransactionRecords,
     PostgresRunStats,
     Store,
 ):

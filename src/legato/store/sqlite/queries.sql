@@ -658,3 +658,55 @@ WHERE key = ? ORDER BY created DESC, id DESC LIMIT ?
 -- flow_run_id, limit: oldest first (the order the run made them)
 SELECT id, key, type, data, description, flow_run_id, task_run_id, created FROM artifacts
 WHERE flow_run_id = ? ORDER BY created, id LIMIT ?
+
+-- insert_transaction_record --
+-- key, flow_run_id, committed_at, payload: a key committed before is kept as it is
+INSERT INTO transaction_records (key, flow_run_id, committed_at, payload) VALUES (?, ?, ?, ?)
+ON CONFLICT (key) DO NOTHING
+
+-- get_transaction_record --
+-- key
+SELECT key, flow_run_id, committed_at, payload FROM transaction_records WHERE key = ?
+
+-- delete_transaction_record --
+-- key
+DELETE FROM transaction_records WHERE key = ?
+
+-- event_columns --
+seq, id, event, occurred, received, resource, related, payload, follows
+
+-- insert_event --
+-- id, event, occurred, received, resource_id, resource, related, payload, follows:
+-- an id stored before is kept as it is (no row returned)
+INSERT INTO events (id, event, occurred, received, resource_id, resource, related, payload,
+                    follows)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO NOTHING
+RETURNING seq
+
+-- get_event --
+-- id
+SELECT {event_columns} FROM events WHERE id = ?
+
+-- read_events --
+-- after seq, limit: store order (one writer at a time: seq order is commit order)
+SELECT {event_columns} FROM events WHERE seq > ? ORDER BY seq LIMIT ?
+
+-- last_event_seq --
+SELECT coalesce(max(seq), 0) FROM events
+
+-- list_events --
+-- {where} is built from the filters; then limit. Newest first.
+SELECT {event_columns} FROM events {where} ORDER BY seq DESC LIMIT ?
+
+-- prune_event_resources --
+-- received_before, batch size: the resource rows of the events prune_events deletes
+DELETE FROM event_resources WHERE seq IN (
+    SELECT seq FROM events WHERE received < ? ORDER BY seq LIMIT ?
+)
+
+-- prune_events --
+-- received_before, batch size
+DELETE FROM events WHERE seq IN (
+    SELECT seq FROM events WHERE received < ? ORDER BY seq LIMIT ?
+)

@@ -33,12 +33,14 @@ from legato.store.sqlite.artifacts import SQLiteArtifacts
 from legato.store.sqlite.connection import DEFAULT_LOCK_TIMEOUT, Database
 from legato.store.sqlite.coordination import SQLiteCoordination
 from legato.store.sqlite.deployments import SQLiteDeployments
+from legato.store.sqlite.events import SQLiteEvents
 from legato.store.sqlite.journal import fold_journal as _fold_journal
 from legato.store.sqlite.limits import SQLiteLimits
 from legato.store.sqlite.migrate import ensure_schema
 from legato.store.sqlite.retention import SQLiteRetention
 from legato.store.sqlite.sql import QUERIES
 from legato.store.sqlite.stats import SQLiteRunStats
+from legato.store.sqlite.transaction_records import SQLiteTransactionRecords
 from legato.store.sqlite.variables import SQLiteVariables
 
 # A crashed run has no process left to stop: cancelling it ends it at once.
@@ -69,6 +71,8 @@ class SQLiteStore(
     SQLiteLimits,
     SQLiteVariables,
     SQLiteArtifacts,
+    SQLiteEvents,
+    SQLiteTransactionRecords,
     SQLiteRunStats,
     Store,
 ):

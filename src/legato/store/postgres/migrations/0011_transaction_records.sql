@@ -1,0 +1,9 @@
+-- Keyed transactions that committed (`transaction(key=...)`): one row per key.
+-- payload holds the results of the block's tasks and its values, encoded by
+-- the engine (the store never looks inside). Kept by `legato db prune`.
+CREATE TABLE transaction_records (
+    key text COLLATE "C" PRIMARY KEY,
+    flow_run_id text COLLATE "C" NOT NULL,
+    committed_at timestamptz NOT NULL,
+    payload bytea NOT NULL
+);
