@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from legato.deadlines import Deadline
 from legato.engine.calls import resume_flow_run
 from legato.engine.context import RunContext, get_run_context
 from legato.engine.logs import get_run_logger
@@ -45,6 +46,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CancelledRun",
+    "Deadline",
     "Flow",
     "FlowCancelled",
     "FlowPaused",

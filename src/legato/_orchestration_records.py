@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from legato.deadlines import Deadline
 from legato.states import StateType
 
 
@@ -112,6 +113,8 @@ class Deployment:
     # code; what the server checks a triggered run against (it never imports the
     # flow). None: made through the API without one, so the worker checks.
     parameter_schema: dict[str, Any] | None = None
+    # legato.Deadline: given to each run the deployment queues (the leader's sweeps).
+    deadlines: tuple[Deadline, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

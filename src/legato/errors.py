@@ -71,6 +71,17 @@ class InvalidEventError(ConfigurationError, ValueError):
     """An event cannot be stored: a bad name, resource, related resource or payload."""
 
 
+class InvalidAutomationError(ConfigurationError, ValueError):
+    """An automation spec that does not validate (the message names the field's path)."""
+
+
+class AutomationNotFoundError(ConfigurationError):
+    """No automation has that name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no automation named '{name}'; list them with `legato automation ls`")
+
+
 class VariableExistsError(ConfigurationError):
     """`Variable.set` without ``overwrite`` found the name already taken."""
 
@@ -402,3 +413,58 @@ class StoreLost(_Signal):
     def __init__(self, error: StoreUnavailableError) -> None:
         self.error = error
         super().__init__(str(error))
+
+
+class WebhookNotFoundError(LegatoError):
+    """No webhook has this slug (or it is disabled, for a request)."""
+
+    def __init__(self, slug: str, *, disabled: bool = False) -> None:
+        self.slug = slug
+        if disabled:
+            message = f"webhook '{slug}' is disabled: enable it with `legato webhook enable {slug}`"
+        else:
+            message = f"no webhook '{slug}': `legato webhook ls` lists them"
+        super().__init__(message)
+
+
+class WebhookExistsError(ConfigurationError):
+    """`legato webhook create` found the slug taken."""
+
+    def __init__(self, slug: str) -> None:
+        self.slug = slug
+        super().__init__(
+            f"webhook '{slug}' exists already: pass --overwrite to replace it, or choose "
+            "another slug"
+        )
+
+
+class WebhookAuthError(LegatoError):
+    """A webhook request is not authenticated: ``status`` 401 (no credential) or 403
+    (a wrong one), or 503 when the server lacks the webhook's secret."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class WebhookTemplateError(ConfigurationError):
+    """A webhook's template cannot be compiled or rendered into an event."""
+
+
+class NotificationChannelNotFoundError(ConfigurationError):
+    """No notification channel has this name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"no notification channel named '{name}'; list them with `legato notify channel ls`"
+        )
+
+
+class NotificationSendError(LegatoError):
+    """One attempt to send a notification failed; ``retry_after`` is the delay the
+    receiver asked for (``Retry-After``), if any. The sender retries it with backoff."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)

@@ -23,8 +23,9 @@ from typing import Any
 
 from legato._event_records import Event, EventBatch
 from legato.engine import events as _events
+from legato.engine.file_arrival import FileTrigger, watch_folder
 
-__all__ = ["Event", "EventBatch", "emit_event"]
+__all__ = ["Event", "EventBatch", "FileTrigger", "emit_event", "watch_folder"]
 
 
 def emit_event(

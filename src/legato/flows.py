@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from legato._hooks import HookList
 from legato._methods import binding_target, unwrap_method
+from legato.deadlines import Deadline, check_deadlines
 from legato.engine.params import ParameterModel
 from legato.engine.results import check_serializer
 from legato.errors import ConfigurationError
@@ -64,6 +65,7 @@ class Flow(Generic[P, R]):
         on_crashed: Sequence[Hook] | None = None,
         on_cancellation: Sequence[Hook] | None = None,
         on_running: Sequence[Hook] | None = None,
+        deadlines: Sequence[Deadline] | None = None,
     ) -> None:
         # `@flow` over `@classmethod`/`@staticmethod`: bound as that kind (see __get__).
         fn, self._method_kind = unwrap_method(fn)
@@ -118,6 +120,8 @@ class Flow(Generic[P, R]):
         self.on_crashed: list[Hook] = HookList(on_crashed or ())
         self.on_cancellation: list[Hook] = HookList(on_cancellation or ())
         self.on_running: list[Hook] = HookList(on_running or ())
+        # legato.Deadline: stored with each run this flow creates (the leader's sweeps).
+        self.deadlines = check_deadlines(deadlines, f"flow '{self.name}'")
         self.is_async = inspect.iscoroutinefunction(fn)
         self.parameter_model = ParameterModel(fn, self.name)
         if log_prints:
@@ -143,6 +147,7 @@ class Flow(Generic[P, R]):
             "on_crashed": on_crashed,
             "on_cancellation": on_cancellation,
             "on_running": on_running,
+            "deadlines": deadlines,
         }
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from legato.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from legato.deadlines import Deadline
     from legato.flows import Flow
     from legato.records import Deployment, Schedule
 
@@ -105,7 +106,7 @@ def _queue(
 _DEPLOY_ARGS = (
     "name, work_pool_name (legato's work queue), work_queue_name, cron, interval, rrule, "
     "schedules, timezone, parameters, paused, tags, description, version, "
-    "concurrency_limit, priority, collision_strategy, catchup, build=False, push=False"
+    "concurrency_limit, priority, collision_strategy, catchup, deadlines, build=False, push=False"
 )
 
 
@@ -130,6 +131,7 @@ def deploy_flow(
     catchup: bool = False,
     paused: bool | None = None,
     version: str | None = None,
+    deadlines: Sequence[Deadline] | None = None,
     _what: str = "deploy",
     **others: Any,
 ) -> Deployment:
@@ -161,6 +163,7 @@ def deploy_flow(
         collision_strategy=collision_strategy,
         description=description or flow.description,
         catchup=catchup,
+        deadlines=deadlines,
     )
     if paused is True and not deployment.paused:
         deployment = client.pause_deployment(name)

@@ -66,3 +66,68 @@ def args_fingerprint_enabled() -> bool:
     0, false, no or off turns it off)."""
     raw = os.environ.get("LEGATO_ARGS_FINGERPRINT", "").strip().lower()
     return raw not in ("0", "false", "no", "off")
+
+
+def parse_age(text: str) -> float | None:
+    """Seconds in an age like ``90s``, ``15m``, ``12h``, ``7d`` or ``2w``; None when
+    ``text`` is not one (or not more than 0)."""
+    import re
+
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text.strip().lower())
+    if match is None or float(match.group(1)) <= 0:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    return float(match.group(1)) * units[match.group(2)]
+
+
+def event_retention_seconds() -> float:
+    """``LEGATO_EVENT_RETENTION``: how long events are kept (default ``7d``); the
+    worker that leads the scheduler and `legato db prune` delete older ones."""
+    from legato.errors import ConfigurationError
+
+    raw = os.environ.get("LEGATO_EVENT_RETENTION", "").strip() or "7d"
+    seconds = parse_age(raw)
+    if seconds is None:
+        raise ConfigurationError(
+            f"LEGATO_EVENT_RETENTION={raw!r} is not an age: write a number and a unit, "
+            "like 12h, 7d or 2w"
+        )
+    return seconds
+
+
+def secret_from_env(name: str) -> str | None:
+    """The value of the environment variable ``name`` that holds a secret (a webhook's
+    or a channel's), or None when it is unset or empty."""
+    value = os.environ.get(name, "")
+    return value or None
+
+
+def ui_url() -> str | None:
+    """``LEGATO_UI_URL``: the server's base URL as people reach it (e.g.
+    ``https://legato.example.com``), for links to run pages in notifications."""
+    raw = os.environ.get("LEGATO_UI_URL", "").strip()
+    return raw.rstrip("/") or None
+
+
+def notify_max_attempts() -> int:
+    """``LEGATO_NOTIFY_MAX_ATTEMPTS``: attempts per notification delivery before it is dead
+    (default 8)."""
+    return max(1, int(env_float("LEGATO_NOTIFY_MAX_ATTEMPTS", 8)))
+
+
+def notify_backoff_seconds() -> tuple[float, float]:
+    """``LEGATO_NOTIFY_BACKOFF`` (the first retry's delay, default 30 s, doubling after each
+    failure) and ``LEGATO_NOTIFY_BACKOFF_CAP`` (the longest delay, default 1200 s): eight
+    attempts then span about an hour."""
+    return env_float("LEGATO_NOTIFY_BACKOFF", 30.0), env_float("LEGATO_NOTIFY_BACKOFF_CAP", 1200.0)
+
+
+def notify_timeout() -> float:
+    """``LEGATO_NOTIFY_TIMEOUT``: seconds one notification request may take (default 10)."""
+    return env_float("LEGATO_NOTIFY_TIMEOUT", 10.0)
+
+
+def late_after_seconds() -> float:
+    """``LEGATO_LATE_AFTER``: seconds after its scheduled time a run not started yet is
+    late (default 15): the leader then emits ``legato.flow-run.Late`` for it, once."""
+    return env_float("LEGATO_LATE_AFTER", 15.0)

@@ -16,15 +16,23 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _FINAL = sorted(state.value for state in FINAL_STATES)
 
 
-def parse_age(text: str) -> timedelta:
+def parse_age(text: str, option: str = "'--older-than'") -> timedelta:
     """``90s``, ``15m``, ``12h``, ``30d``, ``2w``; a usage error otherwise."""
     match = _AGE.match(text.strip().lower())
     if match is None or float(match.group(1)) <= 0:
         raise click.BadParameter(
             f"{text!r} is not an age: write a number and a unit, like 90s, 15m, 12h, 30d or 2w",
-            param_hint="'--older-than'",
+            param_hint=option,
         )
     return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def _age_text(age: timedelta) -> str:
+    seconds = age.total_seconds()
+    for unit in ("d", "h", "m"):
+        if seconds >= _UNIT_SECONDS[unit] and seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds / _UNIT_SECONDS[unit]:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def _size(count: int) -> str:
@@ -111,6 +119,14 @@ def upgrade_cmd(ctx: click.Context, as_json: bool) -> None:
     show_default=True,
     help="Top-level runs deleted per transaction; live writers wait at most one batch.",
 )
+@click.option(
+    "--events-older-than",
+    "events_older_than",
+    default=None,
+    metavar="AGE",
+    help="Also delete events received longer ago than this. Default: LEGATO_EVENT_RETENTION "
+    "(7d). A dry run leaves events alone.",
+)
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @debug_option
@@ -120,6 +136,7 @@ def prune_cmd(
     older_than: str,
     states: tuple[str, ...],
     batch_size: int,
+    events_older_than: str | None,
     dry_run: bool,
     as_json: bool,
 ) -> None:
@@ -134,27 +151,35 @@ def prune_cmd(
       legato db prune --older-than 7d --state completed --dry-run
     """
     age = parse_age(older_than)
+    if events_older_than is None:
+        from legato.settings import event_retention_seconds
+
+        events_age = timedelta(seconds=event_retention_seconds())
+    else:
+        events_age = parse_age(events_older_than, "'--events-older-than'")
     result = get_client(ctx).prune_runs(
         age,
         states=[StateType(s.lower()) for s in states],
         batch_size=batch_size,
         dry_run=dry_run,
     )
+    events = None if dry_run else get_client(ctx).prune_events(events_age)
     if as_json:
-        emit_json(
-            {
-                "dry_run": dry_run,
-                "flow_runs": result.flow_runs,
-                "task_runs": result.task_runs,
-                "logs": result.logs,
-            }
-        )
+        counts = {
+            "dry_run": dry_run,
+            "flow_runs": result.flow_runs,
+            "task_runs": result.task_runs,
+            "logs": result.logs,
+        }
+        emit_json(counts if events is None else {**counts, "events": events})
         return
     verb = "would delete" if dry_run else "deleted"
     click.echo(
         f"{verb} {result.flow_runs:,} flow run(s), {result.task_runs:,} task run(s) and "
         f"{result.logs:,} log line(s) that ended more than {older_than} ago"
     )
+    if events is not None:
+        click.echo(f"deleted {events:,} event(s) received more than {_age_text(events_age)} ago")
 
 
 @db_group.command("forget-transaction")

@@ -110,6 +110,15 @@ def _describe(client: Client, deployment: Deployment) -> None:
 )
 @click.option("--description", default=None)
 @click.option("--catchup", is_flag=True, help="Run every slot missed while no scheduler ran.")
+@click.option(
+    "--deadline",
+    "deadline_texts",
+    multiple=True,
+    metavar="SPAN[:started][:cancel]",
+    help="Each run must end within SPAN (30s, 20m, 1h, 2d) of its scheduled time (or of "
+    "its start with :started); else legato.flow-run.deadline-missed is emitted, and with "
+    ":cancel the run is cancelled. Repeat for more. Default: the flow's own deadlines.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the deployment(s) as JSON.")
 @debug_option
 @click.pass_context
@@ -132,6 +141,7 @@ def deploy_cmd(
     collision_strategy: str,
     description: str | None,
     catchup: bool,
+    deadline_texts: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Create or update a deployment: a stored recipe that workers run.
@@ -145,6 +155,7 @@ def deploy_cmd(
     Examples:
       legato deploy flows/etl.py:etl --name nightly --cron "0 2 * * *" --timezone Europe/Paris
       legato deploy flows/etl.py:etl --name hourly --interval 3600 -p day=today
+      legato deploy flows/etl.py:etl --name nightly --cron "0 2 * * *" --deadline 1h
       legato deploy --all
     """
     client = get_client(ctx)
@@ -160,7 +171,10 @@ def deploy_cmd(
         return
     if not target or not name:
         raise click.UsageError("give a TARGET and --name (or --all to deploy legato.yaml)")
+    from legato.deadlines import parse_deadline
     from legato.schedules import make_schedule
+
+    deadlines = [parse_deadline(text) for text in deadline_texts] if deadline_texts else None
 
     schedules = [make_schedule(cron=c, timezone=timezone) for c in crons]
     schedules += [make_schedule(interval=i, timezone=timezone) for i in intervals]
@@ -182,6 +196,7 @@ def deploy_cmd(
         collision_strategy=collision_strategy,
         description=description,
         catchup=catchup,
+        deadlines=deadlines,
     )
     if as_json:
         emit_json(deployment_to_dict(deployment, client.next_scheduled_times(deployment, 3)))

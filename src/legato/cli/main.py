@@ -16,6 +16,7 @@ import click
 
 from legato import __version__
 from legato.cli.artifacts import artifacts_cmd
+from legato.cli.automations import automation_group
 from legato.cli.backfill import backfill_cmd
 from legato.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, flags
 from legato.cli.db import db_group
@@ -25,11 +26,15 @@ from legato.cli.deployments import (
     deployments_cmd,
     trigger_cmd,
 )
+from legato.cli.events import event_group, events_cmd
 from legato.cli.execute import resume_cmd, run_cmd
 from legato.cli.limits import limit_group
+from legato.cli.notify import notify_group
 from legato.cli.runs import cancel_cmd, logs_cmd, runs_cmd, show_cmd
 from legato.cli.server import server_cmd
 from legato.cli.variables import variable_group
+from legato.cli.watch import watch_cmd
+from legato.cli.webhooks import webhook_group
 from legato.cli.worker import worker_cmd, workers_cmd
 from legato.errors import (
     AmbiguousRunIdError,
@@ -103,8 +108,14 @@ for _command in (
     backfill_cmd,
     limit_group,
     variable_group,
+    notify_group,
+    webhook_group,
+    watch_cmd,
     artifacts_cmd,
+    automation_group,
     db_group,
+    event_group,
+    events_cmd,
     server_cmd,
 ):
     cli.add_command(_command)

@@ -20,6 +20,8 @@ from legato.client.checks import (
     check_text,
 )
 from legato.client.deployments import DeploymentOps
+from legato.client.events import EventClientOps
+from legato.client.webhooks import WebhookClientOps
 from legato.engine.calls import (
     requeue_run,
     resolve_run_id,
@@ -80,7 +82,7 @@ def _preview(stored: StoredResult | None, what: str, limit: int) -> str | None:
     return short_repr(value, limit)
 
 
-class Client(DeploymentOps):
+class Client(DeploymentOps, EventClientOps, WebhookClientOps):
     def __init__(self, store: Store | None = None) -> None:
         """Use ``store``, or the configured default store."""
         self._store = store

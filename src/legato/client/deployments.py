@@ -29,6 +29,7 @@ from legato.client.parameter_schemas import (
     schema_of_flow,
     with_defaults,
 )
+from legato.deadlines import Deadline, check_deadlines
 from legato.engine.entrypoints import entrypoint_of, load_flow
 from legato.engine.params import encode_parameters
 from legato.engine.queueing import queue_deployment_run, slot_key
@@ -101,6 +102,7 @@ class _FlowFacts:
     tags: Sequence[str] = ()
     timeout_seconds: float | None = None
     retries: int = 0
+    deadlines: tuple[Deadline, ...] = ()
 
 
 class DeploymentOps:
@@ -127,6 +129,7 @@ class DeploymentOps:
         load_code: bool = True,
         parameter_schema: dict[str, Any] | None = None,
         flow_name: str | None = None,
+        deadlines: Sequence[Deadline] | None = None,
     ) -> Deployment:
         """Create or update the deployment ``name`` of the flow at ``target``.
 
@@ -136,9 +139,12 @@ class DeploymentOps:
         nothing is imported: ``parameter_schema`` (a JSON Schema, as recorded by
         a deploy that loaded the code), when given, checks the parameters now and
         at every trigger; without it the worker checks them when a run starts.
-        ``flow_name`` defaults to the entrypoint's function name.
+        ``flow_name`` defaults to the entrypoint's function name. ``deadlines``
+        (`legato.Deadline`) are given to each run the deployment queues; None: the
+        flow's own (``@flow(deadlines=...)``) when its code is loaded.
         """
         parameters = dict(parameters or {})
+        checked_deadlines = check_deadlines(deadlines, f"deployment '{name}'")
         # Numbers and schedules first: nothing is imported or stored when one is bad.
         check_deployment_values(
             name,
@@ -154,7 +160,12 @@ class DeploymentOps:
         if load_code:
             flow, entrypoint = self.check_deployment(target, name, schedules, parameters)
             facts = _FlowFacts(
-                flow.name, schema_of_flow(flow), flow.tags, flow.timeout_seconds, flow.retries
+                flow.name,
+                schema_of_flow(flow),
+                flow.tags,
+                flow.timeout_seconds,
+                flow.retries,
+                flow.deadlines,
             )
         else:
             entrypoint, facts = self._check_deployment_without_code(
@@ -189,6 +200,7 @@ class DeploymentOps:
             timeout_seconds=facts.timeout_seconds,
             retries=facts.retries,
             parameter_schema=facts.parameter_schema,
+            deadlines=checked_deadlines if deadlines is not None else facts.deadlines,
         )
         return self.store.save_deployment(deployment, now=now)
 

@@ -9,6 +9,7 @@ deployments:
     parameters: {day: yesterday}
     work_queue: default
     concurrency_limit: 1
+    deadlines: ["1h", "20m:started:cancel"]   # SPAN[:scheduled|started][:alert|cancel]
   - name: reports
     entrypoint: flows/reports.py:weekly
     schedules:                          # several schedules, each with its own zone
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from legato.client.checks import check_deployment_values
+from legato.deadlines import Deadline, parse_deadline
 from legato.errors import ConfigurationError, LegatoError
 
 if TYPE_CHECKING:
@@ -73,6 +75,8 @@ class DeploymentSpec(BaseModel):
     concurrency_limit: int | None = None
     collision_strategy: Literal["enqueue", "cancel_new"] = "enqueue"
     catchup: bool = False
+    # legato.Deadline as text, like `legato deploy --deadline`; absent: the flow's own.
+    deadlines: list[str] | None = None
 
 
 class ProjectSpec(BaseModel):
@@ -141,7 +145,7 @@ def deploy_project(client: Client, path: Path) -> list[Deployment]:
     if duplicates:
         raise ConfigurationError(f"{path}: deployment name(s) used twice: {', '.join(duplicates)}")
     folder = path.resolve().parent
-    prepared: list[tuple[DeploymentSpec, str, Sequence[Schedule]]] = []
+    prepared: list[tuple[DeploymentSpec, str, Sequence[Schedule], list[Deadline] | None]] = []
     for index, spec in enumerate(project.deployments):
         try:
             entrypoint = _entrypoint(spec, folder)
@@ -158,9 +162,12 @@ def deploy_project(client: Client, path: Path) -> list[Deployment]:
                 },
             )
             client.check_deployment(entrypoint, spec.name, schedules, spec.parameters)
+            deadlines = (
+                None if spec.deadlines is None else [parse_deadline(d) for d in spec.deadlines]
+            )
         except LegatoError as exc:
             raise ConfigurationError(f"{path}: deployments.{index} ({spec.name}): {exc}") from None
-        prepared.append((spec, entrypoint, schedules))
+        prepared.append((spec, entrypoint, schedules, deadlines))
     return [
         client.deploy(
             entrypoint,
@@ -174,6 +181,7 @@ def deploy_project(client: Client, path: Path) -> list[Deployment]:
             collision_strategy=spec.collision_strategy,
             description=spec.description,
             catchup=spec.catchup,
+            deadlines=deadlines,
         )
-        for spec, entrypoint, schedules in prepared
+        for spec, entrypoint, schedules, deadlines in prepared
     ]

@@ -294,6 +294,14 @@ def deployment_to_dict(
         "catchup": deployment.catchup,
         "timeout_seconds": deployment.timeout_seconds,
         "retries": deployment.retries,
+        "deadlines": [
+            {
+                "within_seconds": d.within.total_seconds(),
+                "reference": d.reference,
+                "action": d.action,
+            }
+            for d in deployment.deadlines
+        ],
         "created": isoformat(deployment.created),
         "updated": isoformat(deployment.updated),
         "next_runs": [isoformat(t) for t in next_runs or []],

@@ -86,6 +86,10 @@ def create_flow_run(
     )
     run = replace(run, name=_run_name(flow, run, params))
     store.create_flow_run(run, blob)
+    if flow.deadlines:  # "scheduled" counts from creation: the run is due now
+        from legato.deadlines import run_deadlines
+
+        store.add_run_deadlines(run_deadlines(run.id, flow.deadlines, scheduled=run.created))
     return run
 
 

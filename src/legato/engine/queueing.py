@@ -79,9 +79,18 @@ def queue_deployment_run(
         concurrency_limit=None if concurrency is None else concurrency[1],
     )
     if idempotency_key is not None:
-        return store.create_flow_run_once(run, blob)
-    store.create_flow_run(run, blob)
-    return run, True
+        run, new = store.create_flow_run_once(run, blob)
+    else:
+        store.create_flow_run(run, blob)
+        new = True
+    if deployment.deadlines and not run.state.is_final:
+        # Stored again by whoever finds the run (kept as they were): a creator that
+        # died before this line leaves them to the next one trying the same slot.
+        from legato.deadlines import run_deadlines
+
+        due_from = run.scheduled_time or run.created
+        store.add_run_deadlines(run_deadlines(run.id, deployment.deadlines, scheduled=due_from))
+    return run, new
 
 
 def _active_runs(store: Store, deployment: str, limit: int) -> int:

@@ -41,10 +41,13 @@ def create_app(
     from legato import __version__
     from legato.client import Client
     from legato.server.api import router
+    from legato.server.api_automations import router as automations_router
+    from legato.server.api_events import router as events_router
     from legato.server.api_orchestration import router as orchestration_router
     from legato.server.errors import install_error_handlers
     from legato.server.methods import HttpMethods
     from legato.server.ui import install_ui
+    from legato.server.webhooks import router as webhooks_router
 
     used = client or Client()
 
@@ -67,6 +70,9 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(orchestration_router)
+    app.include_router(webhooks_router)
+    app.include_router(events_router)
+    app.include_router(automations_router)
 
     # Swagger UI from the installed package, not a CDN: nothing is fetched from
     # the internet when someone opens /docs.

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 
 from legato.errors import (
     AmbiguousRunIdError,
+    AutomationNotFoundError,
     ConfigurationError,
     DeploymentNotFoundError,
     InvalidRunInputError,
@@ -38,6 +39,7 @@ _STATUS: list[tuple[type[LegatoError], int]] = [
     (RunNotFoundError, 404),
     (DeploymentNotFoundError, 404),
     (LimitNotFoundError, 404),
+    (AutomationNotFoundError, 404),
     (AmbiguousRunIdError, 409),
     (RunStateError, 409),
     (InvalidRunInputError, 422),

@@ -31,7 +31,11 @@ from legato.records import (
     utcnow,
 )
 from legato.states import StateType
+from legato.store.base_automations import AutomationOps
 from legato.store.base_events import EventOps
+from legato.store.base_notifications import NotificationOps
+from legato.store.base_sweeps import SweepOps
+from legato.store.base_webhooks import WebhookOps
 
 if TYPE_CHECKING:  # loaded when first used, not by `import legato`
     from legato.records import (
@@ -121,7 +125,7 @@ def duration_stats(found: Iterable[Sequence[Any]]) -> list[FlowDurationStats]:
     ]
 
 
-class Store(EventOps, ABC):
+class Store(EventOps, WebhookOps, NotificationOps, AutomationOps, SweepOps, ABC):
     """Abstract state store. Subclasses: `legato.store.sqlite.SQLiteStore`."""
 
     #: short backend name, e.g. "sqlite"

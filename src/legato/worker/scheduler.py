@@ -31,13 +31,17 @@ from legato.errors import ConfigurationError
 from legato.records import Deployment, utcnow
 
 if TYPE_CHECKING:
+    from legato.automations.evaluator import Evaluator
     from legato.client import Client
+    from legato.worker.sweeps import Sweeper
 
 LEASE_NAME = "legato-scheduler"
 TICK_SECONDS = 0.5
 LOOKAHEAD = timedelta(seconds=5)
 MAX_RUNS_PER_TICK = 1000  # a catch-up over years of slots proceeds in batches
+EVALUATION_BATCHES_PER_TICK = 10  # automation evaluation: at most 10 x 500 events a tick
 SCAN_PER_TICK = 100_000  # slots read per deployment and tick when skipping missed ones
+EVENT_PRUNE_SECONDS = 3600.0  # the leader deletes events past LEGATO_EVENT_RETENTION this often
 
 
 class Scheduler:
@@ -58,6 +62,9 @@ class Scheduler:
         # Deployments skipped as unservable, by (name, updated): each is logged once,
         # and again only after it changes.
         self._reported: dict[str, datetime] = {}
+        self._evaluator: Evaluator | None = None
+        self._next_event_prune = 0.0  # monotonic; the first prune comes with leadership
+        self._sweeper: Sweeper | None = None  # the leader's sweeps (legato.worker.sweeps)
 
     def seconds_to_next_tick(self) -> float:
         return max(0.0, self._next_tick - time.monotonic())
@@ -79,6 +86,14 @@ class Scheduler:
         if not self.leading:
             self.log(f"leading the scheduler (generation {lease.generation})")
         self.leading = True
+        if now_mono >= self._next_event_prune:
+            self._next_event_prune = now_mono + EVENT_PRUNE_SECONDS
+            self._prune_events()
+        if self._sweeper is None:
+            from legato.worker.sweeps import Sweeper
+
+            self._sweeper = Sweeper(store, lease=self.lease, log=self.log)
+        self._sweeper.maybe_sweep()
         created = 0
         for deployment in store.list_deployments():
             if deployment.paused or not deployment.schedules:
@@ -93,7 +108,31 @@ class Scheduler:
                 self._report(deployment, problem)
             else:
                 self._reported.pop(deployment.name, None)
+        self._evaluate_automations()
         return created
+
+    def _evaluate_automations(self) -> None:
+        """The leader evaluates automations too (one evaluator per store; see
+        `legato.automations.evaluator`): a few batches a tick, then due actions."""
+        if self._evaluator is None:
+            from legato.automations.evaluator import Evaluator
+
+            self._evaluator = Evaluator(self.client, log=self.log)
+        for _ in range(EVALUATION_BATCHES_PER_TICK):
+            if self._evaluator.step().events < self._evaluator.batch:
+                break
+
+    def _prune_events(self) -> None:
+        from legato.settings import event_retention_seconds
+
+        try:
+            retention = timedelta(seconds=event_retention_seconds())
+        except ConfigurationError as exc:  # reported; scheduling goes on
+            self.log(f"error: events are not pruned: {exc}")
+            return
+        pruned = self.client.prune_events(retention)
+        if pruned:
+            self.log(f"pruned {pruned} event(s) older than LEGATO_EVENT_RETENTION")
 
     def _report(self, deployment: Deployment, problem: str) -> None:
         if self._reported.get(deployment.name) == deployment.updated:

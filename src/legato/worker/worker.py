@@ -49,6 +49,7 @@ from legato.store.notifications import RUNS_QUEUED
 
 if TYPE_CHECKING:
     from legato.client import Client
+    from legato.notify.sender import NotificationDuty
     from legato.store.notifications import ChangeListener
     from legato.worker.forkserver import ForkServer
     from legato.worker.scheduler import Scheduler
@@ -116,12 +117,18 @@ class Worker:
         self.completed = 0
         self._stop = threading.Event()
         self._scheduler: Scheduler | None = None
+        self._notifications: NotificationDuty | None = None  # the leader sends notifications
         self._forkserver: ForkServer | None = None
         self._started_at = utcnow()
         if run_scheduler:
             from legato.worker.scheduler import Scheduler
 
             self._scheduler = Scheduler(client, holder=self.id, lease=self.lease, log=self._log)
+            from legato.notify.sender import NotificationDuty
+
+            self._notifications = NotificationDuty(
+                lambda: client.store, owner=self.id, log=self._log
+            )
 
     # -- running ----------------------------------------------------------------------
 
@@ -160,6 +167,8 @@ class Worker:
                 return True
             if self._scheduler is not None:
                 self._scheduler.tick()
+                if self._notifications is not None:  # sends on a thread of its own
+                    self._notifications.tick(self._scheduler.leading)
             now = time.monotonic()
             if self.children and now >= next_watch:
                 self._stop_lost_children()
@@ -407,6 +416,8 @@ class Worker:
         if self._forkserver is not None:
             self._forkserver.close()
             self._forkserver = None
+        if self._notifications is not None:
+            self._notifications.stop()
         if self._scheduler is not None:
             self._scheduler.release()
         self._report(stopped=True)

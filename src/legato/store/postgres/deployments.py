@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from legato.deadlines import deadlines_from_json, deadlines_to_json
 from legato.errors import StoreError
 from legato.records import CollisionStrategy, Deployment, FlowRun, Schedule
 from legato.store.postgres import rows
@@ -40,6 +41,7 @@ def deployment_params(deployment: Deployment, now: datetime) -> tuple[Any, ...]:
         None
         if deployment.parameter_schema is None
         else rows.to_json(deployment.parameter_schema, "the parameter schema"),
+        deadlines_to_json(deployment.deadlines),
     )
 
 
@@ -65,6 +67,7 @@ def deployment_from_row(row: Sequence[Any]) -> Deployment:
         timeout_seconds=row[17],
         retries=row[18],
         parameter_schema=row[19],
+        deadlines=deadlines_from_json(row[20]),
     )
 
 

@@ -629,15 +629,15 @@ SELECT {flow_run_columns} FROM flow_runs WHERE idempotency_key = %s
 -- Column order read by rows.deployment_from_row.
 name, id, flow_name, entrypoint, work_queue, priority, concurrency_limit,
 collision_strategy, paused, catchup, created, updated, scheduled_until, description,
-tags, parameters, schedules, timeout_seconds, retries, parameter_schema
+tags, parameters, schedules, timeout_seconds, retries, parameter_schema, deadlines
 
 -- save_deployment --
--- the 20 columns of deployment_columns. A new version keeps the id, creation
+-- the 21 columns of deployment_columns. A new version keeps the id, creation
 -- time, pause switch and scheduler watermark of the one it replaces.
 INSERT INTO deployments AS d ({deployment_columns})
 VALUES (
     %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-    %s::jsonb, %s::json, %s::jsonb, %s, %s, %s::json
+    %s::jsonb, %s::json, %s::jsonb, %s, %s, %s::json, %s
 )
 ON CONFLICT (name) DO UPDATE SET
     flow_name = excluded.flow_name, entrypoint = excluded.entrypoint,
@@ -647,7 +647,7 @@ ON CONFLICT (name) DO UPDATE SET
     updated = excluded.updated, description = excluded.description,
     tags = excluded.tags, parameters = excluded.parameters, schedules = excluded.schedules,
     timeout_seconds = excluded.timeout_seconds, retries = excluded.retries,
-    parameter_schema = excluded.parameter_schema
+    parameter_schema = excluded.parameter_schema, deadlines = excluded.deadlines
 RETURNING {deployment_columns}
 
 -- get_deployment --
@@ -924,7 +924,9 @@ SELECT {event_columns} FROM events WHERE id = %s
 -- read_events --
 -- after (txid, seq), limit: only transactions older than every open one, in
 -- (txid, seq) order, so nothing a reader has passed can commit behind it
-SELECT {event_columns}, txid::text FROM events
+-- (the text column has its own name: ORDER BY txid must sort the xid8 column, not
+-- its text, or '1000' sorts before '999' and a reader skips events)
+SELECT {event_columns}, txid::text AS txid_text FROM events
 WHERE (txid, seq) > (%s::xid8, %s) AND txid < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY txid, seq LIMIT %s
 
@@ -946,3 +948,269 @@ WITH gone AS (
     DELETE FROM event_resources WHERE seq IN (SELECT seq FROM gone)
 )
 SELECT count(*) FROM gone
+
+-- upsert_notification_channel --
+-- name, type, config, created, updated: replaces the type and config, keeps created
+INSERT INTO notification_channels (name, type, config, created, updated) VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (name) DO UPDATE SET type = excluded.type, config = excluded.config,
+                                 updated = excluded.updated
+RETURNING name
+
+-- insert_notification_channel --
+-- name, type, config, created, updated: a name taken before is kept as it is (no row returned)
+INSERT INTO notification_channels (name, type, config, created, updated) VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (name) DO NOTHING
+RETURNING name
+
+-- get_notification_channel --
+-- name
+SELECT name, type, config, created, updated FROM notification_channels WHERE name = %s
+
+-- list_notification_channels --
+SELECT name, type, config, created, updated FROM notification_channels ORDER BY name
+
+-- delete_notification_channel --
+-- name
+DELETE FROM notification_channels WHERE name = %s
+
+-- delivery_columns --
+id, channel, idempotency_key, subject, body, payload, state, attempts, next_attempt_at,
+last_error, created, delivered_at, group_key
+
+-- insert_delivery --
+-- channel, idempotency_key, subject, body, payload, next_attempt_at, created, group_key:
+-- a key enqueued before is kept as it is (no row returned)
+INSERT INTO notification_deliveries (channel, idempotency_key, subject, body, payload, state,
+                                     next_attempt_at, created, group_key)
+VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s, %s)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id
+
+-- delivery_id_by_key --
+-- idempotency_key
+SELECT id FROM notification_deliveries WHERE idempotency_key = %s
+
+-- get_delivery --
+-- id
+SELECT {delivery_columns} FROM notification_deliveries WHERE id = %s
+
+-- claim_due_deliveries --
+-- owner, lease expiry, now, now, limit: the oldest open delivery of each channel, when it
+-- is due and not held by a live lease (one in flight per channel, in id order)
+UPDATE notification_deliveries
+SET state = 'sending', lease_owner = %s, lease_expires = %s, attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM notification_deliveries
+    WHERE id IN (
+        SELECT min(id) FROM notification_deliveries
+        WHERE state IN ('pending', 'sending') GROUP BY channel
+    )
+    AND next_attempt_at <= %s AND (state = 'pending' OR lease_expires <= %s)
+    ORDER BY next_attempt_at, id LIMIT %s
+)
+RETURNING {delivery_columns}
+
+-- mark_delivery_delivered --
+-- delivered_at, id, owner: only by the sender holding it
+UPDATE notification_deliveries
+SET state = 'delivered', delivered_at = %s, lease_owner = NULL, lease_expires = NULL
+WHERE id = %s AND lease_owner = %s AND state = 'sending'
+
+-- mark_delivery_retry --
+-- next_attempt_at, last_error, id, owner: back to pending until next_attempt_at
+UPDATE notification_deliveries
+SET state = 'pending', next_attempt_at = %s, last_error = %s, lease_owner = NULL,
+    lease_expires = NULL
+WHERE id = %s AND lease_owner = %s AND state = 'sending'
+
+-- mark_delivery_dead --
+-- last_error, id, owner: given up (the dead letter keeps its last error)
+UPDATE notification_deliveries
+SET state = 'dead', last_error = %s, lease_owner = NULL, lease_expires = NULL
+WHERE id = %s AND lease_owner = %s AND state = 'sending'
+
+-- list_deliveries --
+-- {where} is built from the filters; then limit. Newest first.
+SELECT {delivery_columns} FROM notification_deliveries {where} ORDER BY id DESC LIMIT %s
+
+-- lock_delivery_claims --
+-- held until the claiming transaction ends: claimers take turns, each seeing the last one's
+-- claims, so no delivery is claimed twice and a channel has one in flight
+SELECT pg_advisory_xact_lock(hashtextextended('legato.notify.claim', 7107))
+
+-- ---------------------------------------------------------------------------
+-- Automations (base_automations.AutomationOps)
+
+-- upsert_automation --
+-- id, name, enabled, spec, created, updated: a replacement keeps id and created
+INSERT INTO automations (id, name, enabled, spec, created, updated)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (name) DO UPDATE SET
+    enabled = excluded.enabled, spec = excluded.spec, updated = excluded.updated
+RETURNING id, name, enabled, spec, created, updated
+
+-- get_automation --
+SELECT id, name, enabled, spec, created, updated FROM automations WHERE name = %s
+
+-- list_automations --
+SELECT id, name, enabled, spec, created, updated FROM automations ORDER BY name
+
+-- set_automation_enabled --
+-- enabled, updated, name
+UPDATE automations SET enabled = %s, updated = %s WHERE name = %s
+
+-- delete_automation_actions --
+DELETE FROM automation_actions WHERE automation_id = %s
+
+-- delete_automation_firings --
+DELETE FROM automation_firings WHERE automation_id = %s
+
+-- delete_automation_buckets --
+-- id, id: its buckets and those of its parts (id#n)
+DELETE FROM automation_buckets WHERE automation_id = %s OR automation_id LIKE %s || '#%%'
+
+-- delete_automation --
+DELETE FROM automations WHERE id = %s
+
+-- get_evaluator_cursor --
+SELECT cursor FROM evaluator_cursor WHERE name = %s
+
+-- insert_evaluator_cursor --
+-- name, cursor, updated: only when the evaluator never committed before
+INSERT INTO evaluator_cursor (name, cursor, updated) VALUES (%s, %s, %s)
+ON CONFLICT (name) DO NOTHING
+
+-- update_evaluator_cursor --
+-- cursor, updated, name, expected cursor: compare-and-set
+UPDATE evaluator_cursor SET cursor = %s, updated = %s WHERE name = %s AND cursor = %s
+
+-- get_bucket --
+SELECT automation_id, bucket_key, opened_at, count, event_ids, expires_at
+FROM automation_buckets WHERE automation_id = %s AND bucket_key = %s
+
+-- list_buckets --
+SELECT automation_id, bucket_key, opened_at, count, event_ids, expires_at
+FROM automation_buckets WHERE automation_id = %s ORDER BY opened_at LIMIT %s
+
+-- expired_buckets --
+-- now, limit
+SELECT automation_id, bucket_key, opened_at, count, event_ids, expires_at
+FROM automation_buckets WHERE expires_at IS NOT NULL AND expires_at <= %s
+ORDER BY expires_at LIMIT %s
+
+-- upsert_bucket --
+INSERT INTO automation_buckets (automation_id, bucket_key, opened_at, count, event_ids, expires_at)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (automation_id, bucket_key) DO UPDATE SET
+    opened_at = excluded.opened_at, count = excluded.count,
+    event_ids = excluded.event_ids, expires_at = excluded.expires_at
+
+-- delete_bucket --
+DELETE FROM automation_buckets WHERE automation_id = %s AND bucket_key = %s
+
+-- insert_firing --
+INSERT INTO automation_firings (id, automation_id, fired_at, bucket_key, event_ids, reason)
+VALUES (%s, %s, %s, %s, %s, %s)
+
+-- insert_action --
+-- firing_id, action_index, idempotency_key, automation_id, spec, next_attempt_at
+INSERT INTO automation_actions (firing_id, action_index, idempotency_key, automation_id,
+                                spec, state, attempts, next_attempt_at, result)
+VALUES (%s, %s, %s, %s, %s, 'pending', 0, %s, NULL)
+
+-- list_firings --
+-- automation_id, limit: newest first
+SELECT id, automation_id, fired_at, bucket_key, event_ids, reason
+FROM automation_firings WHERE automation_id = %s ORDER BY fired_at DESC, id DESC LIMIT %s
+
+-- count_firings --
+SELECT count(*) FROM automation_firings WHERE automation_id = %s
+
+-- firing_actions --
+SELECT firing_id, action_index, spec, state, attempts, next_attempt_at, result, automation_id
+FROM automation_actions WHERE firing_id = %s ORDER BY action_index
+
+-- due_actions --
+-- now, limit
+SELECT firing_id, action_index, spec, state, attempts, next_attempt_at, result, automation_id
+FROM automation_actions WHERE state = 'pending' AND next_attempt_at <= %s
+ORDER BY next_attempt_at, firing_id, action_index LIMIT %s
+
+-- finish_action --
+-- state, attempts, result, next_attempt_at, firing_id, action_index
+UPDATE automation_actions SET state = %s, attempts = %s, result = %s, next_attempt_at = %s
+WHERE firing_id = %s AND action_index = %s
+
+-- insert_webhook --
+-- slug, description, template, auth, secret_env, secret, enabled, now, now: nothing
+-- when the slug is taken
+INSERT INTO webhooks (slug, description, template, auth, secret_env, secret, enabled,
+                      created, updated)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (slug) DO NOTHING
+RETURNING slug
+
+-- upsert_webhook --
+-- slug, description, template, auth, secret_env, secret, enabled, now, now: an
+-- overwritten webhook keeps its created time
+INSERT INTO webhooks (slug, description, template, auth, secret_env, secret, enabled,
+                      created, updated)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (slug) DO UPDATE
+    SET description = excluded.description, template = excluded.template,
+        auth = excluded.auth, secret_env = excluded.secret_env, secret = excluded.secret,
+        enabled = excluded.enabled, updated = excluded.updated
+RETURNING slug
+
+-- get_webhook --
+-- slug
+SELECT slug, description, template, auth, secret_env, secret, enabled, created, updated
+FROM webhooks WHERE slug = %s
+
+-- list_webhooks --
+SELECT slug, description, template, auth, secret_env, secret, enabled, created, updated
+FROM webhooks ORDER BY slug
+
+-- set_webhook_enabled --
+-- enabled, now, slug
+UPDATE webhooks SET enabled = %s, updated = %s WHERE slug = %s
+
+-- delete_webhook --
+-- slug
+DELETE FROM webhooks WHERE slug = %s
+
+-- list_late_runs --
+-- due_before, due_after, limit: scheduled runs past due, earliest first (the partial
+-- index flow_runs_scheduled_due)
+SELECT {flow_run_columns} FROM flow_runs
+WHERE state = 'scheduled' AND scheduled_time <= %s AND scheduled_time >= %s
+ORDER BY scheduled_time LIMIT %s
+
+-- add_run_deadline --
+-- run_id, idx, reference, within_seconds, action, due_at
+INSERT INTO flow_run_deadlines (run_id, idx, reference, within_seconds, action, due_at)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (run_id, idx) DO NOTHING
+
+-- list_run_deadlines --
+-- run_id
+SELECT run_id, idx, reference, within_seconds, action, due_at, fired_at
+FROM flow_run_deadlines WHERE run_id = %s ORDER BY idx
+
+-- due_deadlines --
+-- now, limit: armed, unfired, due, of runs that exist and are not final
+SELECT d.run_id, d.idx, d.reference, d.within_seconds, d.action, d.due_at, d.fired_at
+FROM flow_run_deadlines AS d JOIN flow_runs AS fr ON fr.id = d.run_id
+WHERE d.fired_at IS NULL AND d.due_at IS NOT NULL AND d.due_at <= %s
+  AND fr.state NOT IN ('completed', 'failed', 'crashed', 'cancelled')
+ORDER BY d.due_at LIMIT %s
+
+-- fire_deadline --
+-- fired_at, run_id, idx: compare-and-set (the deadline's row lock orders this against
+-- a second sweeper and against the run's end disarming it); a row (the action) only
+-- when this call fired it
+UPDATE flow_run_deadlines AS d SET fired_at = %s
+FROM flow_runs AS fr
+WHERE d.run_id = %s AND d.idx = %s AND d.fired_at IS NULL AND d.due_at IS NOT NULL
+  AND fr.id = d.run_id AND fr.state NOT IN ('completed', 'failed', 'crashed', 'cancelled')
+RETURNING d.action

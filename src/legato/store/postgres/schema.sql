@@ -416,3 +416,157 @@ END $$;
 CREATE TRIGGER task_run_failed_event AFTER INSERT OR UPDATE OF state ON task_runs
 FOR EACH ROW WHEN (NEW.state IN ('failed', 'crashed'))
 EXECUTE FUNCTION legato_task_run_event();
+
+-- Notification channels (secrets kept as environment variable NAMES) and the outbox of
+-- deliveries that the sender works through: one in flight per channel, in id order.
+CREATE TABLE notification_channels (
+    name text COLLATE "C" PRIMARY KEY,
+    type text NOT NULL,
+    config jsonb NOT NULL,
+    created timestamptz NOT NULL,
+    updated timestamptz NOT NULL
+);
+
+CREATE TABLE notification_deliveries (
+    id bigserial PRIMARY KEY,
+    channel text COLLATE "C" NOT NULL,
+    idempotency_key text COLLATE "C" NOT NULL UNIQUE,
+    subject text NOT NULL,
+    body text NOT NULL,
+    payload jsonb NOT NULL,
+    state text NOT NULL CHECK (state IN ('pending', 'sending', 'delivered', 'dead')),
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL,
+    last_error text,
+    created timestamptz NOT NULL,
+    delivered_at timestamptz,
+    group_key text,
+    lease_owner text,
+    lease_expires timestamptz
+);
+
+CREATE INDEX notification_deliveries_open ON notification_deliveries (channel, id)
+WHERE state IN ('pending', 'sending');
+
+CREATE INDEX notification_deliveries_state ON notification_deliveries (state, id);
+
+-- Automations (`legato.automations`): a trigger and actions, stored by name, with the
+-- evaluator's state. Buckets, firings and action rows are written in the transaction
+-- that moves the evaluator's cursor (commit_evaluation): a firing exists exactly when
+-- the cursor passed the events that caused it. Times are epoch seconds.
+CREATE TABLE automations (
+    id text PRIMARY KEY,
+    name text NOT NULL UNIQUE,
+    enabled boolean NOT NULL,
+    spec text NOT NULL,
+    created double precision NOT NULL,
+    updated double precision NOT NULL
+);
+
+CREATE TABLE automation_buckets (
+    automation_id text NOT NULL,
+    bucket_key text NOT NULL,
+    opened_at double precision NOT NULL,
+    count integer NOT NULL,
+    event_ids text NOT NULL,
+    expires_at double precision,
+    PRIMARY KEY (automation_id, bucket_key)
+);
+CREATE INDEX automation_buckets_expires ON automation_buckets (expires_at)
+WHERE expires_at IS NOT NULL;
+
+CREATE TABLE automation_firings (
+    id text PRIMARY KEY,
+    automation_id text NOT NULL,
+    fired_at double precision NOT NULL,
+    bucket_key text NOT NULL,
+    event_ids text NOT NULL,
+    reason text NOT NULL
+);
+CREATE INDEX automation_firings_automation ON automation_firings (automation_id, fired_at);
+
+-- One row per action of a firing; idempotency_key = firing_id || ':' || action_index.
+CREATE TABLE automation_actions (
+    firing_id text NOT NULL,
+    action_index integer NOT NULL,
+    idempotency_key text NOT NULL UNIQUE,
+    automation_id text NOT NULL,
+    spec text NOT NULL,
+    state text NOT NULL,
+    attempts integer NOT NULL,
+    next_attempt_at double precision NOT NULL,
+    result text,
+    PRIMARY KEY (firing_id, action_index)
+);
+CREATE INDEX automation_actions_due ON automation_actions (next_attempt_at)
+WHERE state = 'pending';
+
+CREATE TABLE evaluator_cursor (
+    name text PRIMARY KEY,
+    cursor text NOT NULL,
+    updated double precision NOT NULL
+);
+
+-- Webhooks (`legato webhook`): POST /hooks/{slug} renders `template` into an event.
+-- auth: none | secret | hmac; the secret is named by secret_env (an environment
+-- variable of the server) or, when given plainly, kept in secret (never shown back).
+CREATE TABLE webhooks (
+    slug text COLLATE "C" PRIMARY KEY,
+    description text NOT NULL,
+    template text NOT NULL,
+    auth text NOT NULL CHECK (auth IN ('none', 'secret', 'hmac')),
+    secret_env text,
+    secret text,
+    enabled boolean NOT NULL,
+    created timestamptz NOT NULL,
+    updated timestamptz NOT NULL
+);
+
+-- Deadlines of flow runs (`legato.Deadline`), one row per run and deadline, written
+-- with the run. due_at is NULL until the reference time is known (a "started"
+-- deadline is armed by the trigger below when the run starts) and again once the
+-- run ended; fired_at is set, compare-and-set, by the sweep that emits the
+-- deadline-missed event in the same transaction.
+CREATE TABLE flow_run_deadlines (
+    run_id text COLLATE "C" NOT NULL,
+    idx integer NOT NULL,
+    reference text NOT NULL CHECK (reference IN ('scheduled', 'started')),
+    within_seconds double precision NOT NULL,
+    action text NOT NULL CHECK (action IN ('alert', 'cancel')),
+    due_at timestamptz,
+    fired_at timestamptz,
+    PRIMARY KEY (run_id, idx)
+);
+CREATE INDEX flow_run_deadlines_due ON flow_run_deadlines (due_at)
+WHERE fired_at IS NULL AND due_at IS NOT NULL;
+
+CREATE FUNCTION legato_flow_run_deadlines() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM flow_run_deadlines WHERE run_id = OLD.id;
+    ELSIF NEW.state IS NOT DISTINCT FROM OLD.state THEN
+        RETURN NULL;
+    ELSIF NEW.state = 'running' THEN
+        UPDATE flow_run_deadlines
+        SET due_at = coalesce(NEW.start_time, clock_timestamp())
+                     + make_interval(secs => within_seconds)
+        WHERE run_id = NEW.id AND reference = 'started' AND due_at IS NULL
+              AND fired_at IS NULL;
+    ELSIF NEW.state IN ('completed', 'failed', 'crashed', 'cancelled') THEN
+        UPDATE flow_run_deadlines SET due_at = NULL
+        WHERE run_id = NEW.id AND fired_at IS NULL AND due_at IS NOT NULL;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER flow_run_deadlines_state AFTER UPDATE OF state ON flow_runs
+FOR EACH ROW EXECUTE FUNCTION legato_flow_run_deadlines();
+CREATE TRIGGER flow_run_deadlines_deleted AFTER DELETE ON flow_runs
+FOR EACH ROW EXECUTE FUNCTION legato_flow_run_deadlines();
+
+-- Scheduled runs by due time: the late-run sweep reads those past due.
+CREATE INDEX flow_runs_scheduled_due ON flow_runs (scheduled_time) WHERE state = 'scheduled';
+
+-- A deployment's deadlines (JSON list of {within, reference, action}), given to each
+-- run it queues.
+ALTER TABLE deployments ADD COLUMN deadlines text;

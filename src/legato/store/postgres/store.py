@@ -24,6 +24,7 @@ from legato.states import StateType
 from legato.store.base import Store, as_utc
 from legato.store.postgres import rows
 from legato.store.postgres.artifacts import PostgresArtifacts
+from legato.store.postgres.automations import PostgresAutomations
 from legato.store.postgres.connection import (
     DEFAULT_POOL_SIZE,
     DEFAULT_TIMEOUT,
@@ -35,11 +36,14 @@ from legato.store.postgres.deployments import PostgresDeployments
 from legato.store.postgres.events import PostgresEvents
 from legato.store.postgres.limits import PostgresLimits
 from legato.store.postgres.migrate import ensure_schema
+from legato.store.postgres.notifications import PostgresNotifications
 from legato.store.postgres.retention import PostgresRetention
 from legato.store.postgres.sql import QUERIES
 from legato.store.postgres.stats import PostgresRunStats
+from legato.store.postgres.sweeps import PostgresSweeps
 from legato.store.postgres.transaction_records import PostgresTransactionRecords
 from legato.store.postgres.variables import PostgresVariables
+from legato.store.postgres.webhooks import PostgresWebhooks
 
 # Hot-path queries, looked up once.
 _RECORD_TASK_RUN = QUERIES["record_task_run"]
@@ -95,6 +99,10 @@ class PostgresStore(
     PostgresVariables,
     PostgresArtifacts,
     PostgresEvents,
+    PostgresAutomations,
+    PostgresNotifications,
+    PostgresWebhooks,
+    PostgresSweeps,
     PostgresTransactionRecords,
     PostgresRunStats,
     Store,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from legato.deadlines import deadlines_from_json, deadlines_to_json
 from legato.errors import StoreError
 from legato.records import CollisionStrategy, Deployment, FlowRun, Schedule
 from legato.states import StateType
@@ -44,6 +45,7 @@ def deployment_params(deployment: Deployment, now: datetime) -> tuple[Any, ...]:
         None
         if deployment.parameter_schema is None
         else rows.to_json(deployment.parameter_schema, "the parameter schema"),
+        deadlines_to_json(deployment.deadlines),
     )
 
 
@@ -69,6 +71,7 @@ def deployment_from_row(row: Sequence[Any]) -> Deployment:
         timeout_seconds=row[17],
         retries=row[18],
         parameter_schema=None if row[19] is None else json.loads(row[19]),
+        deadlines=deadlines_from_json(row[20]),
     )
 
 

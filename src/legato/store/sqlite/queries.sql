@@ -435,13 +435,13 @@ SELECT {flow_run_columns} FROM flow_runs WHERE idempotency_key = ?
 -- Column order read by rows.deployment_from_row.
 name, id, flow_name, entrypoint, work_queue, priority, concurrency_limit,
 collision_strategy, paused, catchup, created, updated, scheduled_until, description,
-tags, parameters, schedules, timeout_seconds, retries, parameter_schema
+tags, parameters, schedules, timeout_seconds, retries, parameter_schema, deadlines
 
 -- save_deployment --
--- the 20 columns of deployment_columns. A new version keeps the id, creation
+-- the 21 columns of deployment_columns. A new version keeps the id, creation
 -- time, pause switch and scheduler watermark of the one it replaces.
 INSERT INTO deployments ({deployment_columns})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (name) DO UPDATE SET
     flow_name = excluded.flow_name, entrypoint = excluded.entrypoint,
     work_queue = excluded.work_queue, priority = excluded.priority,
@@ -450,7 +450,7 @@ ON CONFLICT (name) DO UPDATE SET
     updated = excluded.updated, description = excluded.description,
     tags = excluded.tags, parameters = excluded.parameters, schedules = excluded.schedules,
     timeout_seconds = excluded.timeout_seconds, retries = excluded.retries,
-    parameter_schema = excluded.parameter_schema
+    parameter_schema = excluded.parameter_schema, deadlines = excluded.deadlines
 RETURNING {deployment_columns}
 
 -- get_deployment --
@@ -710,3 +710,262 @@ DELETE FROM event_resources WHERE seq IN (
 DELETE FROM events WHERE seq IN (
     SELECT seq FROM events WHERE received < ? ORDER BY seq LIMIT ?
 )
+
+-- upsert_notification_channel --
+-- name, type, config, created, updated: replaces the type and config, keeps created
+INSERT INTO notification_channels (name, type, config, created, updated) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET type = excluded.type, config = excluded.config,
+                                 updated = excluded.updated
+RETURNING name
+
+-- insert_notification_channel --
+-- name, type, config, created, updated: a name taken before is kept as it is (no row returned)
+INSERT INTO notification_channels (name, type, config, created, updated) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (name) DO NOTHING
+RETURNING name
+
+-- get_notification_channel --
+-- name
+SELECT name, type, config, created, updated FROM notification_channels WHERE name = ?
+
+-- list_notification_channels --
+SELECT name, type, config, created, updated FROM notification_channels ORDER BY name
+
+-- delete_notification_channel --
+-- name
+DELETE FROM notification_channels WHERE name = ?
+
+-- delivery_columns --
+id, channel, idempotency_key, subject, body, payload, state, attempts, next_attempt_at,
+last_error, created, delivered_at, group_key
+
+-- insert_delivery --
+-- channel, idempotency_key, subject, body, payload, next_attempt_at, created, group_key:
+-- a key enqueued before is kept as it is (no row returned)
+INSERT INTO notification_deliveries (channel, idempotency_key, subject, body, payload, state,
+                                     next_attempt_at, created, group_key)
+VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id
+
+-- delivery_id_by_key --
+-- idempotency_key
+SELECT id FROM notification_deliveries WHERE idempotency_key = ?
+
+-- get_delivery --
+-- id
+SELECT {delivery_columns} FROM notification_deliveries WHERE id = ?
+
+-- claim_due_deliveries --
+-- owner, lease expiry, now, now, limit: the oldest open delivery of each channel, when it
+-- is due and not held by a live lease (one in flight per channel, in id order)
+UPDATE notification_deliveries
+SET state = 'sending', lease_owner = ?, lease_expires = ?, attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM notification_deliveries
+    WHERE id IN (
+        SELECT min(id) FROM notification_deliveries
+        WHERE state IN ('pending', 'sending') GROUP BY channel
+    )
+    AND next_attempt_at <= ? AND (state = 'pending' OR lease_expires <= ?)
+    ORDER BY next_attempt_at, id LIMIT ?
+)
+RETURNING {delivery_columns}
+
+-- mark_delivery_delivered --
+-- delivered_at, id, owner: only by the sender holding it
+UPDATE notification_deliveries
+SET state = 'delivered', delivered_at = ?, lease_owner = NULL, lease_expires = NULL
+WHERE id = ? AND lease_owner = ? AND state = 'sending'
+
+-- mark_delivery_retry --
+-- next_attempt_at, last_error, id, owner: back to pending until next_attempt_at
+UPDATE notification_deliveries
+SET state = 'pending', next_attempt_at = ?, last_error = ?, lease_owner = NULL,
+    lease_expires = NULL
+WHERE id = ? AND lease_owner = ? AND state = 'sending'
+
+-- mark_delivery_dead --
+-- last_error, id, owner: given up (the dead letter keeps its last error)
+UPDATE notification_deliveries
+SET state = 'dead', last_error = ?, lease_owner = NULL, lease_expires = NULL
+WHERE id = ? AND lease_owner = ? AND state = 'sending'
+
+-- list_deliveries --
+-- {where} is built from the filters; then limit. Newest first.
+SELECT {delivery_columns} FROM notification_deliveries {where} ORDER BY id DESC LIMIT ?
+
+-- ---------------------------------------------------------------------------
+-- Automations (base_automations.AutomationOps)
+
+-- upsert_automation --
+-- id, name, enabled, spec, created, updated: a replacement keeps id and created
+INSERT INTO automations (id, name, enabled, spec, created, updated)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET
+    enabled = excluded.enabled, spec = excluded.spec, updated = excluded.updated
+RETURNING id, name, enabled, spec, created, updated
+
+-- get_automation --
+SELECT id, name, enabled, spec, created, updated FROM automations WHERE name = ?
+
+-- list_automations --
+SELECT id, name, enabled, spec, created, updated FROM automations ORDER BY name
+
+-- set_automation_enabled --
+-- enabled, updated, name
+UPDATE automations SET enabled = ?, updated = ? WHERE name = ?
+
+-- delete_automation_actions --
+DELETE FROM automation_actions WHERE automation_id = ?
+
+-- delete_automation_firings --
+DELETE FROM automation_firings WHERE automation_id = ?
+
+-- delete_automation_buckets --
+-- id, id: its buckets and those of its parts (id#n)
+DELETE FROM automation_buckets WHERE automation_id = ? OR automation_id LIKE ? || '#%'
+
+-- delete_automation --
+DELETE FROM automations WHERE id = ?
+
+-- get_evaluator_cursor --
+SELECT cursor FROM evaluator_cursor WHERE name = ?
+
+-- insert_evaluator_cursor --
+-- name, cursor, updated: only when the evaluator never committed before
+INSERT INTO evaluator_cursor (name, cursor, updated) VALUES (?, ?, ?)
+ON CONFLICT (name) DO NOTHING
+
+-- update_evaluator_cursor --
+-- cursor, updated, name, expected cursor: compare-and-set
+UPDATE evaluator_cursor SET cursor = ?, updated = ? WHERE name = ? AND cursor = ?
+
+-- get_bucket --
+SELECT automation_id, bucket_key, opened_at, count, event_ids, expires_at
+FROM automation_buckets WHERE automation_id = ? AND bucket_key = ?
+
+-- list_buckets --
+SELECT automation_id, bucket_key, opened_at, count, event_ids, expires_at
+FROM automation_buckets WHERE automation_id = ? ORDER BY opened_at LIMIT ?
+
+-- expired_buckets --
+-- now, limit
+SELECT automation_id, bucket_key, opened_at, count, event_ids, expires_at
+FROM automation_buckets WHERE expires_at IS NOT NULL AND expires_at <= ?
+ORDER BY expires_at LIMIT ?
+
+-- upsert_bucket --
+INSERT INTO automation_buckets (automation_id, bucket_key, opened_at, count, event_ids, expires_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (automation_id, bucket_key) DO UPDATE SET
+    opened_at = excluded.opened_at, count = excluded.count,
+    event_ids = excluded.event_ids, expires_at = excluded.expires_at
+
+-- delete_bucket --
+DELETE FROM automation_buckets WHERE automation_id = ? AND bucket_key = ?
+
+-- insert_firing --
+INSERT INTO automation_firings (id, automation_id, fired_at, bucket_key, event_ids, reason)
+VALUES (?, ?, ?, ?, ?, ?)
+
+-- insert_action --
+-- firing_id, action_index, idempotency_key, automation_id, spec, next_attempt_at
+INSERT INTO automation_actions (firing_id, action_index, idempotency_key, automation_id,
+                                spec, state, attempts, next_attempt_at, result)
+VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, NULL)
+
+-- list_firings --
+-- automation_id, limit: newest first
+SELECT id, automation_id, fired_at, bucket_key, event_ids, reason
+FROM automation_firings WHERE automation_id = ? ORDER BY fired_at DESC, id DESC LIMIT ?
+
+-- count_firings --
+SELECT count(*) FROM automation_firings WHERE automation_id = ?
+
+-- firing_actions --
+SELECT firing_id, action_index, spec, state, attempts, next_attempt_at, result, automation_id
+FROM automation_actions WHERE firing_id = ? ORDER BY action_index
+
+-- due_actions --
+-- now, limit
+SELECT firing_id, action_index, spec, state, attempts, next_attempt_at, result, automation_id
+FROM automation_actions WHERE state = 'pending' AND next_attempt_at <= ?
+ORDER BY next_attempt_at, firing_id, action_index LIMIT ?
+
+-- finish_action --
+-- state, attempts, result, next_attempt_at, firing_id, action_index
+UPDATE automation_actions SET state = ?, attempts = ?, result = ?, next_attempt_at = ?
+WHERE firing_id = ? AND action_index = ?
+
+-- insert_webhook --
+-- slug, description, template, auth, secret_env, secret, enabled, now, now: nothing
+-- when the slug is taken
+INSERT INTO webhooks (slug, description, template, auth, secret_env, secret, enabled,
+                      created, updated)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (slug) DO NOTHING
+RETURNING slug
+
+-- upsert_webhook --
+-- slug, description, template, auth, secret_env, secret, enabled, now, now: an
+-- overwritten webhook keeps its created time
+INSERT INTO webhooks (slug, description, template, auth, secret_env, secret, enabled,
+                      created, updated)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (slug) DO UPDATE
+    SET description = excluded.description, template = excluded.template,
+        auth = excluded.auth, secret_env = excluded.secret_env, secret = excluded.secret,
+        enabled = excluded.enabled, updated = excluded.updated
+RETURNING slug
+
+-- get_webhook --
+-- slug
+SELECT slug, description, template, auth, secret_env, secret, enabled, created, updated
+FROM webhooks WHERE slug = ?
+
+-- list_webhooks --
+SELECT slug, description, template, auth, secret_env, secret, enabled, created, updated
+FROM webhooks ORDER BY slug
+
+-- set_webhook_enabled --
+-- enabled, now, slug
+UPDATE webhooks SET enabled = ?, updated = ? WHERE slug = ?
+
+-- delete_webhook --
+-- slug
+DELETE FROM webhooks WHERE slug = ?
+
+-- list_late_runs --
+-- due_before, due_after, limit: scheduled runs past due, earliest first (the partial
+-- index flow_runs_scheduled_due)
+SELECT {flow_run_columns} FROM flow_runs
+WHERE state = 'scheduled' AND scheduled_time <= ? AND scheduled_time >= ?
+ORDER BY scheduled_time LIMIT ?
+
+-- add_run_deadline --
+-- run_id, idx, reference, within_seconds, action, due_at
+INSERT INTO flow_run_deadlines (run_id, idx, reference, within_seconds, action, due_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (run_id, idx) DO NOTHING
+
+-- list_run_deadlines --
+-- run_id
+SELECT run_id, idx, reference, within_seconds, action, due_at, fired_at
+FROM flow_run_deadlines WHERE run_id = ? ORDER BY idx
+
+-- due_deadlines --
+-- now, limit: armed, unfired, due, of runs that exist and are not final
+SELECT d.run_id, d.idx, d.reference, d.within_seconds, d.action, d.due_at, d.fired_at
+FROM flow_run_deadlines AS d JOIN flow_runs AS fr ON fr.id = d.run_id
+WHERE d.fired_at IS NULL AND d.due_at IS NOT NULL AND d.due_at <= ?
+  AND fr.state NOT IN ('completed', 'failed', 'crashed', 'cancelled')
+ORDER BY d.due_at LIMIT ?
+
+-- fire_deadline --
+-- fired_at, run_id, idx: compare-and-set; a row (the action) only when this call fired it
+UPDATE flow_run_deadlines SET fired_at = ?
+WHERE run_id = ? AND idx = ? AND fired_at IS NULL AND due_at IS NOT NULL
+  AND EXISTS (SELECT 1 FROM flow_runs AS fr WHERE fr.id = flow_run_deadlines.run_id
+              AND fr.state NOT IN ('completed', 'failed', 'crashed', 'cancelled'))
+RETURNING action

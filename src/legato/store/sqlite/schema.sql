@@ -428,3 +428,155 @@ BEGIN
                        'error_type', json_extract(NEW.error, '$.type'),
                        'error_message', json_extract(NEW.error, '$.message'));
 END;
+
+-- Notification channels (secrets kept as environment variable NAMES) and the outbox of
+-- deliveries that the sender works through: one in flight per channel, in id order.
+CREATE TABLE notification_channels (
+    name TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    config TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE notification_deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'delivered', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT,
+    created REAL NOT NULL,
+    delivered_at REAL,
+    group_key TEXT,
+    lease_owner TEXT,
+    lease_expires REAL
+);
+
+CREATE INDEX notification_deliveries_open ON notification_deliveries (channel, id)
+WHERE state IN ('pending', 'sending');
+
+CREATE INDEX notification_deliveries_state ON notification_deliveries (state, id);
+
+-- Automations (`legato.automations`): a trigger and actions, stored by name, with the
+-- evaluator's state. Buckets, firings and action rows are written in the transaction
+-- that moves the evaluator's cursor (commit_evaluation): a firing exists exactly when
+-- the cursor passed the events that caused it. Times are epoch seconds.
+CREATE TABLE automations (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    enabled INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+
+CREATE TABLE automation_buckets (
+    automation_id TEXT NOT NULL,
+    bucket_key TEXT NOT NULL,
+    opened_at REAL NOT NULL,
+    count INTEGER NOT NULL,
+    event_ids TEXT NOT NULL,
+    expires_at REAL,
+    PRIMARY KEY (automation_id, bucket_key)
+) WITHOUT ROWID;
+CREATE INDEX automation_buckets_expires ON automation_buckets (expires_at)
+WHERE expires_at IS NOT NULL;
+
+CREATE TABLE automation_firings (
+    id TEXT PRIMARY KEY,
+    automation_id TEXT NOT NULL,
+    fired_at REAL NOT NULL,
+    bucket_key TEXT NOT NULL,
+    event_ids TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX automation_firings_automation ON automation_firings (automation_id, fired_at);
+
+-- One row per action of a firing; idempotency_key = firing_id || ':' || action_index.
+CREATE TABLE automation_actions (
+    firing_id TEXT NOT NULL,
+    action_index INTEGER NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    automation_id TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    result TEXT,
+    PRIMARY KEY (firing_id, action_index)
+);
+CREATE INDEX automation_actions_due ON automation_actions (next_attempt_at)
+WHERE state = 'pending';
+
+CREATE TABLE evaluator_cursor (
+    name TEXT PRIMARY KEY,
+    cursor TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+
+-- Webhooks (`legato webhook`): POST /hooks/{slug} renders `template` into an event.
+-- auth: none | secret | hmac; the secret is named by secret_env (an environment
+-- variable of the server) or, when given plainly, kept in secret (never shown back).
+CREATE TABLE webhooks (
+    slug TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    template TEXT NOT NULL,
+    auth TEXT NOT NULL CHECK (auth IN ('none', 'secret', 'hmac')),
+    secret_env TEXT,
+    secret TEXT,
+    enabled INTEGER NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+) WITHOUT ROWID;
+
+-- Deadlines of flow runs (`legato.Deadline`), one row per run and deadline, written
+-- with the run. due_at is NULL until the reference time is known (a "started"
+-- deadline is armed by the trigger below when the run starts) and again once the
+-- run ended; fired_at is set, compare-and-set, by the sweep that emits the
+-- deadline-missed event in the same transaction.
+CREATE TABLE flow_run_deadlines (
+    run_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    reference TEXT NOT NULL CHECK (reference IN ('scheduled', 'started')),
+    within_seconds REAL NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('alert', 'cancel')),
+    due_at REAL,
+    fired_at REAL,
+    PRIMARY KEY (run_id, idx)
+) WITHOUT ROWID;
+CREATE INDEX flow_run_deadlines_due ON flow_run_deadlines (due_at)
+WHERE fired_at IS NULL AND due_at IS NOT NULL;
+
+CREATE TRIGGER flow_run_deadlines_started AFTER UPDATE OF state ON flow_runs
+WHEN NEW.state = 'running' AND NEW.state IS NOT OLD.state
+BEGIN
+    UPDATE flow_run_deadlines
+    SET due_at = coalesce(NEW.start_time, (julianday('now') - 2440587.5) * 86400.0)
+                 + within_seconds
+    WHERE run_id = NEW.id AND reference = 'started' AND due_at IS NULL AND fired_at IS NULL;
+END;
+
+CREATE TRIGGER flow_run_deadlines_ended AFTER UPDATE OF state ON flow_runs
+WHEN NEW.state IN ('completed', 'failed', 'crashed', 'cancelled')
+     AND NEW.state IS NOT OLD.state
+BEGIN
+    UPDATE flow_run_deadlines SET due_at = NULL
+    WHERE run_id = NEW.id AND fired_at IS NULL AND due_at IS NOT NULL;
+END;
+
+CREATE TRIGGER flow_run_deadlines_deleted AFTER DELETE ON flow_runs
+BEGIN
+    DELETE FROM flow_run_deadlines WHERE run_id = OLD.id;
+END;
+
+-- Scheduled runs by due time: the late-run sweep reads those past due.
+CREATE INDEX flow_runs_scheduled_due ON flow_runs (scheduled_time) WHERE state = 'scheduled';
+
+-- A deployment's deadlines (JSON list of {within, reference, action}), given to each
+-- run it queues.
+ALTER TABLE deployments ADD COLUMN deadlines TEXT;

@@ -30,6 +30,7 @@ from legato.store.base import Store
 from legato.store.notifications import RUNS_QUEUED
 from legato.store.sqlite import rows
 from legato.store.sqlite.artifacts import SQLiteArtifacts
+from legato.store.sqlite.automations import SQLiteAutomations
 from legato.store.sqlite.connection import DEFAULT_LOCK_TIMEOUT, Database
 from legato.store.sqlite.coordination import SQLiteCoordination
 from legato.store.sqlite.deployments import SQLiteDeployments
@@ -37,11 +38,14 @@ from legato.store.sqlite.events import SQLiteEvents
 from legato.store.sqlite.journal import fold_journal as _fold_journal
 from legato.store.sqlite.limits import SQLiteLimits
 from legato.store.sqlite.migrate import ensure_schema
+from legato.store.sqlite.notifications import SQLiteNotifications
 from legato.store.sqlite.retention import SQLiteRetention
 from legato.store.sqlite.sql import QUERIES
 from legato.store.sqlite.stats import SQLiteRunStats
+from legato.store.sqlite.sweeps import SQLiteSweeps
 from legato.store.sqlite.transaction_records import SQLiteTransactionRecords
 from legato.store.sqlite.variables import SQLiteVariables
+from legato.store.sqlite.webhooks import SQLiteWebhooks
 
 # A crashed run has no process left to stop: cancelling it ends it at once.
 _CANCELLED_AT_ONCE = frozenset(
@@ -72,6 +76,10 @@ class SQLiteStore(
     SQLiteVariables,
     SQLiteArtifacts,
     SQLiteEvents,
+    SQLiteAutomations,
+    SQLiteNotifications,
+    SQLiteWebhooks,
+    SQLiteSweeps,
     SQLiteTransactionRecords,
     SQLiteRunStats,
     Store,
