@@ -49,10 +49,9 @@ from legato.store.notifications import RUNS_QUEUED
 
 if TYPE_CHECKING:
     from legato.client import Client
-    from legato.notify.sender import NotificationDuty
     from legato.store.notifications import ChangeListener
     from legato.worker.forkserver import ForkServer
-    from legato.worker.scheduler import Scheduler
+    from legato.worker.leader import Leader
 
 _ACTIVE = (StateType.PENDING, StateType.RUNNING)
 # How long past a flow's timeout_seconds the worker waits before killing its process.
@@ -116,19 +115,13 @@ class Worker:
         self.children: dict[str, _Child] = {}
         self.completed = 0
         self._stop = threading.Event()
-        self._scheduler: Scheduler | None = None
-        self._notifications: NotificationDuty | None = None  # the leader sends notifications
+        self._leader: Leader | None = None  # schedules, sweeps, automations, notifications
         self._forkserver: ForkServer | None = None
         self._started_at = utcnow()
         if run_scheduler:
-            from legato.worker.scheduler import Scheduler
+            from legato.worker.leader import Leader
 
-            self._scheduler = Scheduler(client, holder=self.id, lease=self.lease, log=self._log)
-            from legato.notify.sender import NotificationDuty
-
-            self._notifications = NotificationDuty(
-                lambda: client.store, owner=self.id, log=self._log
-            )
+            self._leader = Leader(client, holder=self.id, lease=self.lease, log=self._log)
 
     # -- running ----------------------------------------------------------------------
 
@@ -165,10 +158,8 @@ class Worker:
             self._enforce_cancellations()
             if max_runs is not None and self.completed >= max_runs and not self.children:
                 return True
-            if self._scheduler is not None:
-                self._scheduler.tick()
-                if self._notifications is not None:  # sends on a thread of its own
-                    self._notifications.tick(self._scheduler.leading)
+            if self._leader is not None:
+                self._leader.tick()
             now = time.monotonic()
             if self.children and now >= next_watch:
                 self._stop_lost_children()
@@ -194,8 +185,8 @@ class Worker:
         wait = max(0.0, next_claim - time.monotonic())
         if self.children:
             wait = min(wait, 0.02)  # notice children ending promptly
-        if self._scheduler is not None:
-            wait = min(wait, self._scheduler.seconds_to_next_tick())
+        if self._leader is not None:
+            wait = min(wait, self._leader.seconds_to_next_tick())
         due_in = None
         if len(self.children) < self.concurrency:
             due = self.client.store.next_due_time(self.queues)
@@ -416,10 +407,8 @@ class Worker:
         if self._forkserver is not None:
             self._forkserver.close()
             self._forkserver = None
-        if self._notifications is not None:
-            self._notifications.stop()
-        if self._scheduler is not None:
-            self._scheduler.release()
+        if self._leader is not None:
+            self._leader.close()
         self._report(stopped=True)
         self._log(f"worker {self.name} stopped")
 
