@@ -134,6 +134,9 @@ def test_a_flow_run_writes_its_state_events_and_a_failed_task_its_own(
             "bytes of JSON",
         ),
         ({"event": "ok", "resource": {"legato.resource.id": "x"}, "id": ""}, "event id"),
+        ({"event": "ok", "resource": {"legato.resource.id": "x\x00y"}}, "NUL character"),
+        ({"event": "ok", "resource": {"legato.resource.id": "x", "k": "\ud800"}}, "surrogate"),
+        ({"event": "bad\ud800", "resource": {"legato.resource.id": "x"}}, "printable"),
     ],
 )
 def test_bad_events_are_refused_with_what_to_fix(

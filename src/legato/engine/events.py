@@ -42,6 +42,11 @@ def _labels(labels: object, what: str, *, need_role: bool) -> dict[str, str]:
                 f"{what}: label {key!r} must map a str to a str, not "
                 f"{type(key).__name__} to {type(value).__name__}"
             )
+        if not _storable(key) or not _storable(value):
+            raise InvalidEventError(
+                f"{what}: label {key[:40]!r} holds a NUL character or a lone surrogate, which "
+                "no store can keep; remove it"
+            )
         if key.startswith(_PREFECT_PREFIX):  # Prefect's label names are accepted as aliases
             key = "legato." + key[len(_PREFECT_PREFIX) :]
         if not key or len(key) > MAX_LABEL_KEY_CHARS:
@@ -66,12 +71,27 @@ def _labels(labels: object, what: str, *, need_role: bool) -> dict[str, str]:
     return checked
 
 
+def _storable(text: str) -> bool:
+    """Text every backend keeps: no NUL (PostgreSQL text cannot hold it), valid UTF-8."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
 def _check_name(event: object) -> str:
     if not isinstance(event, str) or not event.strip():
         raise InvalidEventError(
             f"an event name must be a non-empty str like 'warehouse.table.refreshed', not {event!r}"
         )
-    if len(event) > MAX_NAME_CHARS or any(c.isspace() or not c.isprintable() for c in event):
+    if (
+        len(event) > MAX_NAME_CHARS
+        or any(c.isspace() or not c.isprintable() for c in event)
+        or not _storable(event)
+    ):
         raise InvalidEventError(
             f"invalid event name {event[:60]!r}: use up to {MAX_NAME_CHARS} printable "
             "characters without spaces, e.g. 'warehouse.table.refreshed'"
