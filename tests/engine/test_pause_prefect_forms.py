@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from pydantic import ValidationError, model_validator
 
 import legato
 from legato import RunInput, flow, pause_flow_run
@@ -81,3 +82,40 @@ def test_a_type_that_cannot_be_asked_for_is_refused(default_store: Store) -> Non
     assert state.is_failed()
     with pytest.raises(ConfigurationError, match="str, int, float, bool, list, dict"):
         state.result()
+
+
+class ShirtOrder(RunInput):
+    size: str
+    color: str
+
+    @model_validator(mode="after")
+    def green_only_in_big_sizes(self) -> ShirtOrder:
+        if self.color == "green" and self.size == "small":
+            raise ValueError("green comes in medium and large only")
+        return self
+
+
+@flow
+def shirt_order() -> str:
+    # Prefect's documented validator loop: pause again until the input validates.
+    order = None
+    while order is None:
+        try:
+            order = pause_flow_run(wait_for_input=ShirtOrder)
+        except ValidationError:
+            continue
+    return f"{order.size} {order.color}"
+
+
+def test_the_validator_loop_keeps_the_run_paused_until_the_input_validates(
+    default_store: Store,
+) -> None:
+    """Prefect re-pauses inside the flow when the input fails the model's own
+    validator; legato validates at resume, so bad input never reaches the flow: the
+    run stays paused, the loop's body runs once, and good input completes it."""
+    assert shirt_order(return_state=True).is_paused()
+    run_id = latest(default_store, "shirt_order")
+    with pytest.raises(InvalidRunInputError, match="green comes in medium and large only"):
+        legato.resume_flow_run(run_id, {"size": "small", "color": "green"})
+    assert default_store.get_flow_run(run_id).state is StateType.PAUSED  # type: ignore[union-attr]
+    assert legato.resume_flow_run(run_id, {"size": "large", "color": "green"}) == "large green"
