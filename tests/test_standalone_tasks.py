@@ -308,3 +308,25 @@ def test_the_standalone_run_shows_in_legato_runs_and_show(default_store: Store) 
     data = json.loads(shown.stdout)
     assert data["state"] == "completed" and STANDALONE_TAG in data["tags"]
     assert "visible[0]" in shown.stdout
+
+
+def test_a_standalone_run_is_not_resumed_with_a_flow_of_the_tasks_name(
+    default_store: Store,
+) -> None:
+    import legato
+    from legato.errors import TargetNotFoundError
+
+    @task(name="same-name")
+    def broken_task() -> None:
+        raise Boom("once")
+
+    @flow(name="same-name")
+    def impostor() -> str:  # registered under the task's name: must not be picked up
+        return "wrong code"
+
+    with pytest.raises(Boom):
+        broken_task()
+    [run] = [r for r in runs_of(default_store, "same-name") if STANDALONE_TAG in r.tags]
+    with pytest.raises(TargetNotFoundError, match="called outside any flow"):
+        legato.resume_flow_run(run.id)
+    assert default_store.get_flow_run(run.id).state is StateType.FAILED  # type: ignore[union-attr]

@@ -383,8 +383,16 @@ def _not_resumable(run: FlowRun) -> str:
 def find_flow(run: FlowRun) -> Flow[Any, Any]:
     """The flow that runs ``run``: defined in this process, or loaded from its entrypoint."""
     from legato.engine.entrypoints import load_flow
+    from legato.engine.standalone import STANDALONE_TAG
     from legato.flows import registered_flow
 
+    if STANDALONE_TAG in run.tags and not run.entrypoint:
+        # Its flow name is the task's: a flow of that name would be the wrong code.
+        raise TargetNotFoundError(
+            f"flow run {run.id} ran task '{run.flow_name}' called outside any flow; it cannot "
+            f"be resumed: call the task again (its completed calls are cached only with a "
+            f"cache policy)"
+        )
     if run.entrypoint:
         try:
             return load_flow(run.entrypoint)
