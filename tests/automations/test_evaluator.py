@@ -288,3 +288,61 @@ def test_sequence_fires_only_in_order(default_store: Store) -> None:
     assert "fired in order" in fired.reason
     assert service.delete(store, "a-then-b") is None
     assert store.list_buckets(f"{aid}#0") == store.list_buckets(aid) == []
+
+
+def test_a_proactive_trigger_over_a_thousand_healthy_runs_never_fires(
+    default_store: Store,
+) -> None:
+    """1,000 runs whose Completed arrives within the window, many in a later write and a
+    later evaluation batch than their Running: zero firings once every window has passed;
+    then one run left without its Completed fires exactly once."""
+    store = default_store
+    within = 5.0  # far above a chunk's evaluation time, even on a loaded machine
+    aid = apply(
+        store,
+        name="no-completion",
+        trigger={
+            "posture": "Proactive",
+            "after": ["legato.flow-run.Running"],
+            "expect": ["legato.flow-run.Completed"],
+            "for_each": ["legato.resource.id"],
+            "within": within,
+        },
+    )
+    evaluator = Evaluator(Client(store))
+
+    def state_event(name: str, n: int) -> Event:
+        return Event(
+            id=uuid.uuid4().hex,
+            event=name,
+            occurred=datetime.now(UTC),
+            resource={"legato.resource.id": f"legato.flow-run.healthy-{n}"},
+        )
+
+    pending: list[Event] = []
+    for chunk in range(10):
+        started = [state_event("legato.flow-run.Running", chunk * 100 + i) for i in range(100)]
+        # Each write holds this chunk's Running events and the previous chunk's Completed.
+        store.emit_events([*pending, *started])
+        pending = [state_event("legato.flow-run.Completed", chunk * 100 + i) for i in range(100)]
+        evaluator.run_until_caught_up()
+    store.emit_events(pending)
+    last = datetime.now(UTC)
+    evaluator.run_until_caught_up()
+    wait_until(
+        lambda: store.clock() > last + timedelta(seconds=within + 0.2),
+        timeout=30,
+        what="every window to pass",
+    )
+    evaluator.run_until_caught_up()
+    assert store.count_firings(aid) == 0
+    assert store.list_buckets(aid) == []
+
+    store.emit_events([state_event("legato.flow-run.Running", 5000)])
+
+    def fired() -> bool:
+        evaluator.run_until_caught_up()
+        return store.count_firings(aid) > 0
+
+    wait_until(fired, timeout=30, what="the run without its Completed to fire")
+    assert firings(store, aid) == ['["legato.flow-run.healthy-5000"]']
