@@ -16,6 +16,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -42,7 +43,9 @@ class Receiver:
                 body = self.rfile.read(length)
                 with receiver._lock:
                     seen = sum(1 for r in receiver.requests if r.path == self.path)
-                    receiver.requests.append(Request(self.path, dict(self.headers), body))
+                    receiver.requests.append(
+                        Request(self.path, dict(self.headers), body, self.command)
+                    )
                 status, headers, reply = receiver.answer(self.path, seen)
                 self.send_response(status)
                 for key, value in headers.items():
@@ -50,6 +53,8 @@ class Receiver:
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
                 self.wfile.write(reply)
+
+            do_PUT = do_PATCH = do_DELETE = do_POST
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -88,7 +88,7 @@ def test_deploy_takes_prefects_arguments(project: Path) -> None:
         ({"build": True}, r"deploy\(build=True\) is not supported: legato runs flows from their"),
         ({"push": True}, r"deploy\(push=True\) is not supported: .*\(no images\)"),
         ({"job_variables": {"env": {"A": "1"}}}, r"deploy\(job_variables=.*no images"),
-        ({"triggers": ["x"]}, "no event triggers"),
+        ({"triggers": ["x"]}, r"triggers\[0\] must be a legato.DeploymentEventTrigger"),
         ({"enforce_parameter_schema": False}, "always checks"),
         ({"work_pool_name": "a", "work_queue_name": "b"}, "name different queues"),
         ({"schedules": ["0 2 * * *"]}, "takes legato schedules"),

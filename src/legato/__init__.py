@@ -39,6 +39,7 @@ from legato.task_runners import ThreadPoolTaskRunner
 from legato.tasks import Task, exponential_backoff, task, task_input_hash
 
 if TYPE_CHECKING:
+    from legato.automations.deployment_triggers import DeploymentEventTrigger
     from legato.events import emit_event
     from legato.input import RunInput
 
@@ -47,6 +48,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CancelledRun",
     "Deadline",
+    "DeploymentEventTrigger",
     "Flow",
     "FlowCancelled",
     "FlowPaused",
@@ -87,6 +89,10 @@ def __getattr__(name: str) -> Any:
         from legato.input import RunInput
 
         return RunInput
+    if name == "DeploymentEventTrigger":  # pydantic, like RunInput: on first use
+        from legato.automations.deployment_triggers import DeploymentEventTrigger
+
+        return DeploymentEventTrigger
     if name == "emit_event":  # events load on first use
         from legato.events import emit_event
 

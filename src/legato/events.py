@@ -19,13 +19,32 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from legato._event_records import Event, EventBatch
 from legato.engine import events as _events
 from legato.engine.file_arrival import FileTrigger, watch_folder
 
-__all__ = ["Event", "EventBatch", "FileTrigger", "emit_event", "watch_folder"]
+if TYPE_CHECKING:
+    from legato.automations.deployment_triggers import DeploymentEventTrigger
+
+__all__ = [
+    "DeploymentEventTrigger",
+    "Event",
+    "EventBatch",
+    "FileTrigger",
+    "emit_event",
+    "watch_folder",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Prefect's `from prefect.events import DeploymentEventTrigger` (pydantic: on first use).
+    if name == "DeploymentEventTrigger":
+        from legato.automations.deployment_triggers import DeploymentEventTrigger
+
+        return DeploymentEventTrigger
+    raise AttributeError(f"module 'legato.events' has no attribute {name!r}")
 
 
 def emit_event(

@@ -66,6 +66,7 @@ class Flow(Generic[P, R]):
         on_cancellation: Sequence[Hook] | None = None,
         on_running: Sequence[Hook] | None = None,
         deadlines: Sequence[Deadline] | None = None,
+        triggers: Sequence[Any] | None = None,
     ) -> None:
         # `@flow` over `@classmethod`/`@staticmethod`: bound as that kind (see __get__).
         fn, self._method_kind = unwrap_method(fn)
@@ -122,6 +123,13 @@ class Flow(Generic[P, R]):
         self.on_running: list[Hook] = HookList(on_running or ())
         # legato.Deadline: stored with each run this flow creates (the leader's sweeps).
         self.deadlines = check_deadlines(deadlines, f"flow '{self.name}'")
+        # legato.DeploymentEventTrigger: the triggers of every deployment of this flow
+        # that names none (stored as automations when it is deployed).
+        self.triggers: tuple[Any, ...] = ()
+        if triggers:
+            from legato.automations.deployment_triggers import check_triggers
+
+            self.triggers = check_triggers(triggers, f"flow '{self.name}'")
         self.is_async = inspect.iscoroutinefunction(fn)
         self.parameter_model = ParameterModel(fn, self.name)
         if log_prints:
@@ -148,6 +156,7 @@ class Flow(Generic[P, R]):
             "on_cancellation": on_cancellation,
             "on_running": on_running,
             "deadlines": deadlines,
+            "triggers": triggers,
         }
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)

@@ -282,10 +282,12 @@ class LogRecord:
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatReply:
-    """What a heartbeat learns: whether we still own the run and whether to stop."""
+    """What a heartbeat learns: whether we still own the run, whether to stop, and
+    whether to pause at the next task boundary (`legato suspend`)."""
 
     still_owner: bool
     cancel_requested: bool
+    pause_requested: bool = False
 
 
 # Records of the orchestration layer (deployments, schedules, leases, workers,

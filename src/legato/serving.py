@@ -71,13 +71,6 @@ def _refuse(what: str, unknown: dict[str, Any], known: str) -> None:
                 f"{what}(enforce_parameter_schema={value!r}) is not supported: legato always "
                 "checks a deployment's parameters against its flow; leave it out"
             )
-        if name == "triggers" and not value:
-            continue
-        if name == "triggers":
-            raise ConfigurationError(
-                f"{what}(triggers=...) is not supported: legato has no event triggers; "
-                "start runs with a schedule, `legato trigger` or the API"
-            )
         raise ConfigurationError(f"{what}() got an unknown argument {name!r}; it takes: {known}")
 
 
@@ -106,7 +99,8 @@ def _queue(
 _DEPLOY_ARGS = (
     "name, work_pool_name (legato's work queue), work_queue_name, cron, interval, rrule, "
     "schedules, timezone, parameters, paused, tags, description, version, "
-    "concurrency_limit, priority, collision_strategy, catchup, deadlines, build=False, push=False"
+    "concurrency_limit, priority, collision_strategy, catchup, deadlines, triggers, build=False, "
+    "push=False"
 )
 
 
@@ -132,6 +126,7 @@ def deploy_flow(
     paused: bool | None = None,
     version: str | None = None,
     deadlines: Sequence[Deadline] | None = None,
+    triggers: Sequence[Any] | None = None,
     _what: str = "deploy",
     **others: Any,
 ) -> Deployment:
@@ -164,6 +159,7 @@ def deploy_flow(
         description=description or flow.description,
         catchup=catchup,
         deadlines=deadlines,
+        triggers=triggers,
     )
     if paused is True and not deployment.paused:
         deployment = client.pause_deployment(name)

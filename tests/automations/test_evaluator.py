@@ -234,7 +234,7 @@ def test_the_readme_example_is_a_valid_automations_file() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     block = readme.split("# automations.yaml\n", 1)[1].split("```", 1)[0]
     names = [a.name for a in service.load_yaml(block)]
-    assert names == ["b-after-a", "stuck-etl"]
+    assert names == ["report-after-extract", "stuck-etl"]
 
 
 def test_compound_fires_when_enough_parts_fire_within_its_window(default_store: Store) -> None:

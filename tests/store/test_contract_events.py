@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -245,3 +246,72 @@ def test_a_created_run_writes_its_first_state(store: Store) -> None:
     [only] = run_events(store, run.id)
     assert only.event == "legato.flow-run.Scheduled"
     assert only.payload["from"] is None
+
+
+# --- deployments and workers ---------------------------------------------------------------
+
+
+def events_about(store: Store, resource_id: str) -> list[Event]:
+    return [e for e in all_events(store) if e.resource_id == resource_id]
+
+
+def test_deployment_changes_write_events(store: Store) -> None:
+    from test_contract_deployments import deployment
+
+    first = deployment("nightly")
+    store.save_deployment(first, now=at(1))
+    store.save_deployment(first, now=at(2))  # deployed again unchanged: no event
+    store.advance_deployment_schedule("nightly", at(50))  # the horizon moves: no event
+    store.save_deployment(replace(first, description="new"), now=at(3))
+    store.set_deployment_paused("nightly", True, now=at(4))
+    store.set_deployment_paused("nightly", True, now=at(5))  # no change: no event
+    store.set_deployment_paused("nightly", False, now=at(6))
+    store.delete_deployment("nightly")
+    found = events_about(store, "legato.deployment.nightly")
+    assert [e.event for e in found] == [
+        "legato.deployment.created",
+        "legato.deployment.updated",
+        "legato.deployment.paused",
+        "legato.deployment.resumed",
+        "legato.deployment.deleted",
+    ]
+    assert found[0].related_ids("flow") == [f"legato.flow.{first.flow_name}"]
+    assert found[0].related_ids("work-queue") == [f"legato.work-queue.{first.work_queue}"]
+
+
+def test_a_worker_writes_started_and_stopped(store: Store) -> None:
+    from legato.records import WorkerInfo
+
+    worker = WorkerInfo(
+        id="w-1",
+        name="w",
+        host="h",
+        pid=7,
+        queues=("etl", "default"),
+        concurrency=2,
+        started=at(1),
+        heartbeat_at=at(1),
+    )
+    store.save_worker(worker)
+    store.save_worker(replace(worker, heartbeat_at=at(2)))  # a heartbeat: no event
+    store.save_worker(replace(worker, heartbeat_at=at(3), stopped_at=at(3)))
+    store.save_worker(replace(worker, heartbeat_at=at(4), stopped_at=at(3)))
+    found = events_about(store, "legato.worker.w-1")
+    assert [e.event for e in found] == ["legato.worker.started", "legato.worker.stopped"]
+    assert sorted(found[0].related_ids("work-queue")) == [
+        "legato.work-queue.default",
+        "legato.work-queue.etl",
+    ]
+
+
+def test_state_events_wake_listeners(store: Store) -> None:
+    from legato.store.notifications import EVENTS_STORED
+
+    with store.listen([EVENTS_STORED]) as listener:
+        run, owner = started(store)
+        assert listener.wait(10), "a flow run's state event woke no listener"
+        store.record_task_run(
+            make_task(run, "boom[0]", state=S.FAILED, error=ErrorInfo("E", "m", None)),
+            owner.token,
+        )
+        assert listener.wait(10), "a failed task run's event woke no listener"

@@ -140,6 +140,16 @@ _DESCRIBE = {
         SELECT tablename, indexname, indexdef FROM pg_indexes
         WHERE schemaname = current_schema() ORDER BY 1, 2
     """,
+    "functions": """
+        SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc AS p
+        WHERE p.pronamespace = current_schema()::regnamespace ORDER BY 1
+    """,
+    "triggers": """
+        SELECT t.tgrelid::regclass::text, t.tgname, pg_get_triggerdef(t.oid)
+        FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid
+        WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace
+        ORDER BY 1, 2
+    """,
     "sequences": """
         SELECT sequencename, data_type::text, start_value, increment_by, cycle
         FROM pg_sequences WHERE schemaname = current_schema() ORDER BY 1

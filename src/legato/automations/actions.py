@@ -39,7 +39,22 @@ class ActionContext:
 
     def template_context(self) -> dict[str, Any]:
         event = self.event.to_dict() if self.event is not None else {}
-        return {"event": event, "automation": self.automation, "firing": self.firing}
+        return {
+            "event": event,
+            "automation": self.automation,
+            "firing": self.firing,
+            "flow_run_id": _event_flow_run(self.event),
+        }
+
+
+def _event_flow_run(event: Event | None) -> str | None:
+    """The flow run the event is about, else its related flow run, else None."""
+    if event is None:
+        return None
+    for rid in (event.resource_id, *event.related_ids()):
+        if rid.startswith(FLOW_RUN_PREFIX):
+            return rid.removeprefix(FLOW_RUN_PREFIX)
+    return None
 
 
 Handler = Callable[[ActionContext, Any], str]
@@ -78,11 +93,9 @@ def render(value: Any, context: dict[str, Any]) -> Any:
 def _flow_run_id(ctx: ActionContext, given: str | None) -> str:
     if given:
         return given
-    event = ctx.event
-    if event is not None:
-        for rid in (event.resource_id, *event.related_ids()):
-            if rid.startswith(FLOW_RUN_PREFIX):
-                return rid.removeprefix(FLOW_RUN_PREFIX)
+    found = _event_flow_run(ctx.event)
+    if found is not None:
+        return found
     raise RunStateError(
         "the action names no flow run and the firing's event is not about one; "
         "give `flow_run_id` in the action"
@@ -100,10 +113,52 @@ def run_deployment(ctx: ActionContext, action: model.RunDeployment) -> str:
         raise DeploymentNotFoundError(action.deployment)
     merged = {**deployment.parameters, **render(action.parameters, ctx.template_context())}
     check_parameters(deployment.parameter_schema, merged, flow_name=deployment.flow_name)
+    event = ctx.event
+    name = ctx.automation.get("name", "?")
+    cause = f"event {event.event} {event.id}" if event is not None else "a proactive trigger"
     run, new = queue_deployment_run(
-        store, deployment, merged, idempotency_key=f"automation:{ctx.key}"
+        store,
+        deployment,
+        merged,
+        idempotency_key=f"automation:{ctx.key}",
+        message=f"triggered by {cause} (automation {name}, firing {ctx.firing.get('id')})",
     )
+    _emit_triggered(ctx, deployment.name, run.id, merged)
     return f"flow run {run.id}" + ("" if new else " (created by an earlier attempt)")
+
+
+def _emit_triggered(
+    ctx: ActionContext, deployment: str, run_id: str, parameters: dict[str, Any]
+) -> None:
+    """``legato.deployment.triggered`` about the deployment, naming the run, the
+    automation, the firing and the event that caused it. Its id comes from the
+    action's key: a repeated action stores it once."""
+    from legato.engine.events import build_event
+    from legato.engine.params import encode_parameters
+
+    event = ctx.event
+    name = str(ctx.automation.get("name", ""))
+    related = [
+        {RESOURCE_ID: FLOW_RUN_PREFIX + run_id, "legato.resource.role": "flow-run"},
+        {RESOURCE_ID: f"legato.automation.{name}", "legato.resource.role": "automation"},
+    ]
+    payload = {
+        "flow_run_id": run_id,
+        "automation": name,
+        "firing_id": ctx.firing.get("id"),
+        "triggering_event_id": event.id if event is not None else None,
+        "triggering_event": event.event if event is not None else None,
+        "parameters": encode_parameters(parameters)[0],
+    }
+    triggered = build_event(
+        "legato.deployment.triggered",
+        {RESOURCE_ID: f"legato.deployment.{deployment}", "legato.resource.name": deployment},
+        related,
+        payload,
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"legato-automation-triggered:{ctx.key}")),
+        follows=event.id if event is not None else None,
+    )
+    ctx.client.store.emit_events([triggered])
 
 
 def _set_paused(ctx: ActionContext, name: str, paused: bool) -> str:
@@ -126,6 +181,14 @@ def resume_deployment(ctx: ActionContext, action: model.ResumeDeployment) -> str
 def cancel_flow_run(ctx: ActionContext, action: model.CancelFlowRun) -> str:
     run = ctx.client.cancel_run(_flow_run_id(ctx, action.flow_run_id))
     return f"flow run {run.id} is {run.state.value}"
+
+
+@register("suspend-flow-run")
+def suspend_flow_run(ctx: ActionContext, action: model.SuspendFlowRun) -> str:
+    run, requested = ctx.client.suspend_run(_flow_run_id(ctx, action.flow_run_id))
+    if not requested:
+        return f"flow run {run.id} is {run.state.value}, not running: left as it is"
+    return f"flow run {run.id} asked to pause at its next task boundary"
 
 
 @register("resume-flow-run")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -19,6 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from legato._automation_records import ActionRow, Bucket, Evaluation, Firing
 from legato._event_records import Event
+from legato.alerts import call_webhook as _call_webhook  # noqa: F401 (registers its action)
+from legato.alerts.sending import flush_due as flush_due_alerts
+from legato.automations import metrics
 from legato.automations.actions import ACTIONS, ActionContext
 from legato.automations.matching import (
     EXPECT,
@@ -29,13 +33,14 @@ from legato.automations.matching import (
 )
 from legato.automations.model import (
     Automation,
-    EventTrigger,
+    CompoundTrigger,
+    MetricTrigger,
     Posture,
     SequenceTrigger,
     parse_action,
     parse_automation,
 )
-from legato.engine.ids import new_id
+from legato.engine.ids import new_sortable_id
 from legato.errors import LegatoError
 from legato.store.base import as_utc
 
@@ -86,7 +91,7 @@ class _Pending:
             self._part_fired(whole, int(part), bucket, at)
             return
         automation = self.index.composites.get(aid) or self.index.automations[aid]
-        firing_id = new_id()
+        firing_id = new_sortable_id()  # actions run in firing order: the events' order
         context = {
             "automation": {"id": aid, "name": automation.name},
             "firing": {
@@ -126,7 +131,7 @@ class _Pending:
         window, and its markers are cleared."""
         whole = self.index.composites[aid]
         trigger = whole.trigger
-        if isinstance(trigger, EventTrigger):
+        if not isinstance(trigger, CompoundTrigger | SequenceTrigger):
             raise TypeError(f"automation '{whole.name}' has no parts")
         within = trigger.within
         count = len(trigger.triggers)
@@ -252,25 +257,37 @@ class Evaluator:
         name: str = EVALUATOR,
         batch: int = BATCH,
         log: Callable[[str], None] = _logger.info,
+        metric_interval: float = metrics.INTERVAL,
     ) -> None:
         self.client = client
+        self.metric_interval = metric_interval
+        #: the enabled automations with a metric trigger (not in the event index)
+        self.metric_automations: dict[str, Automation] = {}
+        self._metrics_checked: float | None = None
         self.name = name
         self.batch = batch
         self.log = log
         self._parsed: dict[tuple[str, datetime], Automation | None] = {}
         self._index: TriggerIndex | None = None
         self._index_key: tuple[tuple[str, datetime, bool], ...] = ()
+        self._version = ""  # of the automations the index was built from
+        self._self_opened: set[str] = set()  # the index's self-opened Proactive triggers
         self.created: dict[str, datetime] = {}
 
     # -- the index ---------------------------------------------------------------
 
     def index(self) -> TriggerIndex:
         """The enabled automations, re-read from the store; rebuilt only on a change."""
+        version = self.client.store.automations_version()
+        if self._index is not None and version == self._version:
+            return self._index
         stored = self.client.store.list_automations()
         key = tuple((a.id, a.updated, a.enabled) for a in stored)
+        self._version = version
         if self._index is not None and key == self._index_key:
             return self._index
         enabled: dict[str, Automation] = {}
+        measured: dict[str, Automation] = {}
         for row in stored:
             if not row.enabled:
                 continue
@@ -281,13 +298,17 @@ class Evaluator:
                     self.log(f"error: automation '{row.name}' skipped: {exc}")
                     self._parsed[(row.id, row.updated)] = None
             parsed = self._parsed[(row.id, row.updated)]
-            if parsed is not None:
+            if parsed is not None and isinstance(parsed.trigger, MetricTrigger):
+                measured[row.id] = parsed
+            elif parsed is not None:
                 enabled[row.id] = parsed
                 self.created[row.id] = row.created
-                if not isinstance(parsed.trigger, EventTrigger):
+                if isinstance(parsed.trigger, CompoundTrigger | SequenceTrigger):
                     for n in range(len(parsed.trigger.triggers)):
                         self.created[f"{row.id}#{n}"] = row.created
         self._index, self._index_key = TriggerIndex(enabled), key
+        self._self_opened = {a for a, x in self._index.automations.items() if _self_opened(x)}
+        self.metric_automations = measured
         return self._index
 
     # -- one step ----------------------------------------------------------------
@@ -295,7 +316,10 @@ class Evaluator:
     def step(self) -> StepResult:
         """Evaluate one batch of events (and due windows), then run due actions."""
         events, firings = self.evaluate()
-        return StepResult(events=events, firings=firings, actions=self.run_actions())
+        firings += self.evaluate_metrics()
+        actions = self.run_actions()
+        flush_due_alerts(self.client.store)  # alert group windows that ended
+        return StepResult(events=events, firings=firings, actions=actions)
 
     def run_until_caught_up(self) -> StepResult:
         """Steps until no event is left to read and no due action to run; the totals."""
@@ -331,31 +355,70 @@ class Evaluator:
             f"another evaluator; run one evaluator per store (the scheduler leader runs it)"
         )
 
+    def evaluate_metrics(self, *, force: bool = False) -> int:
+        """At most every ``metric_interval`` seconds (``force``: now), one step of the
+        metric triggers (`legato.automations.metrics`), committed under the cursor
+        ``<name>:metrics`` (the time of the last step) by compare-and-set; firings."""
+        ticked = time.monotonic()
+        if (
+            not force
+            and self._metrics_checked is not None
+            and ticked - self._metrics_checked < self.metric_interval
+        ):
+            return 0
+        self._metrics_checked = ticked
+        self.index()
+        automations = self.metric_automations
+        if not automations:
+            return 0
+        store = self.client.store
+        name = f"{self.name}:metrics"
+        for _ in range(COMMIT_RETRIES):
+            now = store.clock()
+            cursor = store.get_evaluator_cursor(name)
+            if cursor is not None and not force:
+                since = (now - datetime.fromisoformat(cursor)).total_seconds()
+                if since < self.metric_interval:
+                    return 0  # another evaluator measured a moment ago
+            stored = [b for aid in automations for b in store.list_buckets(aid, limit=1000)]
+            evaluation = metrics.evaluate(store, automations, stored, now)
+            if store.commit_evaluation(name, cursor, now.isoformat(), evaluation):
+                return len(evaluation.firings)
+            self.log("another evaluator measured the metric triggers; reading again")
+        raise LegatoError(
+            f"the automation evaluator '{self.name}' lost {COMMIT_RETRIES} metric commits in a "
+            f"row to another evaluator; run one evaluator per store (the scheduler leader runs it)"
+        )
+
     def _match(self, index: TriggerIndex, events: list[Event], caught_up: bool) -> _Pending:
         store = self.client.store
         hits: list[tuple[str, Automation, str, Event]] = []
         keys: set[tuple[str, str]] = set()
+        expected: dict[tuple[str, str], bool] = {}  # (automation, event name): expected?
         for event in events:
             for automation, role in index.candidates(event):
                 aid = index.ids[automation.name]
                 if event.received is not None and event.received < self.created[aid]:
                     continue  # an automation sees the events after its creation
-                if role == EXPECT and not _expected(automation, event):
-                    continue
+                if role == EXPECT:
+                    known = expected.get((aid, event.event))
+                    if known is None:
+                        known = expected[(aid, event.event)] = _expected(automation, event)
+                    if not known:
+                        continue
                 if trigger_problem(event_trigger(automation), event) is not None:
                     continue
                 hits.append((aid, automation, role, event))
                 keys.add((aid, bucket_key(event_trigger(automation), event)))
-        for aid, automation in index.automations.items():
-            if _self_opened(automation):
-                keys.add((aid, ""))
+        self_opened = [(a, x) for a, x in index.automations.items() if a in self._self_opened]
+        keys.update((aid, "") for aid, _ in self_opened)
         for aid, whole in index.composites.items():
-            if not isinstance(whole.trigger, EventTrigger):
+            if isinstance(whole.trigger, CompoundTrigger | SequenceTrigger):
                 keys.update((aid, f"#{n}") for n in range(len(whole.trigger.triggers)))
         now = store.clock()
         pending = _Pending(index, store.load_buckets(sorted(keys)), now)
-        for aid, automation in index.automations.items():
-            if _self_opened(automation) and pending.get(aid, "") is None:
+        for aid, automation in self_opened:
+            if pending.get(aid, "") is None:
                 pending.put(aid, "", _open(aid, automation, "", self.created[aid], ()))
         for aid, automation, role, event in hits:
             apply_event(pending, aid, automation, role, event)

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from legato._event_records import RESOURCE_ID, Event
-from legato.automations.model import Automation, EventTrigger, LabelValue
+from legato.automations.model import Automation, EventTrigger, LabelValue, MetricTrigger
 
 EXPECT, AFTER = "expect", "after"
 
@@ -102,6 +102,8 @@ class TriggerIndex:
             if isinstance(automation.trigger, EventTrigger):
                 self.automations[aid] = automation
                 continue
+            if isinstance(automation.trigger, MetricTrigger):
+                continue  # measured from the run tables (`legato.automations.metrics`)
             self.composites[aid] = automation
             for n, part in enumerate(automation.trigger.triggers):
                 self.automations[f"{aid}#{n}"] = automation.model_copy(

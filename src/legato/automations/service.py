@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 from legato._automation_records import Bucket, Firing, StoredAutomation
 from legato._event_records import Event
 from legato.automations.matching import name_matches, trigger_problem
-from legato.automations.model import Automation, EventTrigger, Posture, parse_automation
+from legato.automations.model import (
+    Automation,
+    EventTrigger,
+    MetricTrigger,
+    Posture,
+    parse_automation,
+)
 from legato.engine.ids import new_id
 from legato.errors import AutomationNotFoundError, InvalidAutomationError
 from legato.records import utcnow
@@ -175,7 +181,9 @@ def _event_match(
     if event is None:
         return {"matched": False, "why": f"no event with id {event_id} is stored"}
     trigger = automation.trigger
-    if isinstance(trigger, EventTrigger):
+    if isinstance(trigger, MetricTrigger):
+        reasons, role = ["a metric trigger measures the run tables; it matches no event"], ""
+    elif isinstance(trigger, EventTrigger):
         reasons, role = _part_problems(trigger, event)
     else:  # a compound or sequence: the event matches when it matches a part
         parts = [_part_problems(t, event) for t in trigger.triggers]

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from typing import Any
 
+    from legato.automations.deployment_triggers import DeploymentEventTrigger
     from legato.client import Client
     from legato.records import Deployment
 
@@ -119,6 +120,54 @@ def _describe(client: Client, deployment: Deployment) -> None:
     "its start with :started); else legato.flow-run.deadline-missed is emitted, and with "
     ":cancel the run is cancelled. Repeat for more. Default: the flow's own deadlines.",
 )
+@click.option(
+    "--trigger-on",
+    "trigger_on",
+    multiple=True,
+    metavar="EVENT",
+    help="Also run on this event (a name or prefix.*; repeat for more): an event trigger, "
+    "stored as the automation deployment:NAME:0.",
+)
+@click.option(
+    "--match",
+    "match_pairs",
+    multiple=True,
+    metavar="LABEL=VALUE",
+    help="The trigger's event resource must carry this label (VALUE may end in *).",
+)
+@click.option(
+    "--match-related",
+    "related_pairs",
+    multiple=True,
+    metavar="LABEL=VALUE",
+    help="A related resource must carry this label; flow=, deployment=, tag= name its id "
+    "(flow=upstream: a run of flow upstream).",
+)
+@click.option(
+    "--for-each", "for_each", multiple=True, metavar="LABEL", help="Count per value of LABEL."
+)
+@click.option(
+    "--threshold",
+    type=click.IntRange(1, INT32_MAX),
+    default=1,
+    show_default=True,
+    help="Events needed to fire.",
+)
+@click.option(
+    "--within",
+    type=click.FloatRange(0),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="The window the threshold's events must fall in (0: none).",
+)
+@click.option(
+    "--trigger-params",
+    "trigger_params",
+    metavar="JSON",
+    help="The triggered run's parameters, each text a Jinja2 template over the event "
+    '(e.g. \'{"upstream_run_id": "{{ flow_run_id }}"}\').',
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the deployment(s) as JSON.")
 @debug_option
 @click.pass_context
@@ -142,6 +191,13 @@ def deploy_cmd(
     description: str | None,
     catchup: bool,
     deadline_texts: tuple[str, ...],
+    trigger_on: tuple[str, ...],
+    match_pairs: tuple[str, ...],
+    related_pairs: tuple[str, ...],
+    for_each: tuple[str, ...],
+    threshold: int,
+    within: float,
+    trigger_params: str | None,
     as_json: bool,
 ) -> None:
     """Create or update a deployment: a stored recipe that workers run.
@@ -156,12 +212,23 @@ def deploy_cmd(
       legato deploy flows/etl.py:etl --name nightly --cron "0 2 * * *" --timezone Europe/Paris
       legato deploy flows/etl.py:etl --name hourly --interval 3600 -p day=today
       legato deploy flows/etl.py:etl --name nightly --cron "0 2 * * *" --deadline 1h
+      legato deploy flows/b.py:report --name report \\
+          --trigger-on legato.flow-run.Completed --match-related flow=upstream \\
+          --trigger-params '{"upstream_run_id": "{{ flow_run_id }}"}'
       legato deploy --all
+
+    Deploying again replaces the deployment's triggers (none given: the flow's own,
+    from @flow(triggers=...)).
     """
     client = get_client(ctx)
+    triggers = _cli_trigger(
+        trigger_on, match_pairs, related_pairs, for_each, threshold, within, trigger_params
+    )
     if deploy_all:
         if target or name:
             raise click.UsageError("--all deploys legato.yaml; give no TARGET or --name with it")
+        if triggers is not None:
+            raise click.UsageError("--all deploys legato.yaml; give triggers there (triggers:)")
         deployed = client.deploy_project(project_file)
         if as_json:
             emit_json([deployment_to_dict(d, client.next_scheduled_times(d, 3)) for d in deployed])
@@ -197,11 +264,68 @@ def deploy_cmd(
         description=description,
         catchup=catchup,
         deadlines=deadlines,
+        triggers=triggers,
     )
     if as_json:
         emit_json(deployment_to_dict(deployment, client.next_scheduled_times(deployment, 3)))
         return
     _describe(client, deployment)
+
+
+def _pairs(pairs: tuple[str, ...], option: str) -> dict[str, str | list[str]]:
+    """LABEL=VALUE options as labels; a label given twice matches any of its values."""
+    found: dict[str, str | list[str]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r}: write LABEL=VALUE", param_hint=option)
+        have = found.get(key.strip())
+        if have is None:
+            found[key.strip()] = value
+        else:
+            found[key.strip()] = [*([have] if isinstance(have, str) else have), value]
+    return found
+
+
+def _cli_trigger(
+    trigger_on: tuple[str, ...],
+    match_pairs: tuple[str, ...],
+    related_pairs: tuple[str, ...],
+    for_each: tuple[str, ...],
+    threshold: int,
+    within: float,
+    params_json: str | None,
+) -> list[DeploymentEventTrigger] | None:
+    """The one trigger the options describe; None without --trigger-on."""
+    from legato.automations.deployment_triggers import DeploymentEventTrigger
+
+    if not trigger_on:
+        given = [
+            option
+            for option, value in (
+                ("--match", match_pairs),
+                ("--match-related", related_pairs),
+                ("--for-each", for_each),
+                ("--threshold", threshold != 1),
+                ("--within", within != 0),
+                ("--trigger-params", params_json is not None),
+            )
+            if value
+        ]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} describe a trigger: add --trigger-on EVENT")
+        return None
+    return [
+        DeploymentEventTrigger(
+            expect=list(trigger_on),
+            match=_pairs(match_pairs, "--match"),
+            match_related=_pairs(related_pairs, "--match-related"),
+            for_each=list(for_each),
+            threshold=threshold,
+            within=within,
+            parameters=parse_json_object(params_json, "--trigger-params"),
+        )
+    ]
 
 
 @click.command("deployments")
@@ -271,17 +395,64 @@ def show_deployment_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
     client = get_client(ctx)
     deployment = client.get_deployment(name)
     runs = client.list_runs(deployment=name, limit=10)
+    triggers = _triggers(client, name)
     if as_json:
         data = _with_problem(deployment, client.next_scheduled_times(deployment, 5))
+        data["triggers"] = triggers
         data["runs"] = [flow_run_to_dict(run) for run in runs]
         emit_json(data)
         return
     _describe(client, deployment)
+    for trigger in triggers:
+        click.echo(f"trigger:    {trigger['automation']}: {_trigger_text(trigger)}")
     if runs:
         from legato.cli.tables import runs_table
 
         click.echo("latest runs:")
         make_console().print(runs_table(runs))
+
+
+def _triggers(client: Client, name: str) -> list[dict[str, Any]]:
+    """The deployment's triggers as JSON: each automation's trigger, parameters,
+    switch and last firing."""
+    from legato.automations import service
+    from legato.automations.deployment_triggers import owned
+
+    found = []
+    for stored in owned(client.store, name):
+        data = service.summary(client.store, stored)
+        actions = data["actions"] or [{}]
+        found.append(
+            {
+                "automation": data["name"],
+                "enabled": data["enabled"],
+                "trigger": data["trigger"],
+                "parameters": actions[0].get("parameters", {}),
+                "last_fired": data["last_fired"],
+            }
+        )
+    return found
+
+
+def _trigger_text(trigger: dict[str, Any]) -> str:
+    import json
+    from datetime import timedelta
+
+    from pydantic import TypeAdapter
+
+    spec = trigger["trigger"] or {}
+    parts = [f"on {', '.join(spec.get('expect') or ['any event'])}"]
+    for key in ("match", "match_related"):
+        if spec.get(key):
+            parts.append(f"{key} {json.dumps(spec[key])}")
+    within = TypeAdapter(timedelta).validate_python(spec.get("within") or 0).total_seconds()
+    if spec.get("threshold", 1) != 1 or within:
+        parts.append(f"{spec.get('threshold', 1)} within {within:g} s")
+    if trigger["parameters"]:
+        parts.append(f"parameters {json.dumps(trigger['parameters'])}")
+    if not trigger["enabled"]:
+        parts.append("(paused)")
+    return "; ".join(parts)
 
 
 def _toggle(ctx: click.Context, name: str, as_json: bool, paused: bool) -> None:

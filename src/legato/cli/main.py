@@ -15,6 +15,7 @@ from typing import NoReturn
 import click
 
 from legato import __version__
+from legato.cli.alerts import alert_group
 from legato.cli.artifacts import artifacts_cmd
 from legato.cli.automations import automation_group
 from legato.cli.backfill import backfill_cmd
@@ -30,7 +31,7 @@ from legato.cli.events import event_group, events_cmd
 from legato.cli.execute import resume_cmd, run_cmd
 from legato.cli.limits import limit_group
 from legato.cli.notify import notify_group
-from legato.cli.runs import cancel_cmd, logs_cmd, runs_cmd, show_cmd
+from legato.cli.runs import cancel_cmd, logs_cmd, runs_cmd, show_cmd, suspend_cmd
 from legato.cli.server import server_cmd
 from legato.cli.variables import variable_group
 from legato.cli.watch import watch_cmd
@@ -99,6 +100,7 @@ for _command in (
     logs_cmd,
     resume_cmd,
     cancel_cmd,
+    suspend_cmd,
     worker_cmd,
     workers_cmd,
     deploy_cmd,
@@ -113,6 +115,7 @@ for _command in (
     watch_cmd,
     artifacts_cmd,
     automation_group,
+    alert_group,
     db_group,
     event_group,
     events_cmd,

@@ -269,3 +269,32 @@ def cancel_cmd(ctx: click.Context, run_id: str, as_json: bool) -> None:
     else:
         message = f"run {run.id} is {run.state.value}; there was nothing to cancel"
     click.echo(message)
+
+
+@click.command("suspend")
+@click.argument("run_id", metavar="RUN")
+@click.option("--json", "as_json", is_flag=True, help="Print the run after the request as JSON.")
+@debug_option
+@click.pass_context
+def suspend_cmd(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Pause a running run at its next task boundary, releasing its process.
+
+    The run is recorded as paused (completed tasks are kept) and continues with
+    `legato resume RUN`. A run that is not running is left as it is. RUN is a
+    run id or any unambiguous prefix.
+
+    \b
+    Examples:
+      legato suspend 3f2a9c1e
+    """
+    run, requested = get_client(ctx).suspend_run(run_id)
+    if as_json:
+        emit_json({**flow_run_to_dict(run), "suspend_requested": requested})
+        return
+    if requested:
+        click.echo(
+            f"suspension of run {run.id} requested; it pauses at its next task boundary "
+            f"(then continue it with: legato resume {short_id(run.id)})"
+        )
+    else:
+        click.echo(f"run {run.id} is {run.state.value}, not running; nothing to suspend")

@@ -427,6 +427,14 @@ class Client(DeploymentOps, EventClientOps, WebhookClientOps):
         self._cancel_tree(run)
         return self.get_run(run.id)
 
+    def suspend_run(self, id_or_prefix: str) -> tuple[FlowRun, bool]:
+        """Ask a running run to pause at its next task boundary (its process is then
+        released; `legato resume` continues it). A run in any other state is left as
+        it is. Returns the run and whether the request was made."""
+        run = self.resolve_run(id_or_prefix)
+        state = self.store.request_pause(run.id)
+        return self.get_run(run.id), state is StateType.RUNNING
+
     def _cancel_tree(self, run: FlowRun) -> None:
         # Subflow runs go too: a parent paused by its child would otherwise leave
         # the child paused forever, and a running child must stop with its parent.

@@ -42,6 +42,7 @@ from legato.errors import (
 from legato.records import CollisionStrategy, Deployment, FlowRun, Schedule, utcnow
 
 if TYPE_CHECKING:
+    from legato.automations.deployment_triggers import DeploymentEventTrigger
     from legato.flows import Flow
     from legato.store.base import Store
 
@@ -103,6 +104,7 @@ class _FlowFacts:
     timeout_seconds: float | None = None
     retries: int = 0
     deadlines: tuple[Deadline, ...] = ()
+    triggers: tuple[DeploymentEventTrigger, ...] = ()
 
 
 class DeploymentOps:
@@ -130,6 +132,7 @@ class DeploymentOps:
         parameter_schema: dict[str, Any] | None = None,
         flow_name: str | None = None,
         deadlines: Sequence[Deadline] | None = None,
+        triggers: Sequence[DeploymentEventTrigger | dict[str, Any]] | None = None,
     ) -> Deployment:
         """Create or update the deployment ``name`` of the flow at ``target``.
 
@@ -141,10 +144,16 @@ class DeploymentOps:
         at every trigger; without it the worker checks them when a run starts.
         ``flow_name`` defaults to the entrypoint's function name. ``deadlines``
         (`legato.Deadline`) are given to each run the deployment queues; None: the
-        flow's own (``@flow(deadlines=...)``) when its code is loaded.
+        flow's own (``@flow(deadlines=...)``) when its code is loaded. ``triggers``
+        (`legato.DeploymentEventTrigger`, or dicts of its fields) replace the
+        deployment's event triggers, each stored as the automation
+        ``deployment:<name>:<i>``; None: the flow's own (``@flow(triggers=...)``).
         """
+        from legato.automations.deployment_triggers import check_triggers, replace_triggers
+
         parameters = dict(parameters or {})
         checked_deadlines = check_deadlines(deadlines, f"deployment '{name}'")
+        checked_triggers = check_triggers(triggers, f"deployment '{name}'")
         # Numbers and schedules first: nothing is imported or stored when one is bad.
         check_deployment_values(
             name,
@@ -166,6 +175,7 @@ class DeploymentOps:
                 flow.timeout_seconds,
                 flow.retries,
                 flow.deadlines,
+                flow.triggers,
             )
         else:
             entrypoint, facts = self._check_deployment_without_code(
@@ -202,7 +212,10 @@ class DeploymentOps:
             parameter_schema=facts.parameter_schema,
             deadlines=checked_deadlines if deadlines is not None else facts.deadlines,
         )
-        return self.store.save_deployment(deployment, now=now)
+        saved = self.store.save_deployment(deployment, now=now)
+        own = checked_triggers if triggers is not None else facts.triggers
+        replace_triggers(self.store, saved.name, own)
+        return saved
 
     def check_deployment(
         self,
@@ -296,9 +309,13 @@ class DeploymentOps:
         return self.get_deployment(name)
 
     def delete_deployment(self, name: str) -> None:
-        """Remove the deployment; its runs stay, with their deployment's name."""
+        """Remove the deployment and its triggers (their automations); its runs stay,
+        with their deployment's name."""
+        from legato.automations.deployment_triggers import delete_triggers
+
         if not self.store.delete_deployment(name):
             raise DeploymentNotFoundError(name)
+        delete_triggers(self.store, name)
 
     def trigger(
         self,

@@ -10,11 +10,23 @@ deployments:
     work_queue: default
     concurrency_limit: 1
     deadlines: ["1h", "20m:started:cancel"]   # SPAN[:scheduled|started][:alert|cancel]
+  - name: report-after-etl              # run when a run of flow `etl` completes
+    entrypoint: flows/report.py:report
+    triggers:                           # absent: the flow's own @flow(triggers=...)
+      - expect: [legato.flow-run.Completed]
+        match_related: {flow: etl}      # or deployment: NAME, tag: TAG, or full labels
+        parameters: {upstream_run_id: "{{ flow_run_id }}"}
   - name: reports
     entrypoint: flows/reports.py:weekly
     schedules:                          # several schedules, each with its own zone
       - {cron: "0 8 * * MON", timezone: America/New_York}
       - {interval: 86400}
+alerts:                                 # optional; see `legato alert apply`
+  - name: etl-failures
+    on: [flow-run.failed, flow-run.crashed]
+    match: {flow: etl}
+    channels: [ops-slack]
+    group_window: 5m
 ```
 
 The file is checked as a whole before anything is stored: a mistake anywhere
@@ -30,6 +42,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from legato.alerts.rules import parse_alerts
+from legato.alerts.service import apply as apply_alerts
+from legato.automations.deployment_triggers import DeploymentEventTrigger, check_triggers
 from legato.client.checks import check_deployment_values
 from legato.deadlines import Deadline, parse_deadline
 from legato.errors import ConfigurationError, LegatoError
@@ -77,12 +92,19 @@ class DeploymentSpec(BaseModel):
     catchup: bool = False
     # legato.Deadline as text, like `legato deploy --deadline`; absent: the flow's own.
     deadlines: list[str] | None = None
+    # legato.DeploymentEventTrigger fields (match, match_related, expect, after, for_each,
+    # posture, threshold, within, parameters, name, description, enabled); absent: the
+    # flow's own.
+    triggers: list[dict[str, Any]] | None = None
 
 
 class ProjectSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     deployments: list[DeploymentSpec]
+    # alert rules, as `legato alert apply` takes them (legato.alerts.rules.Alert); keys
+    # are Any: YAML 1.1 reads a bare `on:` key as true
+    alerts: list[dict[Any, Any]] = Field(default_factory=list)
 
 
 def _many(value: Any) -> list[Any]:
@@ -145,7 +167,19 @@ def deploy_project(client: Client, path: Path) -> list[Deployment]:
     if duplicates:
         raise ConfigurationError(f"{path}: deployment name(s) used twice: {', '.join(duplicates)}")
     folder = path.resolve().parent
-    prepared: list[tuple[DeploymentSpec, str, Sequence[Schedule], list[Deadline] | None]] = []
+    try:
+        alerts = parse_alerts(project.alerts, where="alerts")
+    except LegatoError as exc:
+        raise ConfigurationError(f"{path}: {exc}") from None
+    prepared: list[
+        tuple[
+            DeploymentSpec,
+            str,
+            Sequence[Schedule],
+            list[Deadline] | None,
+            tuple[DeploymentEventTrigger, ...] | None,
+        ]
+    ] = []
     for index, spec in enumerate(project.deployments):
         try:
             entrypoint = _entrypoint(spec, folder)
@@ -165,9 +199,11 @@ def deploy_project(client: Client, path: Path) -> list[Deployment]:
             deadlines = (
                 None if spec.deadlines is None else [parse_deadline(d) for d in spec.deadlines]
             )
+            triggers = None if spec.triggers is None else check_triggers(spec.triggers, "triggers")
         except LegatoError as exc:
             raise ConfigurationError(f"{path}: deployments.{index} ({spec.name}): {exc}") from None
-        prepared.append((spec, entrypoint, schedules, deadlines))
+        prepared.append((spec, entrypoint, schedules, deadlines, triggers))
+    apply_alerts(client.store, alerts)
     return [
         client.deploy(
             entrypoint,
@@ -182,6 +218,7 @@ def deploy_project(client: Client, path: Path) -> list[Deployment]:
             description=spec.description,
             catchup=spec.catchup,
             deadlines=deadlines,
+            triggers=triggers,
         )
-        for spec, entrypoint, schedules, deadlines in prepared
+        for spec, entrypoint, schedules, deadlines, triggers in prepared
     ]

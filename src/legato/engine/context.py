@@ -75,6 +75,7 @@ class FlowRunContext:
         "observer",
         "outstanding",
         "owner_token",
+        "pause_requested",
         "recorded",
         "result_sources",
         "run",
@@ -116,6 +117,9 @@ class FlowRunContext:
         self.runner: ThreadPoolTaskRunner | None = None
         self.transactions: list[Transaction] = []
         self.cancel_requested = False
+        # Set by the monitor when `legato suspend` asked the run to pause: the flow
+        # body pauses at its next task call (suspend_if_requested).
+        self.pause_requested = False
         # Keys chosen by the user (call_key=, pause key=): each may be used once.
         self.explicit_keys: set[tuple[str, str]] = set()
         self.stopped = False  # set when the run ended; late task threads must stop
@@ -156,6 +160,21 @@ class FlowRunContext:
             raise CancelledRun(self.run.id)
         if self.stopped:
             raise RunStopped(self.run.id, lost=False)
+
+    def suspend_if_requested(self) -> None:
+        """At a task call in the flow body: pause the run when a suspension was
+        requested (`legato suspend`); it resumes with `legato resume`, replaying the
+        tasks that completed."""
+        if not self.pause_requested:
+            return
+        import os
+
+        from legato.errors import PauseSignal
+        from legato.records import PauseInfo
+
+        self.pause_requested = False
+        key = f"suspended-{os.urandom(6).hex()}"
+        raise PauseSignal(key, PauseInfo(key=key))
 
     def take_logs(self) -> list[LogRecord]:
         if not self.log_buffer:

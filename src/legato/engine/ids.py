@@ -34,6 +34,11 @@ def new_task_run_id() -> str:
     return f"{time.time_ns():016x}{_process_tag}{next(_counter) & 0xFFFFFFFF:08x}"
 
 
+# The same ids wherever creation order matters (automation firings run their
+# actions in id order: the order their events arrived).
+new_sortable_id = new_task_run_id
+
+
 def error_info(exc: BaseException) -> ErrorInfo:
     return ErrorInfo(
         type=type(exc).__name__,

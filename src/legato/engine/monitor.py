@@ -1,7 +1,7 @@
 """The run monitor: one background thread per process for all runs executing in it.
 
 About once a second (``LEGATO_HEARTBEAT_SECONDS``) it, for every active run:
-- renews the heartbeat and learns of cancellation requests;
+- renews the heartbeat and learns of cancellation and suspension requests;
 - commits buffered log lines;
 - records task runs that have been running for a while as RUNNING, so other
   processes see long tasks in flight (short tasks get a single write at the end).
@@ -80,6 +80,8 @@ class RunMonitor:
         if reply.cancel_requested and not ctx.cancel_requested:
             ctx.cancel_requested = True
             wake_waiters(store)
+        if reply.pause_requested:
+            ctx.pause_requested = True  # the flow body pauses at its next task call
         logs = ctx.take_logs()
         if logs:
             try:

@@ -33,6 +33,7 @@ def queue_deployment_run(
     idempotency_key: str | None = None,
     flow_version: str | None = None,
     concurrency: tuple[str, int] | None = None,
+    message: str | None = None,
 ) -> tuple[FlowRun, bool]:
     """Store a scheduled run of ``deployment``; (the run, whether it is new).
 
@@ -40,14 +41,16 @@ def queue_deployment_run(
     however many processes try. The run counts against the deployment's
     concurrency limit, or against ``concurrency`` (key, limit) when given (a
     backfill's own). A deployment at its limit with the ``cancel_new``
-    strategy gets the run stored cancelled, saying why.
+    strategy gets the run stored cancelled, saying why. ``message``: the
+    scheduled state's message (why the run was queued, e.g. the event that
+    triggered it).
     """
     run_id = new_id()
     json_params, blob = encode_parameters(parameters)
     now = utcnow()
     if concurrency is None and deployment.concurrency_limit is not None:
         concurrency = (f"deployment:{deployment.name}", deployment.concurrency_limit)
-    state, message, end_time = StateType.SCHEDULED, None, None
+    state, end_time = StateType.SCHEDULED, None
     if (
         concurrency is not None
         and deployment.collision_strategy is CollisionStrategy.CANCEL_NEW

@@ -90,6 +90,8 @@ class TaskCall:
         wait_for: Sequence[Any] | None,
     ) -> None:
         parent = TASK_CONTEXT.get()
+        if parent is None and flow_ctx.pause_requested:
+            flow_ctx.suspend_if_requested()  # a task call in the flow body: pause here
         if parent is not None and parent.flow_ctx is not flow_ctx:
             parent = None
         scope = current_scope(flow_ctx)

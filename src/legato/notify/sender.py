@@ -168,6 +168,8 @@ class Sender:
             self._send_apprise(channel, subject, body)
             return
         headers = {"Content-Type": "application/json", "User-Agent": "legato-notify"}
+        method = "POST"
+        data: Any
         secrets: list[str] = []
         if channel.type == "pagerduty":
             key = ch.resolve_secret(name, config, "routing_key") or ""
@@ -203,6 +205,9 @@ class Sender:
                     "payload": dict(payload),
                     "timestamp": timestamp,
                 }
+                request = payload.get("request")  # a call-webhook action's own request
+                if isinstance(request, Mapping):
+                    data, method = request.get("json"), str(request.get("method") or "POST")
                 headers[ch.TIMESTAMP_HEADER] = timestamp
                 headers["Idempotency-Key"] = delivery.idempotency_key
             else:
@@ -216,7 +221,7 @@ class Sender:
             if secret is not None:
                 secrets.append(secret)
                 headers[ch.SIGNATURE_HEADER] = ch.signature(secret, content)
-        self._post(url, content, headers, secrets)
+        self._post(url, content, headers, secrets, method)
 
     def _client(self) -> httpx.Client:
         if self._http is None:
@@ -229,11 +234,18 @@ class Sender:
             self._http = httpx.Client(timeout=self.timeout, follow_redirects=False)
         return self._http
 
-    def _post(self, url: str, content: bytes, headers: dict[str, str], secrets: list[str]) -> None:
+    def _post(
+        self,
+        url: str,
+        content: bytes,
+        headers: dict[str, str],
+        secrets: list[str],
+        method: str = "POST",
+    ) -> None:
         import httpx
 
         try:
-            response = self._client().post(url, content=content, headers=headers)
+            response = self._client().request(method, url, content=content, headers=headers)
         except httpx.HTTPError as exc:
             raise NotificationSendError(
                 _redact(f"request failed: {type(exc).__name__}: {exc}", secrets)

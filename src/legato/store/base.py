@@ -31,9 +31,12 @@ from legato.records import (
     utcnow,
 )
 from legato.states import StateType
+from legato.store.base_alerts import AlertOps
 from legato.store.base_automations import AutomationOps
 from legato.store.base_events import EventOps
+from legato.store.base_metrics import MetricOps
 from legato.store.base_notifications import NotificationOps
+from legato.store.base_suspend import SuspendOps
 from legato.store.base_sweeps import SweepOps
 from legato.store.base_webhooks import WebhookOps
 
@@ -125,7 +128,17 @@ def duration_stats(found: Iterable[Sequence[Any]]) -> list[FlowDurationStats]:
     ]
 
 
-class Store(EventOps, WebhookOps, NotificationOps, AutomationOps, SweepOps, ABC):
+class Store(
+    EventOps,
+    WebhookOps,
+    NotificationOps,
+    AutomationOps,
+    SweepOps,
+    MetricOps,
+    AlertOps,
+    SuspendOps,
+    ABC,
+):
     """Abstract state store. Subclasses: `legato.store.sqlite.SQLiteStore`."""
 
     #: short backend name, e.g. "sqlite"

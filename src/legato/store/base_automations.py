@@ -117,6 +117,11 @@ class AutomationOps(ABC):
         """Every automation, by name."""
 
     @abstractmethod
+    def automations_version(self) -> str:
+        """A token that changes whenever an automation is created, changed, paused,
+        resumed or deleted: the evaluator re-reads them (`list_automations`) only then."""
+
+    @abstractmethod
     def set_automation_enabled(self, name: str, enabled: bool, *, now: datetime) -> bool:
         """Enable or disable; True when it exists."""
 

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 RUNS_QUEUED = "legato_runs_queued"
 #: notified when slots of global limits are given back
 LIMIT_SLOTS_FREED = "legato_limit_slots_freed"
+#: notified (no payload) by `Store.emit_events` when it stored a new event, in its
+#: transaction: the leader evaluates automations at once instead of at its next tick
+EVENTS_STORED = "legato_events_stored"
 
 DEFAULT_POLL_SECONDS = 0.1
 # PostgreSQL's identifier limit is 63 bytes and NOTIFY payloads must stay

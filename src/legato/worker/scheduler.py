@@ -111,6 +111,12 @@ class Scheduler:
         self._evaluate_automations()
         return created
 
+    def evaluate_now(self) -> None:
+        """New events were stored (`EVENTS_STORED`): as leader, evaluate automations now
+        rather than at the next tick, so an event's triggered run starts promptly."""
+        if self.leading:
+            self._evaluate_automations()
+
     def _evaluate_automations(self) -> None:
         """The leader evaluates automations too (one evaluator per store; see
         `legato.automations.evaluator`): a few batches a tick, then due actions."""

@@ -45,7 +45,7 @@ from legato.errors import ConfigurationError, RunOwnershipLost, StoreError
 from legato.records import ErrorInfo, FlowRun, LogRecord, WorkerInfo, utcnow
 from legato.settings import env_float
 from legato.states import StateType
-from legato.store.notifications import RUNS_QUEUED
+from legato.store.notifications import EVENTS_STORED, RUNS_QUEUED
 
 if TYPE_CHECKING:
     from legato.client import Client
@@ -139,7 +139,9 @@ class Worker:
         while not self._stop.is_set():
             try:
                 self._report()
-                with store.listen([RUNS_QUEUED]) as listener:
+                # The leader also wakes on new events, to evaluate automations at once.
+                channels = [RUNS_QUEUED] if self._leader is None else [RUNS_QUEUED, EVENTS_STORED]
+                with store.listen(channels) as listener:
                     if self._loop(listener, max_runs):
                         break
             except StoreError as exc:
@@ -170,8 +172,11 @@ class Worker:
                 next_claim = now + self.poll_seconds
             timeout, due_in = self._wait_seconds(next_claim)
             notified = listener.wait(timeout)
+            if self._leader is not None and any(n.channel == EVENTS_STORED for n in notified):
+                self._leader.scheduler.evaluate_now()
+            queued = any(n.channel == RUNS_QUEUED for n in notified)
             if len(self.children) < self.concurrency and (
-                notified or (due_in is not None and due_in <= timeout)
+                queued or (due_in is not None and due_in <= timeout)
             ):
                 next_claim = 0.0  # something was queued, or falls due now: look now
         return False

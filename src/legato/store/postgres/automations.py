@@ -47,6 +47,9 @@ class PostgresAutomations:
     def list_automations(self) -> list[StoredAutomation]:
         return [automation_from_row(r) for r in self._db.fetchall(QUERIES["list_automations"], ())]
 
+    def automations_version(self) -> str:
+        return str(self._db.fetchall(QUERIES["automations_version"], ())[0][0])
+
     def set_automation_enabled(self, name: str, enabled: bool, *, now: datetime) -> bool:
         changed = self._db.execute(QUERIES["set_automation_enabled"], (enabled, epoch(now), name))
         return changed > 0 or (self._db.retried and self.get_automation(name) is not None)

@@ -15,6 +15,7 @@ from typing import Any
 from legato._event_records import Event, EventBatch
 from legato.errors import StoreError
 from legato.store.base_events import event_from_row, event_name_prefix, like_prefix
+from legato.store.notifications import EVENTS_STORED
 from legato.store.postgres.connection import Connection, Database
 from legato.store.postgres.rows import to_jsonb
 from legato.store.postgres.sql import QUERIES
@@ -63,6 +64,8 @@ class PostgresEvents:
                 for one in params:
                     row = cursor.execute(query, one).fetchone()
                     seqs.append(None if row is None else int(row[0]))
+                if any(seq is not None for seq in seqs):  # delivered when it commits
+                    cursor.execute(QUERIES["notify"], (EVENTS_STORED, ""))
             return seqs
 
         return self._db.run(insert)

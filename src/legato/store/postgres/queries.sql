@@ -236,15 +236,15 @@ WHERE id = %s AND state = ANY(%s::text[])
 RETURNING {flow_run_columns}
 
 -- heartbeat_flow_run --
--- now, id, owner_token, id: (still owner, cancel requested, state), no row when
--- there is no such run
+-- now, id, owner_token, id: (still owner, cancel requested, state, pause requested),
+-- no row when there is no such run
 WITH beat AS (
     UPDATE flow_runs SET heartbeat_at = %s WHERE id = %s AND owner_token = %s
-    RETURNING cancel_requested, state
+    RETURNING cancel_requested, state, pause_requested
 )
-SELECT true, cancel_requested, state FROM beat
+SELECT true, cancel_requested, state, pause_requested FROM beat
 UNION ALL
-SELECT false, cancel_requested, state FROM flow_runs
+SELECT false, cancel_requested, state, pause_requested FROM flow_runs
 WHERE id = %s AND NOT EXISTS (SELECT FROM beat)
 
 -- finish_flow_run --
@@ -1055,6 +1055,10 @@ SELECT id, name, enabled, spec, created, updated FROM automations WHERE name = %
 -- list_automations --
 SELECT id, name, enabled, spec, created, updated FROM automations ORDER BY name
 
+-- automations_version --
+-- changes with every create, update, pause, resume (each sets `updated`) and delete
+SELECT count(*)::text || ':' || coalesce(max(updated), 0)::text FROM automations
+
 -- set_automation_enabled --
 -- enabled, updated, name
 UPDATE automations SET enabled = %s, updated = %s WHERE name = %s
@@ -1214,3 +1218,69 @@ FROM flow_runs AS fr
 WHERE d.run_id = %s AND d.idx = %s AND d.fired_at IS NULL AND d.due_at IS NOT NULL
   AND fr.id = d.run_id AND fr.state NOT IN ('completed', 'failed', 'crashed', 'cancelled')
 RETURNING d.action
+
+-- list_finished_runs --
+-- index start (received), since, limit: runs in a final state that ended at or after
+-- `since`, found through their final-state events (events (event, seq)), latest first
+SELECT {flow_run_columns} FROM flow_runs
+WHERE id IN (
+    SELECT substr(resource_id, 17) FROM events
+    WHERE event IN ('legato.flow-run.Completed', 'legato.flow-run.Failed',
+                    'legato.flow-run.Crashed', 'legato.flow-run.Cancelled')
+      AND seq >= coalesce(
+          (SELECT seq FROM events WHERE received >= %s ORDER BY received LIMIT 1),
+          9223372036854775807))
+  AND state IN ('completed', 'failed', 'crashed', 'cancelled') AND end_time >= %s
+ORDER BY end_time DESC LIMIT %s
+
+-- list_started_runs --
+-- index start (received), since, limit: scheduled runs that started at or after `since`,
+-- found through their Running events (events (event, seq)), latest first
+SELECT {flow_run_columns} FROM flow_runs
+WHERE id IN (
+    SELECT substr(resource_id, 17) FROM events
+    WHERE event = 'legato.flow-run.Running'
+      AND seq >= coalesce(
+          (SELECT seq FROM events WHERE received >= %s ORDER BY received LIMIT 1),
+          9223372036854775807))
+  AND scheduled_time IS NOT NULL AND start_time >= %s
+ORDER BY start_time DESC LIMIT %s
+
+-- put_alert_state --
+-- alert, key, data, expires_at, updated
+INSERT INTO alert_states (alert, key, data, expires_at, updated) VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (alert, key) DO UPDATE
+    SET data = excluded.data, expires_at = excluded.expires_at, updated = excluded.updated
+
+-- get_alert_state --
+-- alert, key
+SELECT alert, key, data, expires_at, updated FROM alert_states WHERE alert = %s AND key = %s
+
+-- list_alert_states --
+-- alert
+SELECT alert, key, data, expires_at, updated FROM alert_states WHERE alert = %s ORDER BY key
+
+-- due_alert_states --
+-- now, limit (index alert_states_due)
+SELECT alert, key, data, expires_at, updated FROM alert_states
+WHERE expires_at IS NOT NULL AND expires_at <= %s
+ORDER BY expires_at, alert, key LIMIT %s
+
+-- delete_alert_state --
+-- alert, key
+DELETE FROM alert_states WHERE alert = %s AND key = %s
+
+-- delete_alert_states --
+-- alert
+DELETE FROM alert_states WHERE alert = %s
+
+-- request_pause --
+-- id, id: flags a running run to pause at its next task boundary (legato suspend);
+-- the run's state, no row when there is no such run
+WITH flagged AS (
+    UPDATE flow_runs SET pause_requested = true WHERE id = %s AND state = 'running'
+    RETURNING state
+)
+SELECT state FROM flagged
+UNION ALL
+SELECT state FROM flow_runs WHERE id = %s AND NOT EXISTS (SELECT FROM flagged)

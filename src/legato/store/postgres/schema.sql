@@ -367,6 +367,7 @@ BEGIN
             'attempt', NEW.attempts, 'error_type', NEW.error ->> 'type',
             'error_message', NEW.error ->> 'message')
     );
+    PERFORM pg_notify('legato_events_stored', '');
     RETURN NULL;
 END $$;
 
@@ -410,6 +411,7 @@ BEGIN
             'to', NEW.state, 'attempt', NEW.attempts,
             'error_type', NEW.error ->> 'type', 'error_message', NEW.error ->> 'message')
     );
+    PERFORM pg_notify('legato_events_stored', '');
     RETURN NULL;
 END $$;
 
@@ -570,3 +572,109 @@ CREATE INDEX flow_runs_scheduled_due ON flow_runs (scheduled_time) WHERE state =
 -- A deployment's deadlines (JSON list of {within, reference, action}), given to each
 -- run it queues.
 ALTER TABLE deployments ADD COLUMN deadlines text;
+
+-- Alert rules' states (`legato.alerts`): per alert and key (a group key, or
+-- '#rate:<channel>'), a JSON state; expires_at: when the leader looks at it again.
+CREATE TABLE alert_states (
+    alert text COLLATE "C" NOT NULL,
+    key text COLLATE "C" NOT NULL,
+    data jsonb NOT NULL,
+    expires_at timestamptz,
+    updated timestamptz NOT NULL,
+    PRIMARY KEY (alert, key)
+);
+
+CREATE INDEX alert_states_due ON alert_states (expires_at) WHERE expires_at IS NOT NULL;
+
+-- Suspending a running flow run from outside (`legato suspend`, the suspend-flow-run
+-- action): like cancel_requested, the flag reaches the run's process with its
+-- heartbeat, and the run pauses itself at its next task boundary. A request lives only
+-- while the run is running: any state change away from running clears it.
+ALTER TABLE flow_runs ADD COLUMN pause_requested boolean NOT NULL DEFAULT false;
+
+CREATE FUNCTION legato_flow_run_pause_request_ends() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.pause_requested := false;
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER flow_run_pause_request_ends BEFORE UPDATE OF state ON flow_runs
+FOR EACH ROW WHEN (NEW.pause_requested AND NEW.state <> 'running')
+EXECUTE FUNCTION legato_flow_run_pause_request_ends();
+
+-- Events of deployments and workers, written by triggers in the same transaction as
+-- the change (as flow runs' are): created, updated, paused, resumed and deleted
+-- deployments; started and stopped workers. (A worker that stops without saying so
+-- is reported `legato.worker.offline` by the leader's sweep.)
+CREATE FUNCTION legato_deployment_event() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    row_now deployments := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    name_of text;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        name_of := 'created';
+    ELSIF TG_OP = 'DELETE' THEN
+        name_of := 'deleted';
+    ELSIF NEW.paused IS DISTINCT FROM OLD.paused THEN
+        name_of := CASE WHEN NEW.paused THEN 'paused' ELSE 'resumed' END;
+    ELSIF (NEW.flow_name, NEW.entrypoint, NEW.work_queue, NEW.priority, NEW.concurrency_limit,
+           NEW.collision_strategy, NEW.catchup, NEW.description, NEW.timeout_seconds,
+           NEW.retries, NEW.tags, NEW.schedules, NEW.parameters::text)
+          IS DISTINCT FROM
+          (OLD.flow_name, OLD.entrypoint, OLD.work_queue, OLD.priority, OLD.concurrency_limit,
+           OLD.collision_strategy, OLD.catchup, OLD.description, OLD.timeout_seconds,
+           OLD.retries, OLD.tags, OLD.schedules, OLD.parameters::text) THEN
+        name_of := 'updated';
+    ELSE
+        RETURN NULL;  -- only its schedule's horizon moved
+    END IF;
+    INSERT INTO events (id, event, occurred, received, resource_id, resource, related, payload)
+    VALUES (
+        replace(gen_random_uuid()::text, '-', ''),
+        'legato.deployment.' || name_of,
+        clock_timestamp(), clock_timestamp(),
+        'legato.deployment.' || row_now.name,
+        jsonb_build_object('legato.resource.id', 'legato.deployment.' || row_now.name,
+                           'legato.resource.name', row_now.name),
+        jsonb_build_array(
+            jsonb_build_object('legato.resource.id', 'legato.flow.' || row_now.flow_name,
+                               'legato.resource.role', 'flow',
+                               'legato.resource.name', row_now.flow_name),
+            jsonb_build_object('legato.resource.id', 'legato.work-queue.' || row_now.work_queue,
+                               'legato.resource.role', 'work-queue',
+                               'legato.resource.name', row_now.work_queue)),
+        jsonb_build_object('entrypoint', row_now.entrypoint, 'paused', row_now.paused)
+    );
+    PERFORM pg_notify('legato_events_stored', '');
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER deployment_event AFTER INSERT OR UPDATE OR DELETE ON deployments
+FOR EACH ROW EXECUTE FUNCTION legato_deployment_event();
+
+CREATE FUNCTION legato_worker_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND NOT (NEW.stopped_at IS NOT NULL AND OLD.stopped_at IS NULL) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO events (id, event, occurred, received, resource_id, resource, related, payload)
+    VALUES (
+        replace(gen_random_uuid()::text, '-', ''),
+        CASE WHEN TG_OP = 'INSERT' THEN 'legato.worker.started' ELSE 'legato.worker.stopped' END,
+        clock_timestamp(), clock_timestamp(),
+        'legato.worker.' || NEW.id,
+        jsonb_build_object('legato.resource.id', 'legato.worker.' || NEW.id,
+                           'legato.resource.name', NEW.name),
+        (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                    'legato.resource.id', 'legato.work-queue.' || q,
+                    'legato.resource.role', 'work-queue', 'legato.resource.name', q)), '[]'::jsonb)
+         FROM jsonb_array_elements_text(NEW.queues) AS q),
+        jsonb_build_object('host', NEW.host, 'pid', NEW.pid, 'concurrency', NEW.concurrency)
+    );
+    PERFORM pg_notify('legato_events_stored', '');
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER worker_event AFTER INSERT OR UPDATE OF stopped_at ON workers
+FOR EACH ROW EXECUTE FUNCTION legato_worker_event();

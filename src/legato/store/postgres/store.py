@@ -23,6 +23,7 @@ from legato.settings import env_float
 from legato.states import StateType
 from legato.store.base import Store, as_utc
 from legato.store.postgres import rows
+from legato.store.postgres.alerts import PostgresAlerts
 from legato.store.postgres.artifacts import PostgresArtifacts
 from legato.store.postgres.automations import PostgresAutomations
 from legato.store.postgres.connection import (
@@ -35,11 +36,13 @@ from legato.store.postgres.coordination import PostgresCoordination
 from legato.store.postgres.deployments import PostgresDeployments
 from legato.store.postgres.events import PostgresEvents
 from legato.store.postgres.limits import PostgresLimits
+from legato.store.postgres.metrics import PostgresMetrics
 from legato.store.postgres.migrate import ensure_schema
 from legato.store.postgres.notifications import PostgresNotifications
 from legato.store.postgres.retention import PostgresRetention
 from legato.store.postgres.sql import QUERIES
 from legato.store.postgres.stats import PostgresRunStats
+from legato.store.postgres.suspend import PostgresSuspend
 from legato.store.postgres.sweeps import PostgresSweeps
 from legato.store.postgres.transaction_records import PostgresTransactionRecords
 from legato.store.postgres.variables import PostgresVariables
@@ -102,7 +105,10 @@ class PostgresStore(
     PostgresAutomations,
     PostgresNotifications,
     PostgresWebhooks,
+    PostgresAlerts,
+    PostgresSuspend,
     PostgresSweeps,
+    PostgresMetrics,
     PostgresTransactionRecords,
     PostgresRunStats,
     Store,
@@ -305,7 +311,9 @@ class PostgresStore(
             return HeartbeatReply(still_owner=False, cancel_requested=False)
         # A run cancelled outright (not just flagged) must stop as well.
         stop = bool(row[1]) or row[2] == StateType.CANCELLED.value
-        return HeartbeatReply(still_owner=bool(row[0]), cancel_requested=stop)
+        return HeartbeatReply(
+            still_owner=bool(row[0]), cancel_requested=stop, pause_requested=bool(row[3])
+        )
 
     def finish_flow_run(
         self,

@@ -46,6 +46,9 @@ class SQLiteAutomations:
     def list_automations(self) -> list[StoredAutomation]:
         return [automation_from_row(r) for r in self._db.fetchall(QUERIES["list_automations"], ())]
 
+    def automations_version(self) -> str:
+        return str(self._db.fetchall(QUERIES["automations_version"], ())[0][0])
+
     def set_automation_enabled(self, name: str, enabled: bool, *, now: datetime) -> bool:
         params = (int(enabled), epoch(now), name)
         return self._db.write_one(QUERIES["set_automation_enabled"], params) > 0

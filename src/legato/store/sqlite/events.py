@@ -17,6 +17,7 @@ from typing import Any
 from legato._event_records import Event, EventBatch
 from legato.errors import StoreError
 from legato.store.base_events import event_from_row, event_name_prefix, like_prefix
+from legato.store.notifications import EVENTS_STORED
 from legato.store.sqlite import rows
 from legato.store.sqlite.connection import Database
 from legato.store.sqlite.sql import QUERIES
@@ -72,6 +73,8 @@ class SQLiteEvents:
             for one in params:
                 row = conn.execute(query, one).fetchone()
                 seqs.append(None if row is None else int(row[0]))
+            if any(seq is not None for seq in seqs):
+                conn.execute(QUERIES["notify"], (EVENTS_STORED, ""))
             return seqs
 
         return self._db.write(write)

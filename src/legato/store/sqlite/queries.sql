@@ -164,11 +164,11 @@ WHERE id = ? AND state IN (SELECT value FROM json_each(?))
 -- heartbeat_flow_run --
 -- now, id, owner_token
 UPDATE flow_runs SET heartbeat_at = ? WHERE id = ? AND owner_token = ?
-RETURNING cancel_requested, state
+RETURNING cancel_requested, state, pause_requested
 
 -- get_cancel_state --
 -- id
-SELECT cancel_requested, state FROM flow_runs WHERE id = ?
+SELECT cancel_requested, state, pause_requested FROM flow_runs WHERE id = ?
 
 -- finish_flow_run --
 -- state, end_time, message, error, result serializer, result, id, owner_token
@@ -812,6 +812,10 @@ SELECT id, name, enabled, spec, created, updated FROM automations WHERE name = ?
 -- list_automations --
 SELECT id, name, enabled, spec, created, updated FROM automations ORDER BY name
 
+-- automations_version --
+-- changes with every create, update, pause, resume (each sets `updated`) and delete
+SELECT count(*) || ':' || coalesce(max(updated), 0) FROM automations
+
 -- set_automation_enabled --
 -- enabled, updated, name
 UPDATE automations SET enabled = ?, updated = ? WHERE name = ?
@@ -969,3 +973,91 @@ WHERE run_id = ? AND idx = ? AND fired_at IS NULL AND due_at IS NOT NULL
   AND EXISTS (SELECT 1 FROM flow_runs AS fr WHERE fr.id = flow_run_deadlines.run_id
               AND fr.state NOT IN ('completed', 'failed', 'crashed', 'cancelled'))
 RETURNING action
+
+-- list_finished_runs --
+-- index start (received), since, limit: runs in a final state that ended at or after
+-- `since`, found through their final-state events (events (event, seq)), latest first
+SELECT {flow_run_columns} FROM flow_runs
+WHERE id IN (
+    SELECT substr(resource_id, 17) FROM events
+    WHERE event IN ('legato.flow-run.Completed', 'legato.flow-run.Failed',
+                    'legato.flow-run.Crashed', 'legato.flow-run.Cancelled')
+      AND seq >= coalesce(
+          (SELECT seq FROM events WHERE received >= ? ORDER BY received LIMIT 1),
+          9223372036854775807))
+  -- (+state: look runs up by id, never walk the state index over every final run)
+  AND +state IN ('completed', 'failed', 'crashed', 'cancelled') AND end_time >= ?
+ORDER BY end_time DESC LIMIT ?
+
+-- list_started_runs --
+-- index start (received), since, limit: scheduled runs that started at or after `since`,
+-- found through their Running events (events (event, seq)), latest first
+SELECT {flow_run_columns} FROM flow_runs
+WHERE id IN (
+    SELECT substr(resource_id, 17) FROM events
+    WHERE event = 'legato.flow-run.Running'
+      AND seq >= coalesce(
+          (SELECT seq FROM events WHERE received >= ? ORDER BY received LIMIT 1),
+          9223372036854775807))
+  AND scheduled_time IS NOT NULL AND start_time >= ?
+ORDER BY start_time DESC LIMIT ?
+
+-- put_alert_state --
+-- alert, key, data, expires_at, updated
+INSERT INTO alert_states (alert, key, data, expires_at, updated) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (alert, key) DO UPDATE
+    SET data = excluded.data, expires_at = excluded.expires_at, updated = excluded.updated
+
+-- get_alert_state --
+-- alert, key
+SELECT alert, key, data, expires_at, updated FROM alert_states WHERE alert = ? AND key = ?
+
+-- list_alert_states --
+-- alert
+SELECT alert, key, data, expires_at, updated FROM alert_states WHERE alert = ? ORDER BY key
+
+-- due_alert_states --
+-- now, limit (index alert_states_due)
+SELECT alert, key, data, expires_at, updated FROM alert_states
+WHERE expires_at IS NOT NULL AND expires_at <= ?
+ORDER BY expires_at, alert, key LIMIT ?
+
+-- delete_alert_state --
+-- alert, key
+DELETE FROM alert_states WHERE alert = ? AND key = ?
+
+-- delete_alert_states --
+-- alert
+DELETE FROM alert_states WHERE alert = ?
+
+-- request_pause --
+-- id: flags a running run to pause at its next task boundary (legato suspend)
+UPDATE flow_runs SET pause_requested = 1 WHERE id = ? AND state = 'running'
+
+-- record_task_run_event --
+-- right after a failed or crashed task run was written to the journal, in the same
+-- transaction: its event, built from that journal row (last_insert_rowid())
+INSERT INTO events (id, event, occurred, received, resource_id, resource, related, payload)
+SELECT lower(hex(randomblob(16))),
+       'legato.task-run.' || upper(substr(j.state, 1, 1)) || substr(j.state, 2),
+       (julianday('now') - 2440587.5) * 86400.0, (julianday('now') - 2440587.5) * 86400.0,
+       'legato.task-run.' || j.id,
+       json_object('legato.resource.id', 'legato.task-run.' || j.id,
+                   'legato.resource.name', j.name,
+                   'legato.state-name', upper(substr(j.state, 1, 1)) || substr(j.state, 2)),
+       (SELECT json_group_array(json(r.label)) FROM (
+           SELECT json_object('legato.resource.id', 'legato.flow-run.' || j.flow_run_id,
+                              'legato.resource.role', 'flow-run') AS label
+           UNION ALL
+           SELECT json_object('legato.resource.id', 'legato.task.' || j.task_name,
+                              'legato.resource.role', 'task',
+                              'legato.resource.name', j.task_name)
+           UNION ALL
+           SELECT json_object('legato.resource.id', 'legato.tag.' || t.value,
+                              'legato.resource.role', 'tag')
+           FROM json_each(coalesce(j.tags, '[]')) AS t
+       ) AS r),
+       json_object('to', j.state, 'attempt', j.attempts,
+                   'error_type', json_extract(j.error, '$.type'),
+                   'error_message', json_extract(j.error, '$.message'))
+FROM task_run_journal AS j WHERE j.seq = last_insert_rowid()

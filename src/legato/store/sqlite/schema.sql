@@ -383,6 +383,8 @@ BEGIN
                        'attempt', s.attempts, 'error_type', s.error_type,
                        'error_message', s.error_message)
     FROM flow_run_event_source AS s WHERE s.run_id = NEW.id;
+    INSERT INTO notifications (channel, version, payload) VALUES ('legato_events_stored', 1, '')
+    ON CONFLICT (channel) DO UPDATE SET version = notifications.version + 1, payload = '';
 END;
 
 CREATE TRIGGER flow_run_state_event AFTER UPDATE OF state ON flow_runs
@@ -396,38 +398,13 @@ BEGIN
                        'attempt', s.attempts, 'error_type', s.error_type,
                        'error_message', s.error_message)
     FROM flow_run_event_source AS s WHERE s.run_id = NEW.id;
+    INSERT INTO notifications (channel, version, payload) VALUES ('legato_events_stored', 1, '')
+    ON CONFLICT (channel) DO UPDATE SET version = notifications.version + 1, payload = '';
 END;
 
--- Task runs: only failures and crashes write events. A completed task writes none,
--- so the sequential task path pays nothing for events (see docs/architecture.md).
-CREATE TRIGGER task_run_failed_event AFTER INSERT ON task_run_journal
-WHEN NEW.state IN ('failed', 'crashed')
-BEGIN
-    INSERT INTO events (id, event, occurred, received, resource_id, resource, related, payload)
-    SELECT lower(hex(randomblob(16))),
-           'legato.task-run.' || upper(substr(NEW.state, 1, 1)) || substr(NEW.state, 2),
-           (julianday('now') - 2440587.5) * 86400.0, (julianday('now') - 2440587.5) * 86400.0,
-           'legato.task-run.' || NEW.id,
-           json_object('legato.resource.id', 'legato.task-run.' || NEW.id,
-                       'legato.resource.name', NEW.name,
-                       'legato.state-name',
-                       upper(substr(NEW.state, 1, 1)) || substr(NEW.state, 2)),
-           (SELECT json_group_array(json(r.label)) FROM (
-               SELECT json_object('legato.resource.id', 'legato.flow-run.' || NEW.flow_run_id,
-                                  'legato.resource.role', 'flow-run') AS label
-               UNION ALL
-               SELECT json_object('legato.resource.id', 'legato.task.' || NEW.task_name,
-                                  'legato.resource.role', 'task',
-                                  'legato.resource.name', NEW.task_name)
-               UNION ALL
-               SELECT json_object('legato.resource.id', 'legato.tag.' || t.value,
-                                  'legato.resource.role', 'tag')
-               FROM json_each(coalesce(NEW.tags, '[]')) AS t
-           ) AS r),
-           json_object('to', NEW.state, 'attempt', NEW.attempts,
-                       'error_type', json_extract(NEW.error, '$.type'),
-                       'error_message', json_extract(NEW.error, '$.message'));
-END;
+-- Task runs: only failures and crashes write events, and the store writes them with
+-- the task run (record_task_run_event in queries.sql), not a trigger: a completed
+-- task pays nothing for events.
 
 -- Notification channels (secrets kept as environment variable NAMES) and the outbox of
 -- deliveries that the sender works through: one in flight per channel, in id order.
@@ -580,3 +557,159 @@ CREATE INDEX flow_runs_scheduled_due ON flow_runs (scheduled_time) WHERE state =
 -- A deployment's deadlines (JSON list of {within, reference, action}), given to each
 -- run it queues.
 ALTER TABLE deployments ADD COLUMN deadlines TEXT;
+
+-- Alert rules' states (`legato.alerts`): per alert and key (a group key, or
+-- '#rate:<channel>'), a JSON state; expires_at: when the leader looks at it again.
+CREATE TABLE alert_states (
+    alert TEXT NOT NULL,
+    key TEXT NOT NULL,
+    data TEXT NOT NULL,
+    expires_at REAL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (alert, key)
+) WITHOUT ROWID;
+
+CREATE INDEX alert_states_due ON alert_states (expires_at) WHERE expires_at IS NOT NULL;
+
+-- Suspending a running flow run from outside (`legato suspend`, the suspend-flow-run
+-- action): like cancel_requested, the flag reaches the run's process with its
+-- heartbeat, and the run pauses itself at its next task boundary. A request lives only
+-- while the run is running: any state change away from running clears it.
+ALTER TABLE flow_runs ADD COLUMN pause_requested INTEGER NOT NULL DEFAULT 0;
+
+CREATE TRIGGER flow_run_pause_request_ends AFTER UPDATE OF state ON flow_runs
+WHEN NEW.pause_requested AND NEW.state IS NOT 'running'
+BEGIN
+    UPDATE flow_runs SET pause_requested = 0 WHERE id = NEW.id;
+END;
+
+-- Events of deployments and workers, written by triggers in the same transaction as
+-- the change (as flow runs' are): created, updated, paused, resumed and deleted
+-- deployments; started and stopped workers. (A worker that stops without saying so
+-- is reported `legato.worker.offline` by the leader's sweep.)
+CREATE TRIGGER deployment_created_event AFTER INSERT ON deployments
+BEGIN
+    INSERT INTO events (id, event, occurred, received, resource_id, resource, related, payload)
+    VALUES (
+        lower(hex(randomblob(16))), 'legato.deployment.created',
+        (julianday('now') - 2440587.5) * 86400.0, (julianday('now') - 2440587.5) * 86400.0,
+        'legato.deployment.' || NEW.name,
+        json_object('legato.resource.id', 'legato.deployment.' || NEW.name,
+                    'legato.resource.name', NEW.name),
+        json_array(
+            json_object('legato.resource.id', 'legato.flow.' || NEW.flow_name,
+                        'legato.resource.role', 'flow', 'legato.resource.name', NEW.flow_name),
+            json_object('legato.resource.id', 'legato.work-queue.' || NEW.work_queue,
+                        'legato.resource.role', 'work-queue',
+                        'legato.resource.name', NEW.work_queue)),
+        json_object('entrypoint', NEW.entrypoint, 'paused', json(CASE WHEN NEW.paused
+                    THEN 'true' ELSE 'false' END))
+    );
+    INSERT INTO notifications (channel, version, payload) VALUES ('legato_events_stored', 1, '')
+    ON CONFLICT (channel) DO UPDATE SET version = notifications.version + 1, payload = '';
+END;
+
+CREATE TRIGGER deployment_updated_event
+AFTER UPDATE OF flow_name, entrypoint, work_queue, priority, concurrency_limit,
+    collision_strategy, catchup, description, tags, parameters, schedules, timeout_seconds,
+    retries ON deployments
+WHEN NEW.flow_name IS NOT OLD.flow_name OR NEW.entrypoint IS NOT OLD.entrypoint
+    OR NEW.work_queue IS NOT OLD.work_queue OR NEW.priority IS NOT OLD.priority
+    OR NEW.concurrency_limit IS NOT OLD.concurrency_limit
+    OR NEW.collision_strategy IS NOT OLD.collision_strategy OR NEW.catchup IS NOT OLD.catchup
+    OR NEW.description IS NOT OLD.description OR NEW.tags IS NOT OLD.tags
+    OR NEW.parameters IS NOT OLD.parameters OR NEW.schedules IS NOT OLD.schedules
+    OR NEW.timeout_seconds IS NOT OLD.timeout_seconds OR NEW.retries IS NOT OLD.retries
+BEGIN
+    INSERT INTO events (id, event, occurred, received, resource_id, resource, related, payload)
+    VALUES (
+        lower(hex(randomblob(16))), 'legato.deployment.updated',
+        (julianday('now') - 2440587.5) * 86400.0, (julianday('now') - 2440587.5) * 86400.0,
+        'legato.deployment.' || NEW.name,
+        json_object('legato.resource.id', 'legato.deployment.' || NEW.name,
+                    'legato.resource.name', NEW.name),
+        json_array(
+            json_object('legato.resource.id', 'legato.flow.' || NEW.flow_name,
+                        'legato.resource.role', 'flow', 'legato.resource.name', NEW.flow_name),
+            json_object('legato.resource.id', 'legato.work-queue.' || NEW.work_queue,
+                        'legato.resource.role', 'work-queue',
+                        'legato.resource.name', NEW.work_queue)),
+        json_object('entrypoint', NEW.entrypoint)
+    );
+    INSERT INTO notifications (channel, version, payload) VALUES ('legato_events_stored', 1, '')
+    ON CONFLICT (channel) DO UPDATE SET version = notifications.version + 1, payload = '';
+END;
+
+CREATE TRIGGER deployment_paused_event AFTER UPDATE OF paused ON deployments
+WHEN NEW.paused IS NOT OLD.paused
+BEGIN
+    INSERT INTO events (id, event, occurred, received, resource_id, resource, related, payload)
+    VALUES (
+        lower(hex(randomblob(16))),
+        CASE WHEN NEW.paused THEN 'legato.deployment.paused' ELSE 'legato.deployment.resumed' END,
+        (julianday('now') - 2440587.5) * 86400.0, (julianday('now') - 2440587.5) * 86400.0,
+        'legato.deployment.' || NEW.name,
+        json_object('legato.resource.id', 'legato.deployment.' || NEW.name,
+                    'legato.resource.name', NEW.name),
+        json_array(
+            json_object('legato.resource.id', 'legato.flow.' || NEW.flow_name,
+                        'legato.resource.role', 'flow', 'legato.resource.name', NEW.flow_name)),
+        json_object()
+    );
+    INSERT INTO notifications (channel, version, payload) VALUES ('legato_events_stored', 1, '')
+    ON CONFLICT (channel) DO UPDATE SET version = notifications.version + 1, payload = '';
+END;
+
+CREATE TRIGGER deployment_deleted_event AFTER DELETE ON deployments
+BEGIN
+    INSERT INTO events (id, event, occurred, received, resource_id, resource, related, payload)
+    VALUES (
+        lower(hex(randomblob(16))), 'legato.deployment.deleted',
+        (julianday('now') - 2440587.5) * 86400.0, (julianday('now') - 2440587.5) * 86400.0,
+        'legato.deployment.' || OLD.name,
+        json_object('legato.resource.id', 'legato.deployment.' || OLD.name,
+                    'legato.resource.name', OLD.name),
+        json_array(
+            json_object('legato.resource.id', 'legato.flow.' || OLD.flow_name,
+                        'legato.resource.role', 'flow', 'legato.resource.name', OLD.flow_name)),
+        json_object()
+    );
+    INSERT INTO notifications (channel, version, payload) VALUES ('legato_events_stored', 1, '')
+    ON CONFLICT (channel) DO UPDATE SET version = notifications.version + 1, payload = '';
+END;
+
+CREATE TRIGGER worker_started_event AFTER INSERT ON workers
+BEGIN
+    INSERT INTO events (id, event, occurred, received, resource_id, resource, related, payload)
+    VALUES (
+        lower(hex(randomblob(16))), 'legato.worker.started',
+        (julianday('now') - 2440587.5) * 86400.0, (julianday('now') - 2440587.5) * 86400.0,
+        'legato.worker.' || NEW.id,
+        json_object('legato.resource.id', 'legato.worker.' || NEW.id,
+                    'legato.resource.name', NEW.name),
+        (SELECT json_group_array(json_object(
+                    'legato.resource.id', 'legato.work-queue.' || q.value,
+                    'legato.resource.role', 'work-queue', 'legato.resource.name', q.value))
+         FROM json_each(NEW.queues) AS q),
+        json_object('host', NEW.host, 'pid', NEW.pid, 'concurrency', NEW.concurrency)
+    );
+    INSERT INTO notifications (channel, version, payload) VALUES ('legato_events_stored', 1, '')
+    ON CONFLICT (channel) DO UPDATE SET version = notifications.version + 1, payload = '';
+END;
+
+CREATE TRIGGER worker_stopped_event AFTER UPDATE OF stopped_at ON workers
+WHEN NEW.stopped_at IS NOT NULL AND OLD.stopped_at IS NULL
+BEGIN
+    INSERT INTO events (id, event, occurred, received, resource_id, resource, related, payload)
+    VALUES (
+        lower(hex(randomblob(16))), 'legato.worker.stopped',
+        (julianday('now') - 2440587.5) * 86400.0, (julianday('now') - 2440587.5) * 86400.0,
+        'legato.worker.' || NEW.id,
+        json_object('legato.resource.id', 'legato.worker.' || NEW.id,
+                    'legato.resource.name', NEW.name),
+        '[]',
+        json_object('host', NEW.host, 'pid', NEW.pid)
+    );
+    INSERT INTO notifications (channel, version, payload) VALUES ('legato_events_stored', 1, '')
+    ON CONFLICT (channel) DO UPDATE SET version = notifications.version + 1, payload = '';
+END;

@@ -27,8 +27,9 @@ from legato.records import (
 from legato.settings import env_float
 from legato.states import StateType
 from legato.store.base import Store
-from legato.store.notifications import RUNS_QUEUED
+from legato.store.notifications import EVENTS_STORED, RUNS_QUEUED
 from legato.store.sqlite import rows
+from legato.store.sqlite.alerts import SQLiteAlerts
 from legato.store.sqlite.artifacts import SQLiteArtifacts
 from legato.store.sqlite.automations import SQLiteAutomations
 from legato.store.sqlite.connection import DEFAULT_LOCK_TIMEOUT, Database
@@ -37,11 +38,13 @@ from legato.store.sqlite.deployments import SQLiteDeployments
 from legato.store.sqlite.events import SQLiteEvents
 from legato.store.sqlite.journal import fold_journal as _fold_journal
 from legato.store.sqlite.limits import SQLiteLimits
+from legato.store.sqlite.metrics import SQLiteMetrics
 from legato.store.sqlite.migrate import ensure_schema
 from legato.store.sqlite.notifications import SQLiteNotifications
 from legato.store.sqlite.retention import SQLiteRetention
 from legato.store.sqlite.sql import QUERIES
 from legato.store.sqlite.stats import SQLiteRunStats
+from legato.store.sqlite.suspend import SQLiteSuspend
 from legato.store.sqlite.sweeps import SQLiteSweeps
 from legato.store.sqlite.transaction_records import SQLiteTransactionRecords
 from legato.store.sqlite.variables import SQLiteVariables
@@ -63,9 +66,13 @@ _JOURNAL_END = QUERIES["task_run_journal_end"]
 _FOLD_EVERY = 1024
 _SET_CACHE_ENTRY = QUERIES["set_cache_entry"]
 _INSERT_LOG = QUERIES["insert_log"]
+_TASK_RUN_EVENT = QUERIES["record_task_run_event"]
+_NOTIFY = QUERIES["notify"]
 _GET_FLOW_RUN = QUERIES["get_flow_run"]
 _INSERT_FLOW_RUN_TAGS = QUERIES["insert_flow_run_tags"]
 _COMPLETED = StateType.COMPLETED
+# Task runs in these states write an event, in the transaction that records them.
+_EVENT_STATES = frozenset({StateType.FAILED, StateType.CRASHED})
 
 
 class SQLiteStore(
@@ -79,7 +86,10 @@ class SQLiteStore(
     SQLiteAutomations,
     SQLiteNotifications,
     SQLiteWebhooks,
+    SQLiteAlerts,
+    SQLiteSuspend,
     SQLiteSweeps,
+    SQLiteMetrics,
     SQLiteTransactionRecords,
     SQLiteRunStats,
     Store,
@@ -286,7 +296,10 @@ class SQLiteStore(
                 row = conn.execute(QUERIES["get_cancel_state"], (run_id,)).fetchone()
             # A run cancelled outright (not just flagged) must stop as well.
             stop = row is not None and (bool(row[0]) or row[1] == StateType.CANCELLED.value)
-            return HeartbeatReply(still_owner=still_owner, cancel_requested=stop)
+            pause = row is not None and bool(row[2])
+            return HeartbeatReply(
+                still_owner=still_owner, cancel_requested=stop, pause_requested=pause
+            )
 
         return self._db.write(beat)
 
@@ -459,8 +472,9 @@ class SQLiteStore(
                 time.time(),
             )
         log_rows = [rows.log_params(log) for log in logs] if logs else None
+        with_event = task_run.state in _EVENT_STATES
 
-        if cache_params is None and not log_rows:
+        if cache_params is None and not log_rows and not with_event:
             self._group_commit(_Pending(params, task_run.flow_run_id))
             return
 
@@ -469,6 +483,9 @@ class SQLiteStore(
             # no row changed means the run belongs to someone else now.
             if conn.execute(_JOURNAL_TASK_RUN, params).rowcount == 0:
                 raise RunOwnershipLost(task_run.flow_run_id)
+            if with_event:  # built from the journal row just written
+                conn.execute(_TASK_RUN_EVENT)
+                conn.execute(_NOTIFY, (EVENTS_STORED, ""))
             if cache_params is not None:
                 conn.execute(_SET_CACHE_ENTRY, cache_params)
             if log_rows:

@@ -1,0 +1,27 @@
+"""Metric trigger reads on PostgreSQL (see `legato.store.base_metrics.MetricOps`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from legato.records import FlowRun
+from legato.store.base_metrics import INDEX_MARGIN
+from legato.store.postgres import rows
+from legato.store.postgres.connection import Database
+from legato.store.postgres.sql import QUERIES
+
+
+class PostgresMetrics:
+    """The metric part of the store contract."""
+
+    _db: Database
+
+    def _runs(self, query: str, since: datetime, limit: int) -> list[FlowRun]:
+        params = (since - INDEX_MARGIN, since, limit)
+        return [rows.flow_run_from_row(row) for row in self._db.fetchall(QUERIES[query], params)]
+
+    def list_finished_runs(self, *, since: datetime, limit: int = 5000) -> list[FlowRun]:
+        return self._runs("list_finished_runs", since, limit)
+
+    def list_started_runs(self, *, since: datetime, limit: int = 5000) -> list[FlowRun]:
+        return self._runs("list_started_runs", since, limit)
