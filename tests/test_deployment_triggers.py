@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,30 @@ def test_the_suspend_action_leaves_a_run_that_is_not_running(
     result = ACTIONS["suspend-flow-run"](ctx, action)
     assert result == f"flow run {run.id} is scheduled, not running: left as it is"
     assert client.get_run(run.id).state.value == "scheduled"
+
+
+def test_a_deploy_through_the_api_keeps_the_triggers_and_deadlines_it_cannot_see(
+    flows: Path, default_store: Store
+) -> None:
+    """PUT /api/deployments does not load code, so it cannot know the flow's own
+    triggers and deadlines: it keeps what the deployment has rather than dropping them."""
+    from fastapi.testclient import TestClient
+
+    from legato.server import create_app
+
+    client = Client(default_store)
+    client.deploy(
+        f"{flows}:load", name="load", deadlines=[legato.Deadline(within=timedelta(hours=1))]
+    )
+    before = _specs(default_store)
+    assert sorted(before) == ["deployment:load:0", "deployment:load:1"]
+    with TestClient(create_app(client)) as http:
+        answer = http.put(
+            "/api/deployments/load",
+            json={"entrypoint": f"{flows}:load", "description": "changed by the API"},
+        )
+    assert answer.status_code == 200, answer.text
+    assert _specs(default_store) == before
+    stored = default_store.get_deployment("load")
+    assert stored is not None and stored.description == "changed by the API"
+    assert [d.within.total_seconds() for d in stored.deadlines] == [3600.0]

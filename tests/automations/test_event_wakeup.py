@@ -67,3 +67,48 @@ def test_a_stored_event_wakes_the_leader_between_ticks(
     finally:
         worker.stop()
         thread.join(timeout=60)
+
+
+def test_a_state_event_wakes_the_servers_leader_thread_between_ticks(
+    default_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`legato server`'s leader thread listens too, and a flow run's own state event
+    (written by a store trigger) wakes it."""
+    from legato import flow
+    from legato.worker.leader import Leader, LeaderThread
+
+    store = default_store
+    service.apply(
+        store,
+        service.load_yaml(
+            SPEC.replace("[shop.paid]", "[legato.flow-run.Completed]").replace(
+                "name: echo", "name: after-run"
+            )
+        ),
+    )
+    monkeypatch.setattr(scheduler, "TICK_SECONDS", 3600.0)
+    evaluate = scheduler.Scheduler._evaluate_automations
+    evaluated_once = threading.Event()
+
+    def evaluate_and_tell(self: scheduler.Scheduler) -> None:
+        evaluate(self)
+        evaluated_once.set()
+
+    monkeypatch.setattr(scheduler.Scheduler, "_evaluate_automations", evaluate_and_tell)
+    leader = LeaderThread(Leader(Client(store), holder="server-test", lease=30), log=print)
+    leader.start()
+    try:
+        wait_until(evaluated_once.is_set, timeout=30, what="the first tick's evaluation")
+
+        @flow
+        def quick() -> int:
+            return 1
+
+        assert quick() == 1
+        wait_until(
+            lambda: store.list_events(names=["shop.echoed"]),
+            timeout=30,
+            what="the leader thread to evaluate the run's Completed event before its next tick",
+        )
+    finally:
+        leader.stop()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -181,6 +181,13 @@ class DeploymentOps:
             entrypoint, facts = self._check_deployment_without_code(
                 target, name, schedules, parameters, parameter_schema, flow_name
             )
+        # Without its code the flow's own deadlines and triggers are unknown: a deploy
+        # that names none keeps what the deployment has (never drops them silently).
+        keep_triggers = not load_code and triggers is None
+        if not load_code and deadlines is None:
+            existing = self.store.get_deployment(name)
+            if existing is not None:
+                facts = replace(facts, deadlines=existing.deadlines)
         try:
             strategy = CollisionStrategy(collision_strategy)
         except ValueError:
@@ -213,8 +220,9 @@ class DeploymentOps:
             deadlines=checked_deadlines if deadlines is not None else facts.deadlines,
         )
         saved = self.store.save_deployment(deployment, now=now)
-        own = checked_triggers if triggers is not None else facts.triggers
-        replace_triggers(self.store, saved.name, own)
+        if not keep_triggers:
+            own = checked_triggers if triggers is not None else facts.triggers
+            replace_triggers(self.store, saved.name, own)
         return saved
 
     def check_deployment(

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 # How long the thread waits after the store could not be reached.
 RETRY_SECONDS = 2.0
+STOP_CHECK_SECONDS = 0.5
 
 
 class Leader:
@@ -51,6 +52,10 @@ class Leader:
     def seconds_to_next_tick(self) -> float:
         return self.scheduler.seconds_to_next_tick()
 
+    def evaluate_now(self) -> None:
+        """New events were stored: as leader, evaluate automations at once."""
+        self.scheduler.evaluate_now()
+
     def close(self) -> None:
         """Stop sending and hand the lease back, so another process leads at once."""
         self.notifications.stop()
@@ -74,17 +79,28 @@ class LeaderThread:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        from legato.store.notifications import EVENTS_STORED
+
+        store = self.leader.scheduler.client.store
         try:
             while not self._stop.is_set():
                 try:
-                    self.leader.tick()
-                    wait = self.leader.seconds_to_next_tick()
+                    # Woken by stored events, as a worker's loop is: an event's
+                    # automation runs at once, not at the next tick.
+                    with store.listen([EVENTS_STORED]) as listener:
+                        while not self._stop.is_set():
+                            self.leader.tick()
+                            # Capped: a stop is noticed within half a second.
+                            wait = min(
+                                STOP_CHECK_SECONDS, max(0.02, self.leader.seconds_to_next_tick())
+                            )
+                            if listener.wait(wait):
+                                self.leader.evaluate_now()
                 except StoreError as exc:  # out of reach after its own retries: try again
                     self.log(
                         f"store unreachable, the leader's duties retry in {RETRY_SECONDS:g}s: {exc}"
                     )
-                    wait = RETRY_SECONDS
-                self._stop.wait(max(0.02, wait))
+                    self._stop.wait(RETRY_SECONDS)
         finally:
             try:
                 self.leader.close()
