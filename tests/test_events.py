@@ -162,3 +162,19 @@ def test_prefect_events_maps_to_legato_events(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
+
+
+def test_import_legato_loads_no_events_automations_or_notifications() -> None:
+    """Events, automations, alerts, notifications, webhooks and deadlines load when
+    used: `import legato` (the cost of every flow process) stays light."""
+    code = (
+        "import sys, legato\n"
+        "heavy = ('legato._event_records', 'legato._automation_records', "
+        "'legato._alert_records', 'legato._notification_records', 'legato._webhook_records', "
+        "'legato.deadlines', 'legato.automations', 'legato.notify', 'legato.alerts', "
+        "'legato.events', 'jinja2', 'httpx')\n"
+        "loaded = [m for m in heavy if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from legato.deadlines import Deadline
 from legato.engine.calls import resume_flow_run
 from legato.engine.context import RunContext, get_run_context
 from legato.engine.logs import get_run_logger
@@ -40,6 +39,7 @@ from legato.tasks import Task, exponential_backoff, task, task_input_hash
 
 if TYPE_CHECKING:
     from legato.automations.deployment_triggers import DeploymentEventTrigger
+    from legato.deadlines import Deadline
     from legato.events import emit_event
     from legato.input import RunInput
 
@@ -93,6 +93,10 @@ def __getattr__(name: str) -> Any:
         from legato.automations.deployment_triggers import DeploymentEventTrigger
 
         return DeploymentEventTrigger
+    if name == "Deadline":  # loaded on first use
+        from legato.deadlines import Deadline
+
+        return Deadline
     if name == "emit_event":  # events load on first use
         from legato.events import emit_event
 

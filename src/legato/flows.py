@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from legato._hooks import HookList
 from legato._methods import binding_target, unwrap_method
-from legato.deadlines import Deadline, check_deadlines
 from legato.engine.params import ParameterModel
 from legato.engine.results import check_serializer
 from legato.errors import ConfigurationError
 from legato.task_runners import ThreadPoolTaskRunner
 
 if TYPE_CHECKING:
+    from legato.deadlines import Deadline
     from legato.records import Deployment
 
 P = ParamSpec("P")
@@ -122,7 +122,11 @@ class Flow(Generic[P, R]):
         self.on_cancellation: list[Hook] = HookList(on_cancellation or ())
         self.on_running: list[Hook] = HookList(on_running or ())
         # legato.Deadline: stored with each run this flow creates (the leader's sweeps).
-        self.deadlines = check_deadlines(deadlines, f"flow '{self.name}'")
+        self.deadlines: tuple[Deadline, ...] = ()
+        if deadlines is not None:  # loaded only by flows that have deadlines
+            from legato.deadlines import check_deadlines
+
+            self.deadlines = check_deadlines(deadlines, f"flow '{self.name}'")
         # legato.DeploymentEventTrigger: the triggers of every deployment of this flow
         # that names none (stored as automations when it is deployed).
         self.triggers: tuple[Any, ...] = ()

@@ -9,9 +9,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from legato._alert_records import AlertState
+if TYPE_CHECKING:  # loaded when first used, not by `import legato`
+    from legato._alert_records import AlertState
 
 
 class AlertOps(ABC):

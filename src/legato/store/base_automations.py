@@ -11,9 +11,16 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from legato._automation_records import ActionRow, Bucket, Evaluation, Firing, StoredAutomation
+if TYPE_CHECKING:  # loaded when first used, not by `import legato`
+    from legato._automation_records import (
+        ActionRow,
+        Bucket,
+        Evaluation,
+        Firing,
+        StoredAutomation,
+    )
 
 # The backends' shared row mapping: times are epoch seconds, JSON is text.
 
@@ -27,6 +34,8 @@ def from_epoch(value: float) -> datetime:
 
 
 def automation_from_row(row: Sequence[Any]) -> StoredAutomation:
+    from legato._automation_records import StoredAutomation
+
     return StoredAutomation(
         id=row[0],
         name=row[1],
@@ -38,6 +47,8 @@ def automation_from_row(row: Sequence[Any]) -> StoredAutomation:
 
 
 def bucket_from_row(row: Sequence[Any]) -> Bucket:
+    from legato._automation_records import Bucket
+
     return Bucket(
         automation_id=row[0],
         key=row[1],
@@ -49,6 +60,8 @@ def bucket_from_row(row: Sequence[Any]) -> Bucket:
 
 
 def action_from_row(row: Sequence[Any]) -> ActionRow:
+    from legato._automation_records import ActionRow
+
     return ActionRow(
         firing_id=row[0],
         index=int(row[1]),

@@ -13,9 +13,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from legato._notification_records import Delivery, NotificationChannel
+if TYPE_CHECKING:  # loaded when first used, not by `import legato`
+    from legato._notification_records import Delivery, NotificationChannel
 
 
 class NotificationOps(ABC):

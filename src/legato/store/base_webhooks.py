@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from legato._webhook_records import Webhook
+if TYPE_CHECKING:  # loaded when first used, not by `import legato`
+    from legato._webhook_records import Webhook
 
 
 class WebhookOps(ABC):
