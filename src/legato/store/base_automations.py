@@ -59,6 +59,21 @@ def bucket_from_row(row: Sequence[Any]) -> Bucket:
     )
 
 
+def firing_from_row(row: Sequence[Any], actions: Sequence[Sequence[Any]]) -> Firing:
+    """A Firing from its row and the rows of its actions."""
+    from legato._automation_records import Firing
+
+    return Firing(
+        id=row[0],
+        automation_id=row[1],
+        fired_at=from_epoch(row[2]),
+        bucket_key=row[3],
+        event_ids=tuple(json.loads(row[4])),
+        reason=row[5],
+        actions=tuple(action_from_row(a) for a in actions),
+    )
+
+
 def action_from_row(row: Sequence[Any]) -> ActionRow:
     from legato._automation_records import ActionRow
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +53,46 @@ def like_prefix(prefix: str) -> str:
     """A LIKE pattern matching names that start with ``prefix`` (escape char ``\\``)."""
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped + "%"
+
+
+def list_events_where(
+    *,
+    names: Sequence[str],
+    resource_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    before_seq: int | None,
+    mark: str,
+    when: Callable[[datetime], Any],
+) -> tuple[str, list[Any]]:
+    """The WHERE clause of ``list_events`` and its parameters, for a backend whose
+    parameter mark is ``mark`` (``?``, ``%s``) and whose times ``when`` converts."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if names:
+        alternatives = []
+        for pattern in names:
+            prefix, wildcard = event_name_prefix(pattern)
+            if wildcard:
+                alternatives.append(f"event LIKE {mark} ESCAPE '\\'")
+                params.append(like_prefix(prefix))
+            else:
+                alternatives.append(f"event = {mark}")
+                params.append(prefix)
+        conditions.append("(" + " OR ".join(alternatives) + ")")
+    if resource_id is not None:
+        conditions.append(f"seq IN (SELECT seq FROM event_resources WHERE resource_id = {mark})")
+        params.append(resource_id)
+    if since is not None:
+        conditions.append(f"occurred >= {mark}")
+        params.append(when(since))
+    if until is not None:
+        conditions.append(f"occurred < {mark}")
+        params.append(when(until))
+    if before_seq is not None:
+        conditions.append(f"seq < {mark}")
+        params.append(before_seq)
+    return ("WHERE " + " AND ".join(conditions) if conditions else ""), params
 
 
 class EventOps(ABC):

@@ -9,7 +9,6 @@ evaluator reads again from the stored cursor, so nothing is written twice.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -21,8 +20,8 @@ from legato.store.base_automations import (
     bucket_from_row,
     bucket_params,
     epoch,
+    firing_from_row,
     firing_params,
-    from_epoch,
 )
 from legato.store.postgres.connection import Connection, Database
 from legato.store.postgres.sql import QUERIES
@@ -125,17 +124,7 @@ class PostgresAutomations:
                 rows = cur.execute(QUERIES["list_firings"], (automation_id, limit)).fetchall()
                 for row in rows:
                     actions = cur.execute(QUERIES["firing_actions"], (row[0],)).fetchall()
-                    firings.append(
-                        Firing(
-                            id=row[0],
-                            automation_id=row[1],
-                            fired_at=from_epoch(row[2]),
-                            bucket_key=row[3],
-                            event_ids=tuple(json.loads(row[4])),
-                            reason=row[5],
-                            actions=tuple(action_from_row(a) for a in actions),
-                        )
-                    )
+                    firings.append(firing_from_row(row, actions))
             return firings
 
         return self._db.run(load)

@@ -14,11 +14,15 @@ from typing import Any
 
 from legato._event_records import Event, EventBatch
 from legato.errors import StoreError
-from legato.store.base_events import event_from_row, event_name_prefix, like_prefix
+from legato.store.base_events import event_from_row, list_events_where
 from legato.store.notifications import EVENTS_STORED
 from legato.store.postgres.connection import Connection, Database
 from legato.store.postgres.rows import to_jsonb
 from legato.store.postgres.sql import QUERIES
+
+
+def _same_time(value: datetime) -> datetime:
+    return value
 
 
 def _event(row: Sequence[Any]) -> Event:
@@ -96,32 +100,15 @@ class PostgresEvents:
         before_seq: int | None = None,
         limit: int = 100,
     ) -> list[Event]:
-        conditions: list[str] = []
-        params: list[Any] = []
-        if names:
-            alternatives = []
-            for pattern in names:
-                prefix, wildcard = event_name_prefix(pattern)
-                if wildcard:
-                    alternatives.append("event LIKE %s")
-                    params.append(like_prefix(prefix))
-                else:
-                    alternatives.append("event = %s")
-                    params.append(prefix)
-            conditions.append("(" + " OR ".join(alternatives) + ")")
-        if resource_id is not None:
-            conditions.append("seq IN (SELECT seq FROM event_resources WHERE resource_id = %s)")
-            params.append(resource_id)
-        if since is not None:
-            conditions.append("occurred >= %s")
-            params.append(since)
-        if until is not None:
-            conditions.append("occurred < %s")
-            params.append(until)
-        if before_seq is not None:
-            conditions.append("seq < %s")
-            params.append(before_seq)
-        where = "WHERE " + " AND ".join(conditions) if conditions else ""
+        where, params = list_events_where(
+            names=names,
+            resource_id=resource_id,
+            since=since,
+            until=until,
+            before_seq=before_seq,
+            mark="%s",
+            when=_same_time,
+        )
         sql = QUERIES["list_events"].replace("{where}", where)
         return [_event(row) for row in self._db.fetchall(sql, (*params, limit))]
 

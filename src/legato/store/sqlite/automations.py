@@ -6,7 +6,6 @@ BEGIN IMMEDIATE transaction whose first statement compare-and-sets the cursor.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,8 +18,8 @@ from legato.store.base_automations import (
     bucket_from_row,
     bucket_params,
     epoch,
+    firing_from_row,
     firing_params,
-    from_epoch,
 )
 from legato.store.sqlite.connection import Database
 from legato.store.sqlite.sql import QUERIES
@@ -119,17 +118,7 @@ class SQLiteAutomations:
             firings = []
             for row in rows:
                 actions = conn.execute(QUERIES["firing_actions"], (row[0],)).fetchall()
-                firings.append(
-                    Firing(
-                        id=row[0],
-                        automation_id=row[1],
-                        fired_at=from_epoch(row[2]),
-                        bucket_key=row[3],
-                        event_ids=tuple(json.loads(row[4])),
-                        reason=row[5],
-                        actions=tuple(action_from_row(a) for a in actions),
-                    )
-                )
+                firings.append(firing_from_row(row, actions))
             return firings
 
         return self._db.read(load)
