@@ -248,8 +248,10 @@ def test_four_workers_execute_each_of_many_runs_exactly_once(
 ) -> None:
     client.deploy(f"{project}:one_step", name="one")
     runs = [client.trigger("one", {"tag": f"r{n}"}) for n in range(200)]
+    # A lease far above any stall of a loaded 2-core machine: this test is about
+    # claims, and a lapsed lease is a takeover (tested on its own below), not a double claim.
     for _ in range(4):
-        workers.start("--concurrency", "2")
+        workers.start("--concurrency", "2", "--lease-seconds", "15")
     wait_for(
         lambda: (
             len(side.lines()) >= len(runs)
