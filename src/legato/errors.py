@@ -318,6 +318,36 @@ class TaskCallError(LegatoError):
     """A task was called where it cannot run (for example outside any flow)."""
 
 
+class TaskArgumentNotPicklableError(LegatoError):
+    """An argument of a task sent to another process cannot be pickled."""
+
+    def __init__(
+        self, task_name: str, call_key: str, parameter: str, value_type: str, reason: str
+    ) -> None:
+        self.task_name = task_name
+        self.parameter = parameter
+        self.value_type = value_type
+        super().__init__(
+            f"task '{task_name}' ({call_key}): its argument '{parameter}' is a {value_type}, "
+            f"which cannot be pickled to send it to a ProcessPoolTaskRunner process "
+            f"({reason}); pass something picklable (open files, connections and locks inside "
+            f"the task instead) or run this task on ThreadPoolTaskRunner"
+        )
+
+
+class RemoteTaskError(LegatoError):
+    """A task body in another process failed (or returned a value) in a way that cannot
+    be pickled back to the flow's process; carries the type, message and traceback text."""
+
+    def __init__(self, task_name: str, what: str, traceback_text: str) -> None:
+        self.task_name = task_name
+        self.traceback_text = traceback_text
+        super().__init__(
+            f"task '{task_name}' {what}; make it picklable (or run the task on "
+            f"ThreadPoolTaskRunner)" + (f"\n{traceback_text}" if traceback_text else "")
+        )
+
+
 class StoreError(LegatoError):
     """The state store failed in a way legato could not recover from."""
 

@@ -532,9 +532,10 @@ def _submit_call(call: TaskCall, flow_ctx: Any) -> LegatoFuture[Any]:
             return asyncio.run(call.run_async())
     else:
         work = call.run
-    if flow_ctx.runner is None:
-        flow_ctx.runner = flow_ctx.flow.task_runner.duplicate()
-    inner = flow_ctx.runner.submit(work)
+    runner = flow_ctx.runner
+    if runner is None:
+        runner = flow_ctx.runner = flow_ctx.flow.task_runner.duplicate()
+    inner = runner.submit_call(call, work) if runner.runs_bodies_remotely else runner.submit(work)
     future: LegatoFuture[Any] = LegatoFuture(call.task_run_id, call.call_key, call.task.name, inner)
     flow_ctx.outstanding.append(future)
     return future

@@ -37,6 +37,7 @@ from legato.errors import (
     RunStopped,
     StoreLost,
     StoreUnavailableError,
+    TaskArgumentNotPicklableError,
     TaskCallError,
     UpstreamTaskFailedError,
 )
@@ -477,8 +478,10 @@ class TaskCall:
         retries_done = self.attempts_this_execution - 1
         if retries_done >= task.retries or not isinstance(exc, Exception):
             return None
-        if isinstance(exc, (UpstreamTaskFailedError, NonDeterministicFlowError)):
-            return None
+        if isinstance(
+            exc, (UpstreamTaskFailedError, NonDeterministicFlowError, TaskArgumentNotPicklableError)
+        ):
+            return None  # trying again cannot help
         if task.retry_on is not None and not isinstance(exc, task.retry_on):
             return None
         if task.retry_condition_fn is not None:

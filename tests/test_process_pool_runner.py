@@ -1,0 +1,369 @@
+"""ProcessPoolTaskRunner: bodies run in pool processes, the flow's process records.
+
+Real processes throughout: the pool's, and for the crash test a real
+``legato run`` killed with SIGKILL and resumed with ``legato resume``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from legato import StateType, flow, get_run_logger, task
+from legato.cache_policies import INPUTS
+from legato.errors import TaskArgumentNotPicklableError, TaskCallError, TaskTimeoutError
+from legato.records import TaskRun
+from legato.store.base import Store
+from legato.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+
+
+class Odd(Exception):
+    """A user exception that must come back with its type."""
+
+
+@task
+def square(x: int) -> int:
+    return x * x
+
+
+@task(log_prints=True)
+def chatty(x: int) -> int:
+    log = get_run_logger()
+    log.info("first line of %d (pid %d)", x, os.getpid())
+    print(f"printed by {x}")
+    log.warning("last line of %d", x)
+    return x
+
+
+@task
+def refuse(x: int) -> int:
+    raise Odd(f"odd input {x}")
+
+
+@task(retries=2)
+def flaky(counter: str) -> int:
+    path = Path(counter)
+    tries = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(tries))
+    if tries < 3:
+        raise Odd(f"attempt {tries} fails")
+    return os.getpid()
+
+
+@task(retries=3)
+def takes_lock(lock: Any) -> int:
+    return 1
+
+
+@task(timeout_seconds=0.3)
+def sleepy(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def runner_flow(runner: ThreadPoolTaskRunner, body: Callable[..., Any]) -> Any:
+    return flow(name="pp-flow", task_runner=runner)(body)
+
+
+def comparable(run: TaskRun) -> dict[str, Any]:
+    """A task-run record without what differs between two runs: ids and timings."""
+    return {
+        "call_key": run.call_key,
+        "task_name": run.task_name,
+        "name": run.name,
+        "state": run.state,
+        "attempts": run.attempts,
+        "cached": run.cached,
+        "error": run.error,
+        "inputs": run.inputs,
+        "dependencies": run.dependencies,
+        "tags": run.tags,
+        "cache_key": run.cache_key,
+        "result_serializer": run.result_serializer,
+        "has_result": run.has_result,
+        "args_fingerprint": run.args_fingerprint,
+        "parent": run.parent_task_run_id,
+        "attempt_log": [(a.attempt, a.state, a.error) for a in run.attempt_log],
+    }
+
+
+def test_map_of_50_is_recorded_as_under_the_thread_runner(default_store: Store) -> None:
+    def body() -> list[int]:
+        return square.map(range(50)).result()
+
+    records = {}
+    for name, runner in (
+        ("threads", ThreadPoolTaskRunner(max_workers=4)),
+        ("processes", ProcessPoolTaskRunner(max_workers=2)),
+    ):
+        state = runner_flow(runner, body)(return_state=True)
+        assert state.is_completed()
+        assert state.result() == [x * x for x in range(50)]
+        runs = default_store.list_task_runs(state.run_id)
+        assert len(runs) == 50
+        records[name] = sorted((comparable(r) for r in runs), key=lambda r: r["call_key"])
+        for run in runs:
+            assert run.state is StateType.COMPLETED
+            assert default_store.get_task_result(run.id) is not None
+    assert records["processes"] == records["threads"]
+
+
+def test_bodies_run_in_other_processes_and_retries_run_on_the_driver(
+    default_store: Store, tmp_path: Path
+) -> None:
+    counter = str(tmp_path / "tries")
+
+    def body() -> int:
+        return flaky.submit(counter).result()
+
+    state = runner_flow(ProcessPoolTaskRunner(max_workers=1), body)(return_state=True)
+    assert state.is_completed()
+    assert state.result() != os.getpid()  # the body ran in a pool process
+    assert Path(counter).read_text() == "3"
+    (run,) = default_store.list_task_runs(state.run_id)
+    assert run.state is StateType.COMPLETED
+    assert run.attempts == 3
+    assert [(a.attempt, a.state) for a in run.attempt_log] == [
+        (1, "failed"),
+        (2, "failed"),
+        (3, "completed"),
+    ]
+
+
+def test_a_task_exception_comes_back_with_its_type_and_message(default_store: Store) -> None:
+    seen: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            refuse.submit(7).result()
+        except Odd as exc:
+            seen.append(exc)
+            raise
+
+    state = runner_flow(ProcessPoolTaskRunner(max_workers=1), body)(return_state=True)
+    assert state.is_failed()
+    (exc,) = seen
+    assert type(exc) is Odd
+    assert str(exc) == "odd input 7"
+    (run,) = default_store.list_task_runs(state.run_id)
+    assert run.state is StateType.FAILED
+    assert run.error is not None
+    assert (run.error.type, run.error.message) == ("Odd", "odd input 7")
+    assert "ProcessPoolTaskRunner process" in (run.error.traceback or "")
+    assert "in refuse" in (run.error.traceback or "")  # the pool process's own frames
+
+
+def test_an_argument_that_cannot_be_pickled_fails_clearly_without_retries(
+    default_store: Store,
+) -> None:
+    def body() -> int:
+        return takes_lock.submit(threading.Lock()).result()
+
+    state = runner_flow(ProcessPoolTaskRunner(max_workers=1), body)(return_state=True)
+    assert state.is_failed()
+    with pytest.raises(TaskArgumentNotPicklableError) as raised:
+        state.result()
+    message = str(raised.value)
+    assert "'lock'" in message and "lock" in raised.value.value_type
+    assert raised.value.parameter == "lock"
+    (run,) = default_store.list_task_runs(state.run_id)
+    assert run.state is StateType.FAILED
+    assert run.attempts == 1  # trying again cannot help
+
+
+def test_log_lines_written_in_the_pool_land_in_the_run_logs_in_order(
+    default_store: Store,
+) -> None:
+    def body() -> list[int]:
+        return chatty.map([1, 2, 3]).result()
+
+    state = runner_flow(ProcessPoolTaskRunner(max_workers=2), body)(return_state=True)
+    assert state.is_completed()
+    runs = {r.call_key: r for r in default_store.list_task_runs(state.run_id)}
+    logs = default_store.read_logs(state.run_id)
+    for i, x in enumerate([1, 2, 3]):
+        run = runs[f"chatty[{i}]"]
+        mine = [line.message for line in logs if line.task_run_id == run.id]
+        assert len(mine) == 3, mine
+        assert mine[0].startswith(f"first line of {x} (pid ")
+        assert f"(pid {os.getpid()})" not in mine[0]
+        assert mine[1:] == [f"printed by {x}", f"last line of {x}"]
+
+
+def test_a_timeout_ends_the_attempt_and_the_run_does_not_wait_for_the_body(
+    default_store: Store,
+) -> None:
+    def body() -> float:
+        return sleepy.submit(30).result()
+
+    started = time.monotonic()
+    state = runner_flow(ProcessPoolTaskRunner(max_workers=1), body)(return_state=True)
+    assert time.monotonic() - started < 15
+    assert state.is_failed()
+    with pytest.raises(TaskTimeoutError):
+        state.result()
+
+
+@task(cache_policy=INPUTS)
+def cached_note(path: str) -> int:
+    with open(path, "a") as f:
+        f.write("ran\n")
+    return 42
+
+
+@task
+def calls_another(x: int) -> int:
+    return square(x)
+
+
+@task
+async def async_pid(x: int) -> tuple[int, int]:
+    return x, os.getpid()
+
+
+def test_an_async_task_body_runs_in_the_pool(default_store: Store) -> None:
+    def body() -> Any:
+        return async_pid.map([1, 2]).result()
+
+    state = runner_flow(ProcessPoolTaskRunner(max_workers=1), body)(return_state=True)
+    values = state.result()
+    assert [x for x, _ in values] == [1, 2]
+    assert all(pid != os.getpid() for _, pid in values)
+
+
+def test_a_cache_hit_is_answered_on_the_driver_without_submitting(
+    default_store: Store, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes"
+
+    def body() -> int:
+        return cached_note.submit(str(notes)).result()
+
+    for _ in range(2):
+        state = runner_flow(ProcessPoolTaskRunner(max_workers=1), body)(return_state=True)
+        assert state.result() == 42
+    assert notes.read_text() == "ran\n"
+    (run,) = default_store.list_task_runs(state.run_id)
+    assert run.cached
+
+
+def test_a_task_called_inside_a_pool_body_fails_clearly(default_store: Store) -> None:
+    def body() -> int:
+        return calls_another.submit(3).result()
+
+    state = runner_flow(ProcessPoolTaskRunner(max_workers=1), body)(return_state=True)
+    assert state.is_failed()
+    with pytest.raises(TaskCallError, match="not available in a ProcessPoolTaskRunner process"):
+        state.result()
+
+
+FLOWS = textwrap.dedent(
+    """
+    import os
+    import time
+    from pathlib import Path
+
+    from legato import flow, task
+    from legato.task_runners import ProcessPoolTaskRunner
+
+    JOURNAL = Path(os.environ["PP_JOURNAL"])
+
+
+    def note(line):
+        with open(JOURNAL, "a") as f:
+            f.write(line + "\\n")
+
+
+    @task
+    def item(i: int) -> int:
+        note(f"start item {i}")
+        if i == 5 and JOURNAL.read_text().splitlines().count("start item 5") == 1:
+            time.sleep(60)  # the test kills the flow's process here
+        note(f"done item {i}")
+        return i * i
+
+
+    @flow(task_runner=ProcessPoolTaskRunner(max_workers=2))
+    def fanout(n: int = 12) -> int:
+        return sum(fut.result() for fut in item.map(range(n)))
+    """
+)
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_a_killed_run_resumes_without_rerunning_completed_keys(
+    default_store: Store, legato_home: Path, tmp_path: Path
+) -> None:
+    flows_file = tmp_path / "pp_flows.py"
+    flows_file.write_text(FLOWS)
+    journal = tmp_path / "journal.txt"
+    env = {
+        **os.environ,
+        "LEGATO_HOME": str(legato_home),
+        "LEGATO_LOG_TO_CONSOLE": "0",
+        "PP_JOURNAL": str(journal),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "legato", "run", f"{flows_file}:fanout", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def eleven_committed() -> bool:
+            runs = default_store.list_flow_runs(limit=1)
+            if not runs:
+                return False
+            return default_store.count_task_runs(runs[0].id).get(StateType.COMPLETED, 0) == 11
+
+        wait_until(eleven_committed, "all items but item 5 to complete")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    (run,) = default_store.list_flow_runs(limit=1)
+    done_before = {
+        t.call_key for t in default_store.list_task_runs(run.id) if t.state is StateType.COMPLETED
+    }
+    assert done_before == {f"item[{i}]" for i in range(12) if i != 5}
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "legato", "resume", run.id, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    data = json.loads(resumed.stdout)
+    assert data["state"] == "completed"
+    assert data["result"] == sum(i * i for i in range(12))
+    lines = journal.read_text().splitlines()
+    for i in range(12):
+        if i != 5:
+            assert lines.count(f"start item {i}") == 1, (i, lines)
+            assert lines.count(f"done item {i}") == 1, (i, lines)
+    assert lines.count("start item 5") == 2
+    assert lines.count("done item 5") == 1
