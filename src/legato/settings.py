@@ -68,6 +68,9 @@ def args_fingerprint_enabled() -> bool:
     return raw not in ("0", "false", "no", "off")
 
 
+AGE_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
 def parse_age(text: str) -> float | None:
     """Seconds in an age like ``90s``, ``15m``, ``12h``, ``7d`` or ``2w``; None when
     ``text`` is not one (or not more than 0)."""
@@ -76,8 +79,7 @@ def parse_age(text: str) -> float | None:
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text.strip().lower())
     if match is None or float(match.group(1)) <= 0:
         return None
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    return float(match.group(1)) * units[match.group(2)]
+    return float(match.group(1)) * AGE_UNIT_SECONDS[match.group(2)]
 
 
 def event_retention_seconds() -> float:

@@ -2,36 +2,37 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import click
 
+from legato import settings
 from legato.cli.common import debug_option, emit_json, get_client, make_console
 from legato.client.views import store_status_to_dict
 from legato.states import FINAL_STATES, StateType
 
-_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _FINAL = sorted(state.value for state in FINAL_STATES)
 
 
 def parse_age(text: str, option: str = "'--older-than'") -> timedelta:
     """``90s``, ``15m``, ``12h``, ``30d``, ``2w``; a usage error otherwise."""
-    match = _AGE.match(text.strip().lower())
-    if match is None or float(match.group(1)) <= 0:
+    seconds = settings.parse_age(text)
+    if seconds is None:
         raise click.BadParameter(
             f"{text!r} is not an age: write a number and a unit, like 90s, 15m, 12h, 30d or 2w",
             param_hint=option,
         )
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    return timedelta(seconds=seconds)
 
 
 def _age_text(age: timedelta) -> str:
     seconds = age.total_seconds()
     for unit in ("d", "h", "m"):
-        if seconds >= _UNIT_SECONDS[unit] and seconds % _UNIT_SECONDS[unit] == 0:
-            return f"{seconds / _UNIT_SECONDS[unit]:g}{unit}"
+        if (
+            seconds >= settings.AGE_UNIT_SECONDS[unit]
+            and seconds % settings.AGE_UNIT_SECONDS[unit] == 0
+        ):
+            return f"{seconds / settings.AGE_UNIT_SECONDS[unit]:g}{unit}"
     return f"{seconds:g}s"
 
 
