@@ -367,3 +367,98 @@ def test_a_killed_run_resumes_without_rerunning_completed_keys(
             assert lines.count(f"done item {i}") == 1, (i, lines)
     assert lines.count("start item 5") == 2
     assert lines.count("done item 5") == 1
+
+
+@task
+def big_bytes(n: int) -> bytes:
+    return bytes(range(256)) * (n // 256)
+
+
+@task
+def length(data: bytes) -> int:
+    return len(data)
+
+
+def test_each_task_run_records_the_host_and_pid_that_ran_its_body(default_store: Store) -> None:
+    import socket
+
+    def body() -> list[int]:
+        return square.map(range(4)).result()
+
+    pooled = runner_flow(ProcessPoolTaskRunner(max_workers=2), body)(return_state=True)
+    local = runner_flow(ThreadPoolTaskRunner(max_workers=2), body)(return_state=True)
+    hosts = {run.host for run in default_store.list_task_runs(pooled.run_id)}
+    assert len(hosts) in (1, 2)
+    for host in hosts:
+        assert host is not None
+        name, _, pid = host.partition(" (pid ")
+        assert name == socket.gethostname()
+        assert int(pid.rstrip(")")) != os.getpid()
+    assert {run.host for run in default_store.list_task_runs(local.run_id)} == {None}
+    # The API's view of a task run carries it too.
+    from legato.client.views import task_run_to_dict
+
+    (first, *_) = default_store.list_task_runs(pooled.run_id)
+    assert task_run_to_dict(first)["host"] == first.host
+    # And the run page, for the task run opened there.
+    from fastapi.testclient import TestClient
+
+    from legato.client import Client
+    from legato.server import create_app
+
+    with TestClient(create_app(Client(default_store))) as http:
+        page = http.get(f"/runs/{pooled.run_id}?task={first.id}").text
+        assert f"<dt>Ran on</dt><dd>{first.host}</dd>" in page
+        (local_first, *_) = default_store.list_task_runs(local.run_id)
+        page = http.get(f"/runs/{local.run_id}?task={local_first.id}").text
+        assert "(the flow&#39;s process)" in page or "(the flow's process)" in page
+
+
+def test_a_large_result_goes_to_result_storage_and_the_store_keeps_its_reference(
+    default_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from legato.client import Client
+
+    storage = tmp_path / "results"
+    monkeypatch.setenv("LEGATO_RESULT_STORAGE", str(storage))
+    monkeypatch.setenv("LEGATO_REMOTE_RESULT_THRESHOLD", "4k")
+
+    def body() -> tuple[int, int]:
+        small, large = big_bytes.submit(1024), big_bytes.submit(64 * 1024)
+        return length(small.result()), length(large)
+
+    state = runner_flow(ProcessPoolTaskRunner(max_workers=2), body)(return_state=True)
+    assert state.result() == (1024, 64 * 1024)
+    runs = {r.call_key: r for r in default_store.list_task_runs(state.run_id)}
+    small = default_store.get_task_result(runs["big_bytes[0]"].id)
+    large = default_store.get_task_result(runs["big_bytes[1]"].id)
+    assert small is not None and small.serializer == "pickle"  # under the threshold
+    assert large is not None and large.serializer == "reference"
+    reference = json.loads(large.payload)
+    path = storage / state.run_id / f"{runs['big_bytes[1]'].id}.pickle"
+    assert reference["url"] == str(path) and reference["size"] == path.stat().st_size
+    assert len(large.payload) < 300  # the store holds the reference, not the value
+    assert runs["big_bytes[1]"].has_result
+    # The UI names the reference without loading the value; reading it loads the file.
+    preview = Client(default_store).task_result_preview(runs["big_bytes[1]"])
+    assert preview is not None and str(path) in preview and "bytes kept" in preview
+    from legato.engine.results import deserialize
+    from legato.errors import ResultNotAvailableError
+
+    assert deserialize(large, "big_bytes[1]") == bytes(range(256)) * 256
+    path.unlink()
+    with pytest.raises(ResultNotAvailableError, match=r"result storage at .*restore the file"):
+        deserialize(large, "big_bytes[1]")
+
+
+def test_a_bad_result_threshold_setting_is_refused_clearly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from legato.errors import ConfigurationError
+    from legato.settings import remote_result_threshold
+
+    monkeypatch.setenv("LEGATO_REMOTE_RESULT_THRESHOLD", "lots")
+    with pytest.raises(ConfigurationError, match=r"is not a size; set it to bytes, e.g. 1048576"):
+        remote_result_threshold()
+    monkeypatch.setenv("LEGATO_REMOTE_RESULT_THRESHOLD", "2M")
+    assert remote_result_threshold() == 2 * 1024 * 1024

@@ -236,6 +236,9 @@ class TaskRun:
     # The call's arguments in canonical form (engine/fingerprint.py): replay
     # compares it with the call made at the same key on resume.
     args_fingerprint: str | None = None
+    # Where a remote task runner ran the body ("host (pid N)"): None when the body ran
+    # in the flow run's own process.
+    host: str | None = None
 
     @property
     def idempotency_key(self) -> str:

@@ -133,3 +133,42 @@ def late_after_seconds() -> float:
     """``LEGATO_LATE_AFTER``: seconds after its scheduled time a run not started yet is
     late (default 15): the leader then emits ``legato.flow-run.Late`` for it, once."""
     return env_float("LEGATO_LATE_AFTER", 15.0)
+
+
+def _byte_size(name: str, default: int) -> int:
+    """A size in bytes from the environment: 1048576, 512k, 4M or 1G (powers of 1024)."""
+    from legato.errors import ConfigurationError
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    text = raw.lower().removesuffix("ib").removesuffix("b")
+    scale = units.get(text[-1:], 1)
+    number = text[:-1] if text[-1:] in units else text
+    try:
+        value = int(float(number) * scale)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigurationError(
+            f"{name}={raw!r} is not a size; set it to bytes, e.g. 1048576, 512k or 4M"
+        )
+    return value
+
+
+def remote_result_threshold() -> int:
+    """``LEGATO_REMOTE_RESULT_THRESHOLD``: a remote task body's pickled result larger than
+    this many bytes goes to result storage, and only its reference comes back (default 1M)."""
+    return _byte_size("LEGATO_REMOTE_RESULT_THRESHOLD", 1024**2)
+
+
+def result_storage() -> str:
+    """``LEGATO_RESULT_STORAGE``: where large remote results are written: a folder or an
+    fsspec URL such as ``s3://bucket/legato`` (default ``$LEGATO_HOME/results``)."""
+    raw = os.environ.get("LEGATO_RESULT_STORAGE", "").strip()
+    if not raw:
+        return str(legato_home() / "results")
+    if "://" in raw:
+        return raw.rstrip("/")
+    return str(Path(raw).expanduser().resolve())

@@ -114,6 +114,7 @@ class Task(Generic[P, R]):
         on_commit: Sequence[Hook] | None = None,
         on_running: Sequence[Hook] | None = None,
         call_key: str | None = None,
+        resources: Mapping[str, float] | None = None,
     ) -> None:
         # `@task` over `@classmethod`/`@staticmethod`: bound as that kind (see __get__).
         fn, self._method_kind = unwrap_method(fn)
@@ -172,6 +173,8 @@ class Task(Generic[P, R]):
         self.on_commit = HookList(on_commit or ())
         self.on_running = HookList(on_running or ())
         self.call_key = call_key
+        # What one call needs of a cluster's workers (Dask resources, Ray options).
+        self.resources: dict[str, float] = _resources_of(self.name, resources)
         self.is_async = inspect.iscoroutinefunction(fn)
         self.parameter_names = tuple(inspect.signature(fn).parameters)
         # `wait_for=` is ours unless the function has a parameter of that name.
@@ -208,6 +211,7 @@ class Task(Generic[P, R]):
             "on_commit": on_commit,
             "on_running": on_running,
             "call_key": call_key,
+            "resources": resources,
         }
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
@@ -608,6 +612,30 @@ def task(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
         return Task(fn, **options)
 
     return decorator
+
+
+def _resources_of(name: str, resources: Mapping[str, float] | None) -> dict[str, float]:
+    if resources is None:
+        return {}
+    if not isinstance(resources, Mapping):
+        raise ConfigurationError(
+            f"task '{name}': resources must be a mapping such as {{'GPU': 1}}, "
+            f"got {type(resources).__name__}"
+        )
+    checked: dict[str, float] = {}
+    for key, amount in resources.items():
+        if (
+            not isinstance(key, str)
+            or isinstance(amount, bool)
+            or not isinstance(amount, (int, float))
+            or amount <= 0
+        ):
+            raise ConfigurationError(
+                f"task '{name}': resources[{key!r}] = {amount!r}: each resource needs a name "
+                f"and a positive amount, such as {{'GPU': 1}}"
+            )
+        checked[key] = float(amount)
+    return checked
 
 
 def _cache_policy_of(

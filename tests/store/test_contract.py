@@ -564,6 +564,7 @@ def test_task_run_round_trips_exactly(store: Store) -> None:
             AttemptInfo(2, at(5), None, "crashed"),
             AttemptInfo(3, at(10), at(12.5), "failed", ErrorInfo("ZeroDivisionError", "/0")),
         ),
+        host="node-7 (pid 4242)",
     )
     store.record_task_run(task, owner.token)
     assert store.get_task_run(task.id) == task

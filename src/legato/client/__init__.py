@@ -30,7 +30,7 @@ from legato.engine.calls import (
 )
 from legato.engine.entrypoints import load_flow
 from legato.engine.liveness import reconcile
-from legato.engine.results import deserialize
+from legato.engine.results import REFERENCE, deserialize
 from legato.errors import (
     ConfigurationError,
     LimitNotFoundError,
@@ -75,6 +75,11 @@ def _preview(stored: StoredResult | None, what: str, limit: int) -> str | None:
 
     if stored is None:
         return None
+    if stored.serializer == REFERENCE:  # possibly large: named, not loaded
+        import json
+
+        reference = json.loads(stored.payload)
+        return f"({reference['size']:,} bytes kept in result storage at {reference['url']})"
     try:
         value = deserialize(stored, what)
     except Exception as exc:  # a result may need code this process cannot import

@@ -223,6 +223,8 @@ def task_run_to_dict(task_run: TaskRun, *, tracebacks: bool = False) -> dict[str
         "cache_key": task_run.cache_key,
         "cache_expires_at": isoformat(task_run.cache_expires_at),
         "idempotency_key": task_run.idempotency_key,
+        # Set when a remote task runner ran the body: "host (pid N)".
+        "host": task_run.host,
         # Empty for a task run that took one attempt.
         "attempt_log": [a.to_dict() for a in task_run.attempt_log],
     }

@@ -5,15 +5,18 @@ caching, limits, retries, timeouts and the one task-run record. What travels
 is only the body: `pack_body` pickles the function, its resolved arguments and
 what the body's logger needs to know (checking each argument, so a value that
 cannot travel is named); `run_body` runs in the other process and answers with
-the value or the exception, the log lines written meanwhile and timings;
-`unpack_outcome` puts those lines into the run's log buffer (before the record
-that commits them) and returns the value or raises the exception. Shared by
-the process-pool runner and, later, the Dask and Ray runners.
+the value or the exception, the log lines written meanwhile, where it ran and
+timings; a value too large to send back is written to result storage and only
+its reference answers. `unpack_outcome` puts the log lines into the run's log
+buffer (before the record that commits them), tells the task call where the
+body ran and of a reference, and returns the value or raises the exception. Shared by
+the remote runners (`legato.task_runners.remote`): processes, Dask, Ray.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import time
 import traceback
 from dataclasses import dataclass
@@ -23,7 +26,7 @@ import cloudpickle
 
 from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext, TaskRunContext
 from legato.errors import RemoteTaskError, TaskArgumentNotPicklableError, TaskCallError
-from legato.records import LogRecord
+from legato.records import LogRecord, StoredResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +39,22 @@ class BodyContext:
     task_run_id: str
     call_key: str
     log_prints: bool
+    runner: str  # the runner's class name, for messages
+    # Where a pickled value larger than result_threshold bytes goes (a folder or an
+    # fsspec URL); None: the value always travels back (persist_result=False).
+    result_storage: str | None = None
+    result_threshold: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A body's answer: its value or exception, its log lines, where and how long."""
+    """A body's answer: its value (pickled) or exception, its log lines, where and how long."""
 
-    value: Any
+    value: bytes | None  # the value, cloudpickled; None when it went to result storage
+    reference: StoredResult | None  # where it went
     error: BaseException | None
     logs: list[LogRecord]
+    host: str
     pid: int
     seconds: float
 
@@ -102,6 +112,7 @@ class _BodyFlow:
     def __init__(self, context: BodyContext) -> None:
         self.run = _BodyRun(context)
         self.log_prints = context.log_prints
+        self.runner = context.runner
         self.logs: list[LogRecord] = []
 
     def add_log(self, record: LogRecord) -> None:
@@ -109,7 +120,7 @@ class _BodyFlow:
 
     def __getattr__(self, name: str) -> Any:
         raise TaskCallError(
-            f"'{name}' of the flow run is not available in a ProcessPoolTaskRunner process: "
+            f"'{name}' of the flow run is not available in a {self.runner} process: "
             f"a task body there runs alone (no nested task calls, no store); call other "
             f"tasks from the flow instead"
         )
@@ -121,11 +132,10 @@ class _BodyTask:
         self.call_key = context.call_key
         self.task_run_id = context.task_run_id
         self.log_prints = context.log_prints
+        self.runner = context.runner
 
     def __getattr__(self, name: str) -> Any:
-        raise TaskCallError(
-            f"'{name}' of the task run is not available in a ProcessPoolTaskRunner process"
-        )
+        raise TaskCallError(f"'{name}' of the task run is not available in a {self.runner} process")
 
 
 def watch_driver(driver: Any) -> None:
@@ -167,31 +177,62 @@ def run_body(payload: bytes) -> bytes:
     except BaseException as exc:
         error = exc
         trace = traceback.format_exc()
-        exc.add_note(f"Traceback in ProcessPoolTaskRunner process {os.getpid()}:\n{trace}")
+        exc.add_note(f"Traceback in {context.runner} process {os.getpid()}:\n{trace}")
     finally:
         TASK_CONTEXT.reset(task_token)
         FLOW_CONTEXT.reset(flow_token)
     seconds = time.perf_counter() - started
+    host, pid = socket.gethostname(), os.getpid()
+    data: bytes | None = None
+    reference: StoredResult | None = None
     try:
-        return bytes(cloudpickle.dumps(Outcome(value, error, flow.logs, os.getpid(), seconds)))
+        if error is None:
+            data = bytes(cloudpickle.dumps(value))
+            if context.result_storage is not None and len(data) > context.result_threshold:
+                from legato.engine.results import write_reference
+
+                name = f"{context.flow_run_id}/{context.task_run_id}.pickle"
+                reference = write_reference(context.result_storage, name, data)
+                data = None
+        return bytes(
+            cloudpickle.dumps(Outcome(data, reference, error, flow.logs, host, pid, seconds))
+        )
     except Exception as exc:
         if error is not None:
             what = f"raised {type(error).__qualname__}: {error}, which cannot be pickled back"
-        else:
+        elif data is None and reference is None:
             what = (
                 f"returned a {type(value).__qualname__}, which cannot be pickled back to the "
                 f"flow's process ({type(exc).__name__}: {exc})"
             )
             trace = ""
+        else:
+            what = (
+                f"returned a value that could not be written to result storage at "
+                f"{context.result_storage} ({type(exc).__name__}: {exc}); check "
+                f"LEGATO_RESULT_STORAGE"
+            )
+            trace = ""
         substitute = RemoteTaskError(context.task_name, what, trace)
-        return bytes(cloudpickle.dumps(Outcome(None, substitute, flow.logs, os.getpid(), seconds)))
+        return bytes(
+            cloudpickle.dumps(Outcome(None, None, substitute, flow.logs, host, pid, seconds))
+        )
 
 
 def unpack_outcome(packed: bytes, flow_ctx: FlowRunContext) -> Any:
-    """Put a body's log lines into the run's buffer, in order; its value, or raise."""
+    """Put a body's log lines into the run's buffer, in order; tell the task call where
+    the body ran (and of a result kept by reference); its value, or raise."""
     outcome: Outcome = cloudpickle.loads(packed)
     for record in outcome.logs:
         flow_ctx.add_log(record)
+    task_ctx = TASK_CONTEXT.get()
+    if task_ctx is not None and task_ctx.call is not None:
+        task_ctx.call.note_remote_answer(f"{outcome.host} (pid {outcome.pid})", outcome.reference)
     if outcome.error is not None:
         raise outcome.error
-    return outcome.value
+    if outcome.reference is not None:
+        from legato.engine.results import deserialize
+
+        what = "a remote task" if task_ctx is None else f"task run {task_ctx.call_key}"
+        return deserialize(outcome.reference, what)
+    return cloudpickle.loads(outcome.value) if outcome.value is not None else None

@@ -75,6 +75,8 @@ class TaskCall:
         "kwargs",
         "parent_task_run_id",
         "previous",
+        "remote_host",
+        "result_reference",
         "start_time",
         "tags",
         "task",
@@ -122,6 +124,9 @@ class TaskCall:
         self.start_time: datetime | None = None
         self.has_futures = False
         self.attempts_this_execution = 0
+        # Set by a remote runner's answer (see note_remote_answer).
+        self.remote_host: str | None = None
+        self.result_reference: StoredResult | None = None
         # Before futures in the arguments are resolved: a future counts by its key.
         self.fingerprint = fingerprint(task.parameter_names, args, kwargs) if FINGERPRINTS else None
         self.dependencies = self._collect_dependencies()
@@ -268,6 +273,7 @@ class TaskCall:
             has_result=has_result,
             attempt_log=attempt_log,
             args_fingerprint=self.fingerprint,
+            host=self.remote_host,
         )
 
     def _log_attempt(
@@ -293,6 +299,13 @@ class TaskCall:
                 error=brief(error),
             )
         )
+
+    def note_remote_answer(self, host: str, reference: StoredResult | None) -> None:
+        """A remote runner's body answered this attempt: where it ran goes on the record,
+        and a large result written to result storage is recorded by its reference
+        instead of its bytes."""
+        self.remote_host = host
+        self.result_reference = reference
 
     def running_record(self) -> TaskRun:
         return self.record(StateType.RUNNING, end=False)
@@ -408,8 +421,8 @@ class TaskCall:
             return self._complete_returned(value)
         task = self.task
         self._leave_flight()
-        stored = None
-        if task.persist_result:
+        stored = self.result_reference
+        if stored is None and task.persist_result:
             try:
                 stored = _results.serialize_fast(value, task.result_serializer)
             except Exception:

@@ -28,7 +28,7 @@ deployment, idempotency_key, concurrency_key, concurrency_limit, retries_used
 id, flow_run_id, call_key, task_name, name, state, attempts, cached, rolled_back,
 start_time, end_time, parent_task_run_id, cache_key, cache_expires_at,
 result_serializer, tags, dependencies, inputs, error, result IS NOT NULL, attempt_log,
-args_fingerprint
+args_fingerprint, host
 
 -- log_columns --
 -- Column order read by rows.log_from_row.
@@ -372,20 +372,20 @@ ON CONFLICT (flow_run_id, key) DO UPDATE SET value = excluded.value
 SELECT value::text FROM run_inputs WHERE flow_run_id = %s AND key = %s
 
 -- task_run_insert --
--- The 22 task run columns (all but flow_run_id, taken from the fenced row),
+-- The 23 task run columns (all but flow_run_id, taken from the fenced row),
 -- then flow_run_id and owner_token for the fence: the row is written only if
 -- the token still owns the flow run (no row = the run was lost).
 INSERT INTO task_runs (
     id, call_key, task_name, name, state, attempts, cached, rolled_back,
     first_start, start_time, end_time, parent_task_run_id, cache_key, cache_expires_at,
     result_serializer, tags, dependencies, inputs, error, result, attempt_log,
-    args_fingerprint, flow_run_id
+    args_fingerprint, host, flow_run_id
 )
 SELECT
     %s::text, %s::text, %s::text, %s::text, %s::text, %s::integer, %s::boolean,
     %s::boolean, %s::timestamptz, %s::timestamptz, %s::timestamptz, %s::text, %s::text,
     %s::timestamptz, %s::text, %s::jsonb, %s::jsonb, %s::json, %s::jsonb, %s::bytea,
-    %s::jsonb, %s::text, f.id
+    %s::jsonb, %s::text, %s::text, f.id
 FROM flow_runs AS f WHERE f.id = %s AND f.owner_token = %s
 FOR SHARE
 ON CONFLICT (flow_run_id, call_key) DO UPDATE SET
@@ -409,7 +409,8 @@ ON CONFLICT (flow_run_id, call_key) DO UPDATE SET
     error = excluded.error,
     result = excluded.result,
     attempt_log = excluded.attempt_log,
-    args_fingerprint = excluded.args_fingerprint
+    args_fingerprint = excluded.args_fingerprint,
+    host = excluded.host
 
 -- record_task_run --
 -- the parameters of task_run_insert: the engine's write for a task call

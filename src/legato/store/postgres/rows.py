@@ -252,6 +252,7 @@ def task_run_params(
         None if result is None else result.payload,
         to_jsonb([a.to_dict() for a in attempt_log], "the attempts") if attempt_log else None,
         task_run.args_fingerprint,
+        task_run.host,
         task_run.flow_run_id,
         owner_token,
     )
@@ -283,6 +284,7 @@ def task_run_from_row(row: Sequence[Any]) -> TaskRun:
         has_result=row[19],
         attempt_log=() if row[20] is None else tuple(AttemptInfo.from_dict(a) for a in row[20]),
         args_fingerprint=row[21],
+        host=row[22],
     )
 
 

@@ -131,6 +131,8 @@ CREATE TABLE task_runs (
     attempt_log jsonb,
     -- Added by migration 0007: the call's arguments, compared on replay.
     args_fingerprint text,
+    -- Added by migration 0020: where a remote task runner ran the body.
+    host text,
     PRIMARY KEY (flow_run_id, call_key)
 ) WITH (fillfactor = 90);
 -- fillfactor: a task recorded as running and then as finished is updated in

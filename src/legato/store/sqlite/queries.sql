@@ -21,7 +21,7 @@ deployment, idempotency_key, concurrency_key, concurrency_limit, retries_used
 id, flow_run_id, call_key, task_name, name, state, attempts, cached, rolled_back,
 start_time, end_time, parent_task_run_id, cache_key, cache_expires_at,
 result_serializer, tags, dependencies, inputs, error, result IS NOT NULL, attempt_log,
-args_fingerprint
+args_fingerprint, host
 
 -- schema_object_count --
 SELECT count(*) FROM sqlite_master
@@ -251,7 +251,7 @@ ON CONFLICT (flow_run_id, key) DO UPDATE SET value = excluded.value
 SELECT value FROM run_inputs WHERE flow_run_id = ? AND key = ?
 
 -- journal_task_run --
--- the 22 task run columns below, then flow_run_id and owner_token for the fence:
+-- the 23 task run columns below, then flow_run_id and owner_token for the fence:
 -- the row is written only if the token still owns the flow run, so the fence
 -- costs one primary-key lookup and no extra round trip (0 rows changed = lost).
 -- The journal is an append-only table with no index but its rowid: a commit
@@ -260,13 +260,14 @@ SELECT value FROM run_inputs WHERE flow_run_id = ? AND key = ?
 INSERT INTO task_run_journal (
     {task_run_journal_columns}
 )
-SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 WHERE EXISTS (SELECT 1 FROM flow_runs WHERE id = ? AND owner_token = ?)
 
 -- task_run_journal_columns --
 id, flow_run_id, call_key, task_name, name, state, attempts, cached, rolled_back,
 first_start, start_time, end_time, parent_task_run_id, cache_key, cache_expires_at,
-result_serializer, tags, dependencies, inputs, error, result, attempt_log, args_fingerprint
+result_serializer, tags, dependencies, inputs, error, result, attempt_log, args_fingerprint,
+host
 
 -- task_run_journal_end --
 -- the newest journal entry, or NULL when everything is folded
@@ -300,7 +301,8 @@ ON CONFLICT (flow_run_id, call_key) DO UPDATE SET
     error = excluded.error,
     result = excluded.result,
     attempt_log = excluded.attempt_log,
-    args_fingerprint = excluded.args_fingerprint
+    args_fingerprint = excluded.args_fingerprint,
+    host = excluded.host
 
 -- clear_task_run_journal --
 -- newest seq folded

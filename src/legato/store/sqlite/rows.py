@@ -249,6 +249,7 @@ def task_run_params(
         None if result is None else result.payload,
         _encode([a.to_dict() for a in attempt_log]) if attempt_log else None,
         task_run.args_fingerprint,
+        task_run.host,
         task_run.flow_run_id,
         owner_token,
     )
@@ -290,6 +291,7 @@ def task_run_from_row(row: Sequence[Any]) -> TaskRun:
         if row[20] is None
         else tuple(AttemptInfo.from_dict(a) for a in _decode(row[20])),
         args_fingerprint=row[21],
+        host=row[22],
     )
 
 

@@ -115,7 +115,9 @@ CREATE TABLE task_runs (
     -- Added by migration 0007: the attempts of a task run that took several.
     attempt_log TEXT,
     -- Added by migration 0008: the call's arguments, compared on replay.
-    args_fingerprint TEXT
+    args_fingerprint TEXT,
+    -- Added by migration 0021: where a remote task runner ran the body.
+    host TEXT
 );
 
 CREATE UNIQUE INDEX task_runs_call_key ON task_runs (flow_run_id, call_key);
@@ -176,7 +178,9 @@ CREATE TABLE task_run_journal (
     -- Added by migration 0007: the attempts of a task run that took several.
     attempt_log TEXT,
     -- Added by migration 0008: the call's arguments, compared on replay.
-    args_fingerprint TEXT
+    args_fingerprint TEXT,
+    -- Added by migration 0021: where a remote task runner ran the body.
+    host TEXT
 );
 
 CREATE TABLE leases (

@@ -1,0 +1,167 @@
+"""The base of runners that send task bodies elsewhere: processes, Dask, Ray.
+
+Only the body moves: the flow's process (the driver) keeps call keys, replay,
+caching, limits, retries, timeouts and the task-run records (see
+docs/architecture.md, "Remote task runners: record on the driver"). Each
+submitted call runs the ordinary task engine on a thread of the driver; when
+the engine calls the task's function, a stand-in packs the body
+(`engine.remote.pack_body`), hands it to the subclass (`_send_payload`, which
+answers with a `concurrent.futures.Future` of the packed outcome) and waits.
+A subclass says how to start its backend, send a payload and stop.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from legato.task_runners.threads import TaskHandle, ThreadPoolTaskRunner
+
+if TYPE_CHECKING:
+    from legato.engine.context import FlowRunContext
+    from legato.engine.task_engine import TaskCall
+    from legato.tasks import Task
+
+
+class RemoteTaskRunner(ThreadPoolTaskRunner):
+    """Runs the function bodies of submitted task calls outside the flow's process."""
+
+    runs_bodies_remotely: ClassVar[bool] = True
+
+    def __init__(self, max_workers: int | None = None, *, in_flight: int = 32) -> None:
+        super().__init__(max_workers=max_workers)
+        # Driver threads only wait on remote bodies: ``in_flight`` of them bound how
+        # many bodies are out at once.
+        self._limit = in_flight
+        self._send_lock = threading.Lock()
+        # id(task) -> (task, its copy whose fn sends the body away)
+        self._twins: dict[int, tuple[Task[Any, Any], Task[Any, Any]]] = {}
+        self._unfinished: set[Future[bytes]] = set()  # bodies sent and not yet answered
+        self._storage: str | None = None  # read from the settings on the first send
+        self._result_threshold = 0
+
+    # --- what a subclass provides ------------------------------------------------------
+
+    def _send_payload(self, payload: bytes, task: Task[Any, Any]) -> Future[bytes]:
+        """Start running ``payload`` (`engine.remote.run_body`'s argument) elsewhere."""
+        raise NotImplementedError
+
+    def _stop(self, unfinished: list[Future[bytes]], wait: bool) -> None:
+        """Release the backend; ``unfinished`` bodies were abandoned and must be stopped."""
+        raise NotImplementedError
+
+    # --- the shared machinery ----------------------------------------------------------
+
+    def submit_call(self, call: TaskCall, work: Callable[[], Any]) -> TaskHandle:
+        call.task = self._twin(call.task)
+        return self.submit(work)
+
+    def _twin(self, task: Task[Any, Any]) -> Task[Any, Any]:
+        entry = self._twins.get(id(task))
+        if entry is not None and entry[0] is task:
+            return entry[1]
+        import copy
+        import functools
+
+        twin = copy.copy(task)
+        twin.__dict__["_code_hash"] = task.code_hash  # hashes the user's code, not ours
+        body = self._async_body(task) if task.is_async else self._sync_body(task)
+        twin.fn = functools.update_wrapper(body, task.fn)
+        self._twins[id(task)] = (task, twin)
+        return twin
+
+    def _sync_body(self, task: Task[Any, Any]) -> Callable[..., Any]:
+        def body(*args: Any, **kwargs: Any) -> Any:
+            from legato.engine.remote import unpack_outcome
+
+            future, flow_ctx = self._send(task, args, kwargs)
+            return unpack_outcome(self._wait(future), flow_ctx)
+
+        return body
+
+    def _async_body(self, task: Task[Any, Any]) -> Callable[..., Any]:
+        async def body(*args: Any, **kwargs: Any) -> Any:
+            import asyncio
+
+            from legato.engine.remote import unpack_outcome
+
+            future, flow_ctx = self._send(task, args, kwargs)
+            try:
+                packed = await asyncio.wrap_future(future)
+            except asyncio.CancelledError:
+                future.cancel()
+                raise
+            return unpack_outcome(packed, flow_ctx)
+
+        return body
+
+    def _send(
+        self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Future[bytes], FlowRunContext]:
+        from legato.engine.context import TASK_CONTEXT
+        from legato.engine.remote import BodyContext, pack_body
+
+        task_ctx = TASK_CONTEXT.get()
+        if task_ctx is None:  # the engine always sets it around an attempt
+            from legato.errors import TaskCallError
+
+            raise TaskCallError(
+                f"task '{task.name}': a {type(self).__name__} body was called outside its "
+                f"task run; submit the task from a flow instead"
+            )
+        flow_ctx = task_ctx.flow_ctx
+        context = BodyContext(
+            flow_run_id=flow_ctx.run.id,
+            flow_name=flow_ctx.run.flow_name,
+            task_name=task.name,
+            task_run_id=task_ctx.task_run_id,
+            call_key=task_ctx.call_key,
+            log_prints=task_ctx.log_prints,
+            runner=type(self).__name__,
+            result_storage=self._result_storage() if task.persist_result else None,
+            result_threshold=self._result_threshold,
+        )
+        payload = pack_body(task.fn, args, kwargs, task.parameter_names, context)
+        future = self._send_payload(payload, task)
+        with self._send_lock:
+            self._unfinished.add(future)
+        future.add_done_callback(self._answered)
+        return future, flow_ctx
+
+    def _result_storage(self) -> str:
+        """Where large results go (LEGATO_RESULT_STORAGE), read once per runner."""
+        if self._storage is None:
+            from legato.settings import remote_result_threshold, result_storage
+
+            self._result_threshold = remote_result_threshold()
+            self._storage = result_storage()
+        return self._storage
+
+    def _answered(self, future: Future[bytes]) -> None:
+        with self._send_lock:
+            self._unfinished.discard(future)
+
+    def _wait(self, future: Future[bytes]) -> bytes:
+        """Wait in short slices, so that a timeout's or a cancel's interrupt reaches this
+        thread; the remote future is then cancelled."""
+        from concurrent.futures import TimeoutError as WaitTimeout
+
+        try:
+            while True:
+                try:
+                    return future.result(timeout=0.05)
+                except WaitTimeout:
+                    continue
+        except BaseException:
+            future.cancel()  # one already running is stopped when the flow run ends
+            raise
+
+    def shutdown(self, wait: bool = True) -> None:
+        super().shutdown(wait)
+        with self._send_lock:
+            unfinished = [future for future in self._unfinished if not future.done()]
+            self._unfinished = set()
+        self._stop(unfinished, wait)
+        self._twins.clear()
