@@ -412,6 +412,15 @@ def test_each_task_run_records_the_host_and_pid_that_ran_its_body(default_store:
         (local_first, *_) = default_store.list_task_runs(local.run_id)
         page = http.get(f"/runs/{local.run_id}?task={local_first.id}").text
         assert "(the flow&#39;s process)" in page or "(the flow's process)" in page
+    # And `legato show`.
+    shown = subprocess.run(
+        [sys.executable, "-m", "legato", "show", pooled.run_id],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        check=True,
+    ).stdout
+    assert f"on {first.host}" in shown
 
 
 def test_a_large_result_goes_to_result_storage_and_the_store_keeps_its_reference(

@@ -170,6 +170,8 @@ def _task_label(tr: TaskRun) -> Text:
     if tr.rolled_back:
         label.append("  rolled back", style="yellow")
     label.append(f"  {format_duration(tr.duration)}", style="dim")
+    if tr.host is not None:  # a remote task runner ran the body
+        label.append(f"  on {tr.host}", style="dim")
     return label
 
 
