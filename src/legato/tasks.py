@@ -6,6 +6,7 @@ changing its imports.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import inspect
@@ -302,8 +303,6 @@ class Task(Generic[P, R]):
     # -- calling -----------------------------------------------------------------
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        import asyncio
-
         flow_ctx = FLOW_CONTEXT.get()
         return_state = (
             bool(kwargs.pop("return_state", False))
@@ -319,8 +318,6 @@ class Task(Generic[P, R]):
         wait_for = kwargs.pop("wait_for", None) if kwargs and self._takes_wait_for else None
         call = TaskCall(self, flow_ctx, args, kwargs, wait_for)  # type: ignore[arg-type]
         if self.is_async:
-            import asyncio
-
             runner = (
                 _async_state_of(call.task_run_id, call.run_async)
                 if return_state

@@ -475,7 +475,7 @@ class SQLiteStore(
         with_event = task_run.state in _EVENT_STATES
 
         if cache_params is None and not log_rows and not with_event:
-            self._group_commit(_Pending(params, task_run.flow_run_id))
+            self._group_commit(params, task_run.flow_run_id)
             return
 
         def record(conn: sqlite3.Connection) -> None:
@@ -496,14 +496,26 @@ class SQLiteStore(
         if self._appended >= _FOLD_EVERY:
             self._fold()
 
-    def _group_commit(self, pending: _Pending) -> None:
-        """Commit ``pending`` together with the task runs other threads are recording.
+    def _group_commit(self, params: tuple[Any, ...], flow_run_id: str) -> None:
+        """Commit one task run together with those other threads are recording.
 
         Each caller returns only once its own record is committed; a caller that
         finds the commit lock free writes everything queued so far in one
-        transaction. With one thread this is one single-statement write; with a
-        fan-out on many threads, many task runs share one commit.
+        transaction. With a fan-out on many threads, many task runs share one
+        commit; a caller alone (nothing queued, nobody committing: a sequential
+        flow) writes its single statement without going through the queue.
         """
+        if not self._queue and self._commit_lock.acquire(blocking=False):
+            try:
+                if self._db.write_one(_JOURNAL_TASK_RUN, params) == 0:
+                    raise RunOwnershipLost(flow_run_id)
+                self._appended += 1
+                if self._appended >= _FOLD_EVERY:
+                    self._fold()
+            finally:
+                self._commit_lock.release()
+            return
+        pending = _Pending(params, flow_run_id)
         with self._queue_lock:
             self._queue.append(pending)
         with self._commit_lock:
