@@ -114,6 +114,24 @@ def limited(tag: str) -> None:
     limited_step.map(tag, range(3)).wait()
 
 
+@flow
+def maybe_crash(tag: str, how: str = "") -> int:
+    note(f"{tag} pid {os.getpid()}")
+    if how == "exit":
+        os._exit(3)
+    if how == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if how == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
+
+
+@flow
+def versioned(tag: str) -> str:
+    note(f"{tag} VERSION")
+    return "VERSION"
+
+
 class Approval(RunInput):
     ok: bool
 
@@ -519,3 +537,79 @@ def test_a_global_limit_of_two_holds_under_four_workers(
         running += step
         peak = max(peak, running)
     assert peak == 2
+
+
+def test_crashing_flows_among_many_good_ones_lose_only_their_own_run(
+    project: Path, client: Client, workers: Workers, side: Side
+) -> None:
+    # Good runs reuse warm child processes; a flow that ends its process (os._exit,
+    # a segfault, SIGKILL) crashes only its own run, as with a process per run, and
+    # the worker keeps draining the queue with fresh children.
+    client.deploy(f"{project}:maybe_crash", name="crashy")
+    crashing = {5: "exit", 17: "segv", 29: "kill"}
+    runs = {
+        n: client.trigger("crashy", {"tag": f"r{n}", "how": crashing.get(n, "")}) for n in range(40)
+    }
+    worker = workers.start("--concurrency", "2", "--lease-seconds", "15")
+    terminal = {StateType.COMPLETED, StateType.CRASHED, StateType.FAILED}
+    wait_for(
+        lambda: all(state_of(client, r) in terminal for r in runs.values()),
+        "every run ended",
+        timeout=120,
+    )
+    assert worker.poll() is None, workers.logs()  # the worker is still up
+    ends = {n: client.store.get_flow_run(r.id) for n, r in runs.items()}
+    messages = {
+        "exit": "exited with code 3",
+        "segv": f"killed by signal {int(signal.SIGSEGV)}",
+        "kill": f"killed by signal {int(signal.SIGKILL)}",
+    }
+    for n, end in ends.items():
+        assert end is not None
+        if n in crashing:
+            assert end.state is StateType.CRASHED, (n, end.state, end.state_message)
+            assert messages[crashing[n]] in (end.state_message or ""), end.state_message
+        else:
+            assert end.state is StateType.COMPLETED, (n, end.state, end.state_message)
+    lines = side.lines()
+    assert Counter(line.split()[0] for line in lines) == Counter(f"r{n}" for n in range(40))
+    good_pids = {line.split()[2] for line in lines if int(line.split()[0][1:]) not in crashing}
+    # Far fewer processes than runs: children were reused (one per run before).
+    assert len(good_pids) <= 10, good_pids
+
+
+def test_a_warm_child_does_not_run_a_flow_file_edited_since_it_loaded_it(
+    project: Path, client: Client, workers: Workers, side: Side
+) -> None:
+    client.deploy(f"{project}:versioned", name="versioned")
+    workers.start("--concurrency", "1")
+    first = client.trigger("versioned", {"tag": "a"})
+    wait_for(lambda: state_of(client, first) is StateType.COMPLETED, "the first run completed")
+    stat = project.stat()
+    project.write_text(project.read_text().replace("VERSION", "EDITED"))
+    os.utime(project, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+    second = client.trigger("versioned", {"tag": "b"})
+    wait_for(lambda: state_of(client, second) is StateType.COMPLETED, "the second run completed")
+    assert side.lines() == ["a VERSION", "b EDITED"]
+    assert client.run_result(second.id) == "EDITED"
+
+
+@pytest.mark.parametrize(("warm_runs", "processes"), [(None, 1), ("1", 4)])
+def test_warm_runs_sets_how_many_runs_one_child_process_takes(
+    project: Path,
+    client: Client,
+    workers: Workers,
+    side: Side,
+    warm_runs: str | None,
+    processes: int,
+) -> None:
+    client.deploy(f"{project}:maybe_crash", name="warmth")
+    runs = [client.trigger("warmth", {"tag": f"r{n}", "how": ""}) for n in range(4)]
+    options = ["--concurrency", "1"] + (["--warm-runs", warm_runs] if warm_runs else [])
+    workers.start(*options)
+    wait_for(
+        lambda: all(state_of(client, r) is StateType.COMPLETED for r in runs),
+        "every run completed",
+    )
+    pids = {line.split()[2] for line in side.lines()}
+    assert len(pids) == processes, side.lines()

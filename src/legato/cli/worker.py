@@ -42,6 +42,14 @@ from legato.cli.common import debug_option, emit_json, get_client, make_console
     "after a cancel request, how long a run may take to stop before its process is killed.",
 )
 @click.option(
+    "--warm-runs",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    help="Runs of one deployment a child process takes in turn before a fresh one is "
+    "forked (module-level state of the flow's file lives on between them); 1: a new "
+    "process for every run. Default: 100.",
+)
+@click.option(
     "--no-scheduler",
     is_flag=True,
     help="Do not take part in scheduling (this worker only executes runs).",
@@ -55,6 +63,7 @@ def worker_cmd(
     name: str | None,
     lease: float | None,
     grace_seconds: float,
+    warm_runs: int | None,
     no_scheduler: bool,
 ) -> None:
     """Execute queued flow runs until stopped (Ctrl-C or SIGTERM).
@@ -70,6 +79,7 @@ def worker_cmd(
       legato worker --queue gpu --queue default --concurrency 8 --name gpu-box-1
     """
     from legato.worker import Worker
+    from legato.worker.worker import DEFAULT_WARM_RUNS
 
     client = get_client(ctx)
     worker = Worker(
@@ -80,6 +90,7 @@ def worker_cmd(
         lease=lease,
         grace_seconds=grace_seconds,
         run_scheduler=not no_scheduler,
+        warm_runs=warm_runs or DEFAULT_WARM_RUNS,
     )
     worker.run()
 

@@ -8,7 +8,11 @@ falls due, or every ``poll_seconds`` (runs whose lease lapsed become
 claimable without any notification).
 
 Children are forked from a fork server with legato already imported (about
-a millisecond instead of an interpreter start per run). They live in a
+a millisecond instead of an interpreter start per run). A child of a run
+whose deployment's code is a file stays warm: it takes the next claimed run
+of the same deployment (its file unchanged) instead of exiting, up to
+``warm_runs`` runs; one that dies loses only the run it held, which is
+settled as crashed like any child's. They live in a
 session of their own (a terminal's Ctrl-C reaches the worker only, which then
 shuts down in order) and, on Linux, die with the worker (``PR_SET_PDEATHSIG``
 on the fork server, which exits with the worker), as they would with its
@@ -56,6 +60,9 @@ if TYPE_CHECKING:
 _ACTIVE = (StateType.PENDING, StateType.RUNNING)
 # How long past a flow's timeout_seconds the worker waits before killing its process.
 DEFAULT_TIMEOUT_GRACE_SECONDS = 5.0
+# How many successive runs (of one deployment) a warm child process takes before the
+# worker lets it exit and forks a fresh one: bounds what a flow may leak in-process.
+DEFAULT_WARM_RUNS = 100
 
 
 @dataclass
@@ -74,6 +81,17 @@ class _Child:
     # monotonic time after which a run asked to cancel is stopped by force
     cancel_deadline: float | None = None
     cancelled: bool = False  # killed for a cancel request: its run ends cancelled
+    warm_key: str | None = None  # what a warm child may run next (see `_warm_key`)
+    runs: int = 1  # runs this process has started, this one included
+
+
+@dataclass
+class _Idle:
+    """A warm child waiting for its next run."""
+
+    pid: int
+    warm_key: str
+    runs: int
 
 
 class Worker:
@@ -91,6 +109,7 @@ class Worker:
         poll_seconds: float = 2.0,
         run_scheduler: bool = True,
         log: bool = True,
+        warm_runs: int = DEFAULT_WARM_RUNS,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError(f"worker concurrency {concurrency} must be at least 1")
@@ -113,7 +132,10 @@ class Worker:
         self.log_enabled = log
         self.id = f"{self.name}-{new_id()[:8]}"
         self.children: dict[str, _Child] = {}
+        self.warm_runs = warm_runs  # runs per warm child; 1: a new process for every run
+        self.idle: dict[int, _Idle] = {}  # warm children waiting, oldest first
         self.completed = 0
+        self._queue_dry = True  # the last claim found nothing to run
         self._stop = threading.Event()
         self._leader: Leader | None = None  # schedules, sweeps, automations, notifications
         self._forkserver: ForkServer | None = None
@@ -153,9 +175,10 @@ class Worker:
 
     def _loop(self, listener: ChangeListener, max_runs: int | None) -> bool:
         """Claim and watch until stopped; True when done (``max_runs`` reached)."""
-        next_claim = next_watch = 0.0
+        next_claim = next_watch = next_report = 0.0
         while not self._stop.is_set():
-            self._reap()
+            if self._reap() and not self._queue_dry:
+                next_claim = 0.0  # slots freed and runs are waiting: claim them now
             self._enforce_timeouts()
             self._enforce_cancellations()
             if max_runs is not None and self.completed >= max_runs and not self.children:
@@ -166,8 +189,10 @@ class Worker:
             if self.children and now >= next_watch:
                 self._stop_lost_children()
                 next_watch = now + self.watch_seconds
-            if now >= next_claim:
+            if now >= next_report:  # the worker's own heartbeat: not one write per claim
                 self._report()
+                next_report = now + self.watch_seconds
+            if now >= next_claim:
                 self._fill_slots(max_runs)
                 next_claim = now + self.poll_seconds
             timeout, due_in = self._wait_seconds(next_claim)
@@ -209,9 +234,26 @@ class Worker:
             run = store.claim_flow_run(
                 self.queues, current_owner(token), now=store.clock(), lease_seconds=self.lease
             )
+            self._queue_dry = run is None
             if run is None:
                 return
             self._start_child(run, token)
+
+    def _warm_key(self, run: FlowRun) -> str | None:
+        """What a warm child that ran ``run`` may run next: runs of the same deployment
+        whose code file is unchanged (its module stays loaded in the child). None (a
+        new process for each run) for runs without a deployment, or with code named by
+        module, which a child could not tell apart from an edited one."""
+        if self.warm_runs < 2 or run.deployment is None or not run.entrypoint:
+            return None
+        path = run.entrypoint.rpartition(":")[0]
+        if not path.endswith(".py"):
+            return None
+        try:
+            changed = os.stat(path).st_mtime_ns
+        except OSError:
+            return None
+        return f"{run.deployment}\n{run.entrypoint}\n{changed}"
 
     def _start_child(self, run: FlowRun, token: str) -> None:
         env = {**os.environ, "LEGATO_LEASE_SECONDS": f"{self.lease:g}"}
@@ -221,8 +263,24 @@ class Worker:
             from legato.worker.forkserver import ForkServer
 
             self._forkserver = ForkServer()
-        pid = self._forkserver.spawn(run.id, token, env)
-        child = _Child(run, token, pid, time.monotonic())
+        key = self._warm_key(run)
+        idle = next((i for i in self.idle.values() if i.warm_key == key), None)
+        if idle is None and self.idle and len(self.children) + len(self.idle) >= self.concurrency:
+            # No idle child can take it and the processes are at the limit: let the
+            # longest idle one go.
+            self._retire(next(iter(self.idle.values())))
+        if idle is not None:
+            del self.idle[idle.pid]
+        pid = self._forkserver.spawn(
+            run.id,
+            token,
+            env,
+            warm=key is not None,
+            reuse=idle.pid if idle is not None else None,
+        )
+        child = _Child(run, token, pid, time.monotonic(), warm_key=key)
+        if idle is not None and idle.pid == pid:
+            child.runs = idle.runs + 1
         deployment = self.client.store.get_deployment(run.deployment) if run.deployment else None
         if deployment is not None and deployment.timeout_seconds is not None:
             # The flow enforces its timeout itself; this catches a process that
@@ -355,16 +413,40 @@ class Worker:
             )
         self._log(f"{run.name} ({run.id}) timed out: {why}")
 
-    def _reap(self) -> None:
+    def _reap(self) -> int:
+        """Settle the runs of children that ended; how many ended."""
         if self._forkserver is None:
-            return
+            return 0
         exits = self._forkserver.exits
+        ended = 0
         while not exits.empty():
-            token, code = exits.get_nowait()
-            child = self.children.pop(token, None)
-            if child is not None:
-                self.completed += 1
-                self._settle(child, code)
+            token, pid, code, idle = exits.get_nowait()
+            child = self.children.pop(token, None) if token else None
+            if not idle:
+                self.idle.pop(pid, None)  # the process is gone
+            if child is None:
+                continue
+            ended += 1
+            self.completed += 1
+            self._settle(child, code)
+            if idle:
+                self._keep_warm(child)
+        return ended
+
+    def _keep_warm(self, child: _Child) -> None:
+        """A warm child finished its run and waits: keep it for a next run of the same
+        deployment, unless it was stopped or has run its share."""
+        stopped = child.handing_back or child.timed_out or child.cancelled
+        idle = _Idle(child.pid, child.warm_key or "", child.runs)
+        if stopped or child.warm_key is None or child.runs >= self.warm_runs or self._stop.is_set():
+            self._retire(idle)
+        else:
+            self.idle[child.pid] = idle
+
+    def _retire(self, idle: _Idle) -> None:
+        self.idle.pop(idle.pid, None)
+        if self._forkserver is not None:
+            self._forkserver.retire(idle.pid)
 
     def _settle(self, child: _Child, code: int) -> None:
         """After a child exits: a run it left active crashed with it."""
