@@ -29,8 +29,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 
-def _claimer(start: float, seconds: float) -> None:
-    """One claiming process: claim and complete runs from ``start`` for ``seconds``."""
+def _claimer(seconds: float) -> None:
+    """One claiming process: once connected, says so, reads the common start time
+    (an epoch second) on stdin, then claims and completes runs for ``seconds``."""
     from legato.engine.ids import new_id
     from legato.engine.liveness import current_owner
     from legato.states import StateType
@@ -38,6 +39,8 @@ def _claimer(start: float, seconds: float) -> None:
 
     store = get_default_store()
     store.get_flow_run("warm-up")  # connected before the clock starts
+    print("ready", flush=True)
+    start = float(sys.stdin.readline())
     claimed: list[str] = []
     while time.time() < start:
         time.sleep(0.001)
@@ -86,15 +89,25 @@ def _queue(count: int) -> None:
 
 def measure(url: str, processes: int, seconds: float) -> dict[str, Any]:
     env = dict(os.environ, LEGATO_DATABASE_URL=url, LEGATO_LOG_TO_CONSOLE="0")
-    start = time.time() + 1.5 + 0.1 * processes  # every process connected by then
     procs = [
         subprocess.Popen(
-            [sys.executable, __file__, "--claimer", repr(start), repr(seconds)],
+            [sys.executable, __file__, "--claimer", repr(seconds)],
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            text=True,
         )
         for _ in range(processes)
     ]
+    for proc in procs:  # every process imported and connected, however loaded the machine
+        if proc.stdout is None or proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("a claiming process failed to start")
+    start = f"{time.time() + 0.2!r}\n"
+    for proc in procs:
+        if proc.stdin is None:
+            raise RuntimeError("a claiming process has no stdin")
+        proc.stdin.write(start)
+        proc.stdin.flush()
     claimed: list[str] = []
     for proc in procs:
         out, _ = proc.communicate(timeout=120)
@@ -115,14 +128,14 @@ def measure(url: str, processes: int, seconds: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer levels, shorter")
-    parser.add_argument("--claimer", nargs=2, metavar=("START", "SECONDS"), help=argparse.SUPPRESS)
+    parser.add_argument("--claimer", type=float, metavar="SECONDS", help=argparse.SUPPRESS)
     parser.add_argument("--queue", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--name", default="claims", help="results file: results/NAME.json")
     parser.add_argument("--runs", type=int, default=3_000, help="runs queued per level")
     parser.add_argument("--seconds", type=float, default=3.0, help="claiming time per level")
     args = parser.parse_args()
     if args.claimer:
-        _claimer(float(args.claimer[0]), float(args.claimer[1]))
+        _claimer(args.claimer)
         return
     if args.queue:
         _queue(args.queue)

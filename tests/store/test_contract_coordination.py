@@ -131,6 +131,54 @@ def test_claim_order_is_priority_then_due_time(store: Store) -> None:
     assert order == ["early-high", "late-high", "early-low", "late-low", "negative"]
 
 
+def test_claim_order_is_priority_then_due_time_across_all_the_queues_asked_for(
+    store: Store,
+) -> None:
+    # Each queue's best run is not the best overall: the order interleaves the queues.
+    runs = [
+        queued("a", name="a-low-early", scheduled_time=at(0)),
+        queued("a", name="a-high-late", scheduled_time=at(5), priority=3),
+        queued("b", name="b-high-early", scheduled_time=at(1), priority=3),
+        queued("b", name="b-low-late", scheduled_time=at(2)),
+        queued("c", name="c-top", scheduled_time=at(0), priority=9),  # a queue not asked for
+        queued("b", name="b-not-due", scheduled_time=at(99), priority=50),
+    ]
+    for run in runs:
+        store.create_flow_run(run)
+    order = []
+    while (got := claim(store, owner(), 10, "a", "b", "a")) is not None:  # a named twice
+        order.append(got.name)
+    assert order == ["b-high-early", "a-high-late", "a-low-early", "b-low-late"]
+
+
+def test_a_lapsed_lease_among_many_queued_runs_is_claimed_in_its_priority_order(
+    store: Store,
+) -> None:
+    for n in range(40):
+        store.create_flow_run(queued(name=f"queued-{n}", scheduled_time=at(n % 7), priority=1))
+    lapsed = queued(
+        name="lapsed", state=S.RUNNING, owner=owner("gone"), heartbeat_at=at(0), priority=2
+    )
+    lapsed_low = queued(
+        name="lapsed-low", state=S.RUNNING, owner=owner("gone"), heartbeat_at=at(0), priority=0
+    )
+    alive = queued(
+        name="alive", state=S.RUNNING, owner=owner("alive"), heartbeat_at=at(95), priority=5
+    )
+    elsewhere = queued(
+        "gpu", name="elsewhere", state=S.RUNNING, owner=owner("gone"), heartbeat_at=at(0)
+    )
+    for run in (lapsed, lapsed_low, alive, elsewhere):
+        store.create_flow_run(run)
+    order = []
+    while (got := claim(store, owner(), 100)) is not None:
+        order.append(got.name)
+    # Lease 30 s: "alive" (heartbeat at 95 s) keeps its run; "elsewhere" is not in the queue.
+    assert order[0] == "lapsed" and order[-1] == "lapsed-low"
+    assert sorted(order[1:-1]) == sorted(f"queued-{n}" for n in range(40))
+    assert len(order) == 42
+
+
 def test_runs_not_waiting_in_a_queue_are_never_claimed(store: Store) -> None:
     unqueued = queued(work_queue=None)  # scheduled, but for nobody's queue
     stale_local = queued(

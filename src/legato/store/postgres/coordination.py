@@ -63,7 +63,7 @@ class PostgresCoordination:
         def claim(conn: Connection) -> tuple[Any, str | None]:
             """(the claimed row, or None; the id of a run passed over at its limit)."""
             with conn.transaction():
-                pick = (queues, now, queues, lapsed_before, passed_over)
+                pick = (queues, now, passed_over, lapsed_before, queues)
                 found = conn.execute(_PICK, pick).fetchone()
                 if found is None:
                     return None, None

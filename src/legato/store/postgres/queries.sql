@@ -522,24 +522,46 @@ WITH inserted AS (
 SELECT pg_notify('legato_runs_queued', work_queue) FROM inserted
 
 -- pick_flow_run --
--- queues, now (due by), queues, lapsed before (now - lease), ids to pass over.
+-- queues, now (due by), ids to pass over, lapsed before (now - lease), queues.
 -- Runs the claim transaction starts with: SKIP LOCKED lets claimers pass each
 -- other's candidates; the row lock re-checks the WHERE against the newest row
 -- version, so a run claimed meanwhile is passed over. Runs of a concurrency key
 -- at its limit are left out here, and counted again under the key's lock.
-SELECT id, state, concurrency_key, concurrency_limit FROM flow_runs AS f
-WHERE ((state = 'scheduled' AND work_queue = ANY(%s::text[])
-        AND scheduled_time <= %s::timestamptz
-        AND (concurrency_key IS NULL OR concurrency_limit > (
-            SELECT count(*) FROM flow_runs AS active
-            WHERE active.concurrency_key = f.concurrency_key
-                AND active.state IN ('pending', 'running'))))
-    OR (state IN ('pending', 'running') AND work_queue = ANY(%s::text[])
-        AND heartbeat_at < %s::timestamptz))
-    AND NOT (id = ANY(%s::text[]))
+-- Each probe walks an index in claim order and stops at its first claimable
+-- row, so a claim costs the same at any queue depth: one probe per queue down
+-- flow_runs_queued (due runs), one over the active runs (flow_runs_state) for a
+-- lapsed lease; the best of those few candidates wins. A worker of k queues
+-- holds k + 1 candidates locked until its claim commits (other claimers skip
+-- them meanwhile); a worker of one queue, the common case, holds one or two.
+WITH due AS (
+    SELECT c.* FROM (SELECT DISTINCT name FROM unnest(%s::text[]) AS q (name)) AS q
+    CROSS JOIN LATERAL (
+        SELECT id, state, concurrency_key, concurrency_limit, priority, scheduled_time
+        FROM flow_runs AS f
+        WHERE state = 'scheduled' AND work_queue = q.name
+            AND scheduled_time <= %s::timestamptz
+            AND (concurrency_key IS NULL OR concurrency_limit > (
+                SELECT count(*) FROM flow_runs AS active
+                WHERE active.concurrency_key = f.concurrency_key
+                    AND active.state IN ('pending', 'running')))
+            AND NOT (id = ANY(%s::text[]))
+        ORDER BY priority DESC, scheduled_time
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+), lapsed AS (
+    SELECT id, state, concurrency_key, concurrency_limit, priority, scheduled_time
+    FROM flow_runs
+    WHERE state IN ('pending', 'running') AND heartbeat_at < %s::timestamptz
+        AND work_queue = ANY(%s::text[])
+    ORDER BY priority DESC, scheduled_time
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+SELECT id, state, concurrency_key, concurrency_limit
+FROM (SELECT * FROM due UNION ALL SELECT * FROM lapsed) AS candidates
 ORDER BY priority DESC, scheduled_time
 LIMIT 1
-FOR UPDATE SKIP LOCKED
 
 -- lock_concurrency_key --
 -- key: held until the claim commits, so claimers of one key count one by one

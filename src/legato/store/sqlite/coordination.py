@@ -63,8 +63,8 @@ class SQLiteCoordination:
             owner.pid,
             owner.pid_started,
             at,
-            queues,
             at,
+            queues,
             queues,
             at - lease_seconds,
         )

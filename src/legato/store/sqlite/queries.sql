@@ -370,8 +370,13 @@ SELECT id, flow_run_id, task_run_id, timestamp, level, logger, message FROM logs
 WHERE flow_run_id = ? AND id > ? AND task_run_id = ? ORDER BY id LIMIT ?
 
 -- claim_flow_run --
--- owner token, host, pid, pid_started, now (heartbeat), JSON queues, now (due by),
+-- owner token, host, pid, pid_started, now (heartbeat), now (due by), JSON queues,
 -- JSON queues, lapsed before (now - lease). One statement: atomic on its own.
+-- Each probe walks an index in claim order and stops at its first claimable row,
+-- so a claim costs the same at any queue depth: one probe per queue down
+-- flow_runs_queued, one over the active runs for a lapsed lease (pinned to
+-- flow_runs_state: with ANALYZE statistics the planner would scan the table);
+-- the best of those few candidates wins.
 UPDATE flow_runs SET
     state = 'pending',
     owner_token = ?, owner_host = ?, owner_pid = ?, owner_pid_started = ?,
@@ -379,20 +384,23 @@ UPDATE flow_runs SET
     state_message = CASE state WHEN 'scheduled' THEN NULL
         ELSE 'claimed again: the lease of its previous owner lapsed' END
 WHERE id = (
-    SELECT id FROM (
-        SELECT id, priority, scheduled_time FROM flow_runs
-        WHERE state = 'scheduled' AND work_queue IN (SELECT value FROM json_each(?))
-            AND scheduled_time <= ?
-            AND (concurrency_key IS NULL OR concurrency_limit > (
-                SELECT count(*) FROM flow_runs AS active
-                WHERE active.concurrency_key = flow_runs.concurrency_key
-                    AND active.state IN ('pending', 'running')))
+    SELECT run.id FROM (
+        SELECT (
+            SELECT id FROM flow_runs AS f
+            WHERE state = 'scheduled' AND work_queue = queue.value AND scheduled_time <= ?
+                AND (concurrency_key IS NULL OR concurrency_limit > (
+                    SELECT count(*) FROM flow_runs AS active
+                    WHERE active.concurrency_key = f.concurrency_key
+                        AND active.state IN ('pending', 'running')))
+            ORDER BY priority DESC, scheduled_time LIMIT 1
+        ) AS id FROM (SELECT DISTINCT value FROM json_each(?)) AS queue
         UNION ALL
-        SELECT id, priority, scheduled_time FROM flow_runs
+        SELECT id FROM flow_runs INDEXED BY flow_runs_state
         WHERE state IN ('pending', 'running')
             AND work_queue IN (SELECT value FROM json_each(?)) AND heartbeat_at < ?
-    )
-    ORDER BY priority DESC, scheduled_time LIMIT 1
+    ) AS candidate
+    JOIN flow_runs AS run ON run.id = candidate.id
+    ORDER BY run.priority DESC, run.scheduled_time LIMIT 1
 )
 RETURNING {flow_run_columns}
 
