@@ -25,6 +25,7 @@ from legato.engine.task_engine import TaskCall
 from legato.errors import ConfigurationError
 from legato.futures import LegatoFuture, LegatoFutureList, unmapped
 from legato.settings import env_flag
+from legato.task_runners.threads import ThreadPoolTaskRunner
 
 if TYPE_CHECKING:
     from legato.cache_policies import CachePolicy
@@ -536,7 +537,13 @@ def _submit_call(call: TaskCall, flow_ctx: Any) -> LegatoFuture[Any]:
     runner = flow_ctx.runner
     if runner is None:
         runner = flow_ctx.runner = flow_ctx.flow.task_runner.duplicate()
-    inner = runner.submit_call(call, work) if runner.runs_bodies_remotely else runner.submit(work)
+    if runner.runs_bodies_remotely:
+        inner = runner.submit_call(call, work)
+    else:
+        # On the thread runner a sync call's future resolves once its record is
+        # committed, without its thread waiting for the commit.
+        call.defer_commit = not call.task.is_async and isinstance(runner, ThreadPoolTaskRunner)
+        inner = runner.submit(work)
     future: LegatoFuture[Any] = LegatoFuture(call.task_run_id, call.call_key, call.task.name, inner)
     flow_ctx.outstanding.append(future)
     return future

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from legato.engine import faults as _faults
 from legato.engine import results as _results
 from legato.engine.attempts import brief, history_before
+from legato.engine.commit_pending import CommitPending
 from legato.engine.context import TASK_CONTEXT, FlowRunContext, TaskRunContext, current_scope
 from legato.engine.dependencies import COLLECTION_TYPES, PLAIN_TYPES, collect_dependencies
 from legato.engine.fingerprint import fingerprint
@@ -67,6 +68,7 @@ class TaskCall:
         "attempts_this_execution",
         "cache_key",
         "call_key",
+        "defer_commit",
         "dependencies",
         "fingerprint",
         "flow_ctx",
@@ -127,6 +129,9 @@ class TaskCall:
         # Set by a remote runner's answer (see note_remote_answer).
         self.remote_host: str | None = None
         self.result_reference: StoredResult | None = None
+        # Set when submitted to the thread runner: the record may be committed after
+        # the call's thread moves on (see complete).
+        self.defer_commit = False
         # Before futures in the arguments are resolved: a future counts by its key.
         self.fingerprint = fingerprint(task.parameter_names, args, kwargs) if FINGERPRINTS else None
         self.dependencies = self._collect_dependencies()
@@ -407,14 +412,52 @@ class TaskCall:
             )
             if injector is not None:
                 injector.after_record(record, flow_ctx.flow.name, ordinal)
-        except RunOwnershipLost:
+        except (RunOwnershipLost, StoreUnavailableError) as exc:
+            raise self._write_failed(exc)  # noqa: B904 - its cause is set there
+
+    def _write_failed(self, exc: BaseException) -> BaseException:
+        """The error a call ends with when its record could not be written."""
+        flow_ctx = self.flow_ctx
+        if isinstance(exc, RunOwnershipLost):
             # Not an Exception from here on: user code around the call cannot
             # swallow it and carry on writing for a run that is not its own.
             flow_ctx.lost = True
-            raise RunStopped(flow_ctx.run.id, lost=True) from None
-        except StoreUnavailableError as exc:
+            stopped = RunStopped(flow_ctx.run.id, lost=True)
+            stopped.__suppress_context__ = True
+            return stopped
+        if isinstance(exc, StoreUnavailableError):
             flow_ctx.stopped = True  # nothing can be recorded: no further task may run
-            raise StoreLost(exc) from exc
+            lost = StoreLost(exc)
+            lost.__cause__ = exc
+            return lost
+        return exc
+
+    def _write_soon(self, record: TaskRun, result: StoredResult | None, value: Any) -> Any:
+        """Hand the record to the store without waiting for its commit; the returned
+        marker tells the thread runner that the future resolves once it is committed."""
+        flow_ctx = self.flow_ctx
+        pending = CommitPending()
+
+        def committed(exc: BaseException | None) -> None:
+            if exc is not None:
+                pending.settle(None, self._write_failed(exc))
+                return
+            try:
+                self._remember(value, record)
+                self._finished(record, value)
+            except BaseException as error:
+                pending.settle(None, error)
+                return
+            pending.settle(value, None)
+
+        flow_ctx.store.record_task_run_soon(
+            record,
+            flow_ctx.owner_token,
+            result=result,
+            logs=flow_ctx.take_logs(),
+            committed=committed,
+        )
+        return pending
 
     def complete(self, value: Any) -> Any:
         if type(value) is State:  # the task returned its own final state
@@ -441,6 +484,15 @@ class TaskCall:
             has_result=stored is not None,
             inputs=self.inputs_repr() if task.record_inputs else None,
         )
+        if (
+            self.defer_commit
+            and not task.on_completion
+            and _faults.ACTIVE is None
+            and not self.flow_ctx.transactions
+            and self.keyed is None
+        ):
+            # Nothing needs the commit to have happened on this thread.
+            return self._write_soon(record, stored, value)
         self._write(record, stored)
         self._remember(value, record)
         self._finished(record, value)

@@ -389,6 +389,28 @@ class Store(
         set, the state is COMPLETED and a result is given, the cache entry for that
         key points at this task run. Fenced by the flow run's owner."""
 
+    def record_task_run_soon(
+        self,
+        task_run: TaskRun,
+        owner_token: str,
+        *,
+        result: StoredResult | None = None,
+        logs: Sequence[LogRecord] = (),
+        committed: Callable[[BaseException | None], None],
+    ) -> None:
+        """Record as `record_task_run` does, possibly after returning: ``committed`` is
+        called exactly once, with None once the record is committed (readable), or
+        with the exception that kept it from being written (`RunOwnershipLost` when
+        the fence fails, then nothing is written). Never raises for a failed write:
+        the failure goes to ``committed``, which must not raise. This version writes
+        before returning; a backend may instead commit the record with others'."""
+        try:
+            self.record_task_run(task_run, owner_token, result=result, logs=logs)
+        except BaseException as exc:
+            committed(exc)
+            return
+        committed(None)
+
     @abstractmethod
     def get_task_run(self, task_run_id: str) -> TaskRun | None:
         """The task run with this id, or None."""

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from legato.engine.commit_pending import CommitPending
+
 if TYPE_CHECKING:
     from legato.engine.task_engine import TaskCall
 
@@ -157,7 +159,10 @@ class ThreadPoolTaskRunner:
             except BaseException as exc:
                 handle._finish(None, exc)
             else:
-                handle._finish(value, None)
+                if type(value) is CommitPending:
+                    value.attach(handle)  # finished once its record is committed
+                else:
+                    handle._finish(value, None)
             with lock:
                 self._idle += 1
 

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -446,6 +446,59 @@ class SQLiteStore(
 
     # --- task runs -----------------------------------------------------------
 
+    def record_task_run_soon(
+        self,
+        task_run: TaskRun,
+        owner_token: str,
+        *,
+        result: StoredResult | None = None,
+        logs: Sequence[LogRecord] = (),
+        committed: Callable[[BaseException | None], None],
+    ) -> None:
+        # The plain case (what `_group_commit` writes) joins the queue and returns;
+        # whoever commits next calls `committed`. Anything else is written now.
+        if (
+            logs
+            or task_run.state in _EVENT_STATES
+            or (
+                task_run.cache_key is not None
+                and result is not None
+                and task_run.state is _COMPLETED
+                and not task_run.cached
+            )
+        ):
+            super().record_task_run_soon(
+                task_run, owner_token, result=result, logs=logs, committed=committed
+            )
+            return
+        try:
+            params = rows.task_run_params(task_run, owner_token, result)
+        except BaseException as exc:
+            committed(exc)
+            return
+        pending = _Pending(params, task_run.flow_run_id, committed)
+        with self._queue_lock:
+            self._queue.append(pending)
+        self._drain()
+
+    def _drain(self) -> None:
+        """Commit what is queued unless someone holds the commit lock ("lock and
+        recheck"): every holder looks at the queue again after releasing it, so a
+        record queued while the lock was held is never left behind."""
+        while self._queue and self._commit_lock.acquire(blocking=False):
+            batch: list[_Pending] = []
+            try:
+                batch = self._take_queue()
+                self._write_batch(batch)
+            finally:
+                self._commit_lock.release()
+                _settle(batch)  # even when the fold after the commit failed
+
+    def _take_queue(self) -> list[_Pending]:
+        with self._queue_lock:
+            batch, self._queue = self._queue, []
+        return batch
+
     def record_task_run(
         self,
         task_run: TaskRun,
@@ -514,15 +567,22 @@ class SQLiteStore(
                     self._fold()
             finally:
                 self._commit_lock.release()
+                if self._queue:  # queued by `record_task_run_soon` meanwhile
+                    self._drain()
             return
-        pending = _Pending(params, flow_run_id)
+        pending = _Pending(params, flow_run_id, None)
         with self._queue_lock:
             self._queue.append(pending)
-        with self._commit_lock:
-            if not pending.done:
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._write_batch(batch)
+        batch: list[_Pending] = []
+        try:
+            with self._commit_lock:
+                if not pending.done:
+                    batch = self._take_queue()
+                    self._write_batch(batch)
+        finally:
+            _settle(batch)  # even when the fold after the commit failed
+        if self._queue:
+            self._drain()
         if pending.error is not None:
             raise pending.error
 
@@ -534,17 +594,27 @@ class SQLiteStore(
                     only.error = RunOwnershipLost(only.flow_run_id)
             else:
 
+                def write_all(conn: sqlite3.Connection) -> None:
+                    # Every fence holds (the usual case): one statement run over all
+                    # the rows, no Python per row while holding the commit lock.
+                    params = [item.params for item in batch]
+                    if conn.executemany(_JOURNAL_TASK_RUN, params).rowcount != len(batch):
+                        raise _FenceFailed  # rolled back; written row by row below
+
                 def write(conn: sqlite3.Connection) -> None:
                     for item in batch:
                         if conn.execute(_JOURNAL_TASK_RUN, item.params).rowcount == 0:
                             item.error = RunOwnershipLost(item.flow_run_id)
 
-                self._db.write(write)
-        except BaseException as exc:
+                try:
+                    self._db.write(write_all)
+                except _FenceFailed:
+                    self._db.write(write)
+        except BaseException as exc:  # each caller gets it, its own record unwritten
             for item in batch:
                 item.error = exc
                 item.done = True
-            raise
+            return
         for item in batch:
             item.done = True
         self._appended += len(batch)
@@ -642,16 +712,35 @@ class SQLiteStore(
         return [rows.log_from_row(row) for row in found]
 
 
+class _FenceFailed(Exception):
+    """A batch in which some record's run has another owner now (rolled back)."""
+
+
 class _Pending:
-    """A task run waiting in the group commit queue."""
+    """A task run waiting in the group commit queue; ``committed`` (from
+    `record_task_run_soon`) is told the outcome, otherwise its caller waits for it."""
 
-    __slots__ = ("done", "error", "flow_run_id", "params")
+    __slots__ = ("committed", "done", "error", "flow_run_id", "params")
 
-    def __init__(self, params: tuple[Any, ...], flow_run_id: str) -> None:
+    def __init__(
+        self,
+        params: tuple[Any, ...],
+        flow_run_id: str,
+        committed: Callable[[BaseException | None], None] | None,
+    ) -> None:
         self.params = params
         self.flow_run_id = flow_run_id
+        self.committed = committed
         self.done = False
         self.error: BaseException | None = None
+
+
+def _settle(batch: list[_Pending]) -> None:
+    """Tell the records written without waiting how their commit went (outside the
+    commit lock, so the next batch can be written meanwhile)."""
+    for item in batch:
+        if item.committed is not None:
+            item.committed(item.error)
 
 
 _stores: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
