@@ -52,6 +52,9 @@ MODULES: dict[str, str] = {
     "prefect.tasks": "legato.tasks",
     "prefect.transactions": "legato.transactions",
     "prefect.variables": "legato.variables",
+    # Prefect's integration packages (top-level names, served like the submodules).
+    "prefect_dask": "legato.task_runners.dask",
+    "prefect_ray": "legato.task_runners.ray",
 }
 
 # Names of Prefect's top level that legato has: name -> (legato module, attribute).
@@ -177,6 +180,8 @@ class PrefectFinder(importlib.abc.MetaPathFinder):
         target: ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname == "prefect":
+            return importlib.machinery.ModuleSpec(fullname, _LOADER, is_package=True)
+        if "." not in fullname and _mapped(fullname):  # an integration package
             return importlib.machinery.ModuleSpec(fullname, _LOADER, is_package=True)
         if not fullname.startswith("prefect.") or not _is_shim(sys.modules.get("prefect")):
             return None  # not ours, or the real prefect is the one imported

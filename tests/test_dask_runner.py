@@ -1,0 +1,512 @@
+"""DaskTaskRunner: bodies run on a real Dask cluster, the flow's process records.
+
+One module-scoped `distributed.LocalCluster` of two worker processes (each
+declaring one "GPU" resource) serves most tests; the crash test runs a real
+``legato run`` against it, kills it with SIGKILL and resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from legato import StateType, flow, get_run_logger, task
+from legato.client import Client
+from legato.engine.monitor import get_monitor
+from legato.errors import (
+    ConfigurationError,
+    TaskArgumentNotPicklableError,
+    TaskCallError,
+    TaskTimeoutError,
+)
+from legato.records import TaskRun
+from legato.store.base import Store
+from legato.task_runners import DaskTaskRunner, ThreadPoolTaskRunner, get_dask_client
+
+distributed = pytest.importorskip("distributed")
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:distributed"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:tornado"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    pytest.mark.filterwarnings("ignore:Port .* is already in use:UserWarning"),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=2,
+        processes=True,
+        resources={"GPU": 1},
+        dashboard_address=None,
+    ) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def dask_client(cluster: Any) -> Iterator[Any]:
+    with distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+def scheduler_task_count(client: Any) -> int:
+    return int(client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)))
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@task
+def square(x: int) -> int:
+    return x * x
+
+
+@task
+def noted(journal: str, x: int) -> int:
+    with open(journal, "a") as f:
+        f.write(f"start {x}\n")
+    time.sleep(0.05)
+    with open(journal, "a") as f:
+        f.write(f"done {x}\n")
+    return x
+
+
+@task(log_prints=True)
+def chatty(x: int) -> int:
+    log = get_run_logger()
+    log.info("first line of %d (pid %d)", x, os.getpid())
+    print(f"printed by {x}")
+    log.warning("last line of %d", x)
+    return x
+
+
+@task(retries=3)
+def takes_lock(lock: Any) -> int:
+    return 1
+
+
+@task(resources={"GPU": 2}, timeout_seconds=1)
+def needs_two_gpus() -> int:
+    return 2
+
+
+@task(resources={"GPU": 1})
+def needs_one_gpu() -> str:
+    return str(distributed.get_worker().state.total_resources)
+
+
+@task
+def waits_for(release: str, started: str) -> str:
+    Path(started).write_text("started")
+    deadline = time.monotonic() + 30
+    while not Path(release).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return "released"
+
+
+@task
+def bag_total(n: int) -> int:
+    import dask
+    import dask.bag as db
+
+    with get_dask_client() as client:
+        odd = client.compute(db.from_sequence(range(n), npartitions=3).filter(lambda v: v % 2))
+        parts = [dask.delayed(sum)(range(i, n, 4)) for i in range(4)]
+        total = client.compute(dask.delayed(sum)(parts)).result()
+        return int(total) + len(odd.result())
+
+
+def comparable(run: TaskRun) -> dict[str, Any]:
+    """A task-run record without what differs between runners: ids, timings, host."""
+    return {
+        "call_key": run.call_key,
+        "task_name": run.task_name,
+        "name": run.name,
+        "state": run.state,
+        "attempts": run.attempts,
+        "cached": run.cached,
+        "error": run.error,
+        "inputs": run.inputs,
+        "dependencies": run.dependencies,
+        "tags": run.tags,
+        "cache_key": run.cache_key,
+        "result_serializer": run.result_serializer,
+        "has_result": run.has_result,
+        "args_fingerprint": run.args_fingerprint,
+        "parent": run.parent_task_run_id,
+        "attempt_log": [(a.attempt, a.state, a.error) for a in run.attempt_log],
+    }
+
+
+def on(cluster: Any, body: Callable[..., Any], **options: Any) -> Any:
+    runner = DaskTaskRunner(address=cluster.scheduler_address, **options)
+    return flow(name="dask-flow", task_runner=runner)(body)
+
+
+def test_a_map_of_1000_is_recorded_as_under_the_thread_runner(
+    default_store: Store, cluster: Any
+) -> None:
+    def body() -> list[int]:
+        return square.map(range(1000)).result()
+
+    records = {}
+    for name, make in (
+        ("threads", lambda: flow(name="dask-flow", task_runner=ThreadPoolTaskRunner(4))(body)),
+        ("dask", lambda: on(cluster, body)),
+    ):
+        state = make()(return_state=True)
+        assert state.is_completed()
+        assert state.result() == [x * x for x in range(1000)]
+        runs = default_store.list_task_runs(state.run_id)
+        assert len(runs) == 1000
+        assert all(r.state is StateType.COMPLETED for r in runs)
+        records[name] = sorted((comparable(r) for r in runs), key=lambda r: r["call_key"])
+    assert records["dask"] == records["threads"]
+
+
+def test_a_temporary_cluster_is_started_and_closed_with_the_flow_run(
+    default_store: Store,
+) -> None:
+    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 1, "processes": False})
+    seen: list[Any] = []
+
+    def body() -> int:
+        value = square.submit(7).result()
+        return value
+
+    @flow(name="dask-temp", task_runner=runner)
+    def temp() -> int:
+        from legato.engine.context import FLOW_CONTEXT
+
+        ctx = FLOW_CONTEXT.get()
+        assert ctx is not None
+        result = body()
+        runner_copy = ctx.runner
+        assert isinstance(runner_copy, DaskTaskRunner)
+        seen.append((runner_copy, runner_copy._cluster))
+        return result
+
+    assert temp() == 49
+    ((used, local),) = seen
+    assert used is not runner  # the run's own copy
+    assert isinstance(local, distributed.LocalCluster)
+    assert local.status.name == "closed"
+    assert used._client is None and used._cluster is None
+    assert runner._client is None  # the template never starts
+
+
+def test_arguments_are_validated_and_copied(cluster: Any) -> None:
+    with pytest.raises(ConfigurationError, match="cannot be given with it"):
+        DaskTaskRunner(address="tcp://127.0.0.1:1", cluster_kwargs={"n_workers": 1})
+    with pytest.raises(ConfigurationError, match="cluster_kwargs"):
+        DaskTaskRunner(cluster_kwargs=[1])  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="address"):
+        DaskTaskRunner(address="")
+    runner = DaskTaskRunner(
+        cluster_class="distributed.LocalCluster", cluster_kwargs={"n_workers": 1}
+    )
+    copy = runner.duplicate()
+    assert isinstance(copy, DaskTaskRunner)
+    assert copy.cluster_kwargs == {"n_workers": 1}
+    assert copy.cluster_kwargs is not runner.cluster_kwargs
+    assert copy.cluster_class == "distributed.LocalCluster"
+    bad = DaskTaskRunner(cluster_class="distributed.NoSuchCluster")
+    with pytest.raises(ConfigurationError, match="NoSuchCluster"):
+        bad.client  # noqa: B018
+
+
+def test_an_unpicklable_argument_fails_clearly_naming_the_parameter(
+    default_store: Store, cluster: Any
+) -> None:
+    def body() -> int:
+        return takes_lock.submit(threading.Lock()).result()
+
+    state = on(cluster, body)(return_state=True)
+    assert state.is_failed()
+    with pytest.raises(TaskArgumentNotPicklableError) as raised:
+        state.result()
+    assert raised.value.parameter == "lock"
+    (run,) = default_store.list_task_runs(state.run_id)
+    assert run.attempts == 1
+
+
+def test_remote_log_lines_land_in_the_run_logs_in_order(default_store: Store, cluster: Any) -> None:
+    def body() -> list[int]:
+        return chatty.map([1, 2, 3]).result()
+
+    state = on(cluster, body)(return_state=True)
+    assert state.is_completed()
+    runs = {r.call_key: r for r in default_store.list_task_runs(state.run_id)}
+    logs = default_store.read_logs(state.run_id)
+    for i, x in enumerate([1, 2, 3]):
+        mine = [line.message for line in logs if line.task_run_id == runs[f"chatty[{i}]"].id]
+        assert len(mine) == 3, mine
+        assert mine[0].startswith(f"first line of {x} (pid ")
+        assert f"(pid {os.getpid()})" not in mine[0]
+        assert mine[1:] == [f"printed by {x}", f"last line of {x}"]
+
+
+def test_resources_reach_dask_and_a_timeout_cancels_the_remote_future(
+    default_store: Store, cluster: Any, dask_client: Any
+) -> None:
+    def body() -> tuple[str, int]:
+        # No worker has two GPUs: that body stays pending until its timeout.
+        return needs_one_gpu.submit().result(), needs_two_gpus.submit().result()
+
+    started = time.monotonic()
+    state = on(cluster, body)(return_state=True)
+    assert time.monotonic() - started < 30
+    assert state.is_failed()
+    with pytest.raises(TaskTimeoutError):
+        state.result()
+    runs = {r.task_name: r for r in default_store.list_task_runs(state.run_id)}
+    assert runs["needs_one_gpu"].state is StateType.COMPLETED
+    assert runs["needs_two_gpus"].state is StateType.FAILED
+    wait_until(lambda: scheduler_task_count(dask_client) == 0, "the pending body to be dropped")
+
+
+def test_get_dask_client_computes_dask_collections_inside_a_task(
+    default_store: Store, cluster: Any
+) -> None:
+    state = on(cluster, lambda: bag_total.submit(100).result())(return_state=True)
+    assert state.is_completed(), state
+    assert state.result() == sum(range(100)) + 50
+    with pytest.raises(TaskCallError, match="Dask worker"), get_dask_client():
+        pass
+
+
+def test_a_cancelled_run_cancels_its_remote_body(
+    default_store: Store,
+    cluster: Any,
+    dask_client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monitor = get_monitor()
+    monkeypatch.setattr(monitor, "interval", 0.05)
+    monitor._wake.set()
+    monitor._wake.clear()
+    release, started = tmp_path / "release", tmp_path / "started"
+
+    def body() -> str:
+        return waits_for.submit(str(release), str(started)).result()
+
+    outcome: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: outcome.append(on(cluster, body)(return_state=True)), daemon=True
+    )
+    thread.start()
+    try:
+        wait_until(started.exists, "the remote body to start")
+        (run,) = default_store.list_flow_runs(limit=1)
+        Client().cancel_run(run.id)
+        thread.join(timeout=20)
+        assert not thread.is_alive(), "the run did not stop on cancel"
+    finally:
+        release.write_text("go")
+        thread.join(timeout=30)
+    (state,) = outcome
+    assert state.type is StateType.CANCELLED
+    (task_run,) = default_store.list_task_runs(run.id)
+    assert task_run.state is StateType.CANCELLED
+    # The scheduler forgot the body (its thread ends on its own; Dask cannot interrupt it).
+    wait_until(lambda: scheduler_task_count(dask_client) == 0, "the body to be cancelled")
+
+
+def test_a_killed_worker_does_not_lose_or_repeat_recorded_tasks(
+    default_store: Store, cluster: Any, dask_client: Any, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.txt"
+    n = 60
+
+    def body() -> list[int]:
+        return noted.map(str(journal), range(n)).result()
+
+    outcome: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: outcome.append(on(cluster, body)(return_state=True)), daemon=True
+    )
+    thread.start()
+
+    def some_done() -> bool:
+        runs = default_store.list_flow_runs(limit=1)
+        counts = default_store.count_task_runs(runs[0].id) if runs else {}
+        return counts.get(StateType.COMPLETED, 0) >= 10
+
+    wait_until(some_done, "ten tasks to complete")
+    pids = dask_client.run(os.getpid)
+    victim = sorted(pids.values())[0]
+    (run,) = default_store.list_flow_runs(limit=1)
+    done_before = {
+        t.call_key for t in default_store.list_task_runs(run.id) if t.state is StateType.COMPLETED
+    }
+    os.kill(victim, signal.SIGKILL)
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    (state,) = outcome
+    assert state.is_completed(), state
+    assert state.result() == list(range(n))
+    runs = default_store.list_task_runs(run.id)
+    assert sorted(r.call_key for r in runs) == sorted(f"noted[{i}]" for i in range(n))
+    lines = journal.read_text().splitlines()
+    for key in done_before:
+        i = int(key.removeprefix("noted[").removesuffix("]"))
+        assert lines.count(f"done {i}") == 1, (key, lines)
+    assert {f"done {i}" for i in range(n)} <= set(lines)
+    dask_client.wait_for_workers(2, timeout=60)  # the nanny restarts the worker
+
+
+FLOWS = textwrap.dedent(
+    """
+    import os
+    import time
+    from pathlib import Path
+
+    from legato import flow, task
+    from legato.task_runners import DaskTaskRunner
+
+    JOURNAL = Path(os.environ["DASK_JOURNAL"])
+    RELEASE = Path(os.environ["DASK_RELEASE"])
+
+
+    def note(line):
+        with open(JOURNAL, "a") as f:
+            f.write(line + "\\n")
+
+
+    @task
+    def item(i: int) -> int:
+        note(f"start item {i}")
+        if i == 5 and JOURNAL.read_text().splitlines().count("start item 5") == 1:
+            deadline = time.monotonic() + 60
+            while not RELEASE.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)  # the test kills the flow's process here
+            return -1
+        note(f"done item {i}")
+        return i * i
+
+
+    @flow(task_runner=DaskTaskRunner(address=os.environ["DASK_ADDRESS"]))
+    def fanout(n: int = 12) -> int:
+        return sum(fut.result() for fut in item.map(range(n)))
+    """
+)
+
+
+def test_a_killed_flow_process_resumes_without_resubmitting_completed_keys(
+    default_store: Store, legato_home: Path, tmp_path: Path, cluster: Any
+) -> None:
+    flows_file = tmp_path / "dask_flows.py"
+    flows_file.write_text(FLOWS)
+    journal = tmp_path / "journal.txt"
+    env = {
+        **os.environ,
+        "LEGATO_HOME": str(legato_home),
+        "LEGATO_LOG_TO_CONSOLE": "0",
+        "DASK_JOURNAL": str(journal),
+        "DASK_RELEASE": str(tmp_path / "release"),
+        "DASK_ADDRESS": cluster.scheduler_address,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "legato", "run", f"{flows_file}:fanout", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def eleven_committed() -> bool:
+            runs = default_store.list_flow_runs(limit=1)
+            if not runs:
+                return False
+            return default_store.count_task_runs(runs[0].id).get(StateType.COMPLETED, 0) == 11
+
+        wait_until(eleven_committed, "all items but item 5 to complete")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        (tmp_path / "release").write_text("go")  # frees the abandoned body's thread
+    (run,) = default_store.list_flow_runs(limit=1)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "legato", "resume", run.id, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    data = json.loads(resumed.stdout)
+    assert data["state"] == "completed"
+    assert data["result"] == sum(i * i for i in range(12))
+    lines = journal.read_text().splitlines()
+    for i in range(12):
+        if i != 5:
+            assert lines.count(f"start item {i}") == 1, (i, lines)
+    assert lines.count("start item 5") == 2
+    assert lines.count("done item 5") == 1
+
+
+PREFECT_SCRIPT = textwrap.dedent(
+    """
+    from prefect import flow, task
+    from prefect_dask import DaskTaskRunner, get_dask_client
+    import legato.task_runners
+
+
+    @task
+    def double(x: int) -> int:
+        return 2 * x
+
+
+    def check():
+        assert DaskTaskRunner is legato.task_runners.DaskTaskRunner
+        assert get_dask_client is legato.task_runners.get_dask_client
+        return DaskTaskRunner
+    """
+)
+
+
+def test_prefect_dask_imports_resolve_under_the_shim(tmp_path: Path) -> None:
+    script = tmp_path / "pd.py"
+    script.write_text(PREFECT_SCRIPT + "\nprint(check().__name__)\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "legato.prefect", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "DaskTaskRunner" in done.stdout
+
+
+def test_importing_legato_does_not_import_dask() -> None:
+    code = (
+        "import sys, legato, legato.task_runners\n"
+        "runner = legato.task_runners.DaskTaskRunner\n"
+        "assert not {'dask', 'distributed'} & set(sys.modules), sorted(sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
