@@ -182,6 +182,26 @@ def test_an_argument_that_cannot_be_pickled_fails_clearly_without_retries(
     assert run.attempts == 1  # trying again cannot help
 
 
+def test_a_function_that_cannot_be_pickled_fails_clearly(default_store: Store) -> None:
+    guard = threading.Lock()
+
+    @task(retries=2)
+    def guarded(x: int) -> int:  # a closure over a lock: it cannot travel
+        with guard:
+            return x
+
+    def body() -> int:
+        return guarded.submit(1).result()
+
+    state = runner_flow(ProcessPoolTaskRunner(max_workers=1), body)(return_state=True)
+    assert state.is_failed()
+    with pytest.raises(TaskArgumentNotPicklableError) as raised:
+        state.result()
+    assert raised.value.parameter == "<the task's function>"
+    (run,) = default_store.list_task_runs(state.run_id)
+    assert run.attempts == 1
+
+
 def test_log_lines_written_in_the_pool_land_in_the_run_logs_in_order(
     default_store: Store,
 ) -> None:

@@ -497,7 +497,8 @@ def test_the_worker_kills_a_run_past_its_timeout_and_retries_it_elsewhere(
     workers.start("--lease-seconds", "60")
     wait_for(lambda: state_of(client, retried) is StateType.COMPLETED, "the retry completed")
     wait_for(lambda: state_of(client, failed) is StateType.FAILED, "the frozen run failed")
-    assert side.counts()["r freezing"] == 1 and side.counts()["r done"] == 1
+    counts = side.counts()
+    assert counts["r freezing"] == 1 and counts["r done"] == 1, (side.lines(), workers.logs())
     final = client.store.get_flow_run(failed.id)
     assert final is not None and final.error is not None
     assert final.error.type == "FlowTimeoutError"

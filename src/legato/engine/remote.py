@@ -2,7 +2,8 @@
 
 The flow's process (the driver) keeps everything durable: call keys, replay,
 caching, limits, retries, timeouts and the one task-run record. What travels
-is only the body: `pack_body` pickles the function, its resolved arguments and
+is only the body: `pack_body` pickles the function (once per task: `pack_function`),
+its resolved arguments and
 what the body's logger needs to know (checking each argument, so a value that
 cannot travel is named); `run_body` runs in the other process and answers with
 the value or the exception, the log lines written meanwhile, where it ran and
@@ -59,16 +60,32 @@ class Outcome:
     seconds: float
 
 
+def pack_function(fn: Any, context: BodyContext) -> bytes:
+    """The task's function as bytes, pickled once per task and runner (a function
+    defined in a flow file or ``__main__`` travels by value, which is not cheap)."""
+    try:
+        return bytes(cloudpickle.dumps(fn))
+    except Exception as exc:
+        raise TaskArgumentNotPicklableError(
+            context.task_name,
+            context.call_key,
+            "<the task's function>",
+            type(fn).__qualname__,
+            f"{type(exc).__name__}: {exc}",
+        ) from exc
+
+
 def pack_body(
-    fn: Any,
+    function: bytes,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     parameter_names: tuple[str, ...] | list[str],
     context: BodyContext,
 ) -> bytes:
-    """The call as bytes; `TaskArgumentNotPicklableError` names a value that cannot travel."""
+    """The call as bytes (``function`` from `pack_function`); a value that cannot travel
+    is named in a `TaskArgumentNotPicklableError`."""
     try:
-        return bytes(cloudpickle.dumps((fn, args, kwargs, context)))
+        return bytes(cloudpickle.dumps((function, args, kwargs, context)))
     except Exception as exc:
         failure = exc
     named: list[tuple[str, Any]] = [
@@ -76,7 +93,6 @@ def pack_body(
         for i, value in enumerate(args)
     ]
     named.extend(kwargs.items())
-    named.append(("<the task's function>", fn))
     for name, value in named:
         try:
             cloudpickle.dumps(value)
@@ -154,9 +170,24 @@ def watch_driver(driver: Any) -> None:
     threading.Thread(target=watch, name="legato-driver-watch", daemon=True).start()
 
 
+# Functions already unpickled in this process, by their bytes: successive calls of
+# one task load it once.
+_FUNCTIONS: dict[bytes, Any] = {}
+
+
+def _function(function: bytes) -> Any:
+    fn = _FUNCTIONS.get(function)
+    if fn is None:
+        if len(_FUNCTIONS) >= 256:
+            _FUNCTIONS.clear()
+        fn = _FUNCTIONS[function] = cloudpickle.loads(function)
+    return fn
+
+
 def run_body(payload: bytes) -> bytes:
     """Run a packed call here (a pool process) and answer with a packed `Outcome`."""
-    fn, args, kwargs, context = cloudpickle.loads(payload)
+    function, args, kwargs, context = cloudpickle.loads(payload)
+    fn = _function(function)
     flow = _BodyFlow(context)
     if context.log_prints:
         from legato.engine.logs import install_print_capture

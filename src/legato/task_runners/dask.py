@@ -9,7 +9,6 @@ body moves (`legato.task_runners.remote`): each submitted call is one
 from __future__ import annotations
 
 import importlib
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -172,19 +171,6 @@ class DaskTaskRunner(RemoteTaskRunner):
             )
         return found
 
-    def _twin(self, task: Task[Any, Any]) -> Task[Any, Any]:
-        # A flow file loaded by legato (`legato run file.py:flow`) is not importable on
-        # the cluster's workers: its functions travel by value instead of by name.
-        if id(task) in self._twins:
-            return super()._twin(task)
-        module = sys.modules.get(getattr(task.fn, "__module__", None) or "")
-        if module is not None and getattr(module, "__legato_path__", None):
-            import cloudpickle
-
-            if module.__name__ not in cloudpickle.list_registry_pickle_by_value():
-                cloudpickle.register_pickle_by_value(module)
-        return super()._twin(task)
-
     def _send_payload(self, payload: bytes, task: Task[Any, Any]) -> Future[bytes]:
         self.client  # noqa: B018  (started on the first send)
         bridge: Future[bytes] = Future()
@@ -285,26 +271,6 @@ class DaskTaskRunner(RemoteTaskRunner):
                         self._dask_futures.pop(bridge, None)
                 if bridge is not None:
                     _settle(bridge, packed, error)
-
-    def _wait(self, future: Future[bytes]) -> bytes:
-        """As the base, but a cancel request for the flow run also ends the wait: the
-        remote body is cancelled and the call ends cancelled."""
-        from concurrent.futures import TimeoutError as WaitTimeout
-
-        from legato.engine.context import TASK_CONTEXT
-
-        task_ctx = TASK_CONTEXT.get()
-        flow_ctx = task_ctx.flow_ctx if task_ctx is not None else None
-        try:
-            while True:
-                try:
-                    return future.result(timeout=0.05)
-                except WaitTimeout:
-                    if flow_ctx is not None and (flow_ctx.cancel_requested or flow_ctx.lost):
-                        flow_ctx.check_cancelled()
-        except BaseException:
-            future.cancel()
-            raise
 
     def _stop(self, unfinished: list[Future[bytes]], wait: bool) -> None:
         for future in unfinished:

@@ -8,7 +8,6 @@ running `legato.engine.remote.run_body`, whose ``ObjectRef`` is bridged to a
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Mapping
 from concurrent.futures import Future
@@ -135,18 +134,6 @@ class RayTaskRunner(RemoteTaskRunner):
             _users += 1
         return ray.remote(run_body)
 
-    def _twin(self, task: Task[Any, Any]) -> Task[Any, Any]:
-        # A flow file loaded by legato (`legato run file.py:flow`) is not importable on
-        # Ray's workers: its functions travel by value instead of by name.
-        if id(task) not in self._twins:
-            module = sys.modules.get(getattr(task.fn, "__module__", None) or "")
-            if module is not None and getattr(module, "__legato_path__", None):
-                import cloudpickle
-
-                if module.__name__ not in cloudpickle.list_registry_pickle_by_value():
-                    cloudpickle.register_pickle_by_value(module)
-        return super()._twin(task)
-
     def _remote_for(self, task: Task[Any, Any]) -> Any:
         """The remote function with ``task``'s options, made once per task."""
         remote = self._started()
@@ -184,26 +171,6 @@ class RayTaskRunner(RemoteTaskRunner):
         bridge.add_done_callback(cancelled)
         ref.future().add_done_callback(answered)
         return bridge
-
-    def _wait(self, future: Future[bytes]) -> bytes:
-        """As the base, but a cancel request for the flow run also ends the wait: the
-        Ray task is cancelled and the call ends cancelled."""
-        from concurrent.futures import TimeoutError as WaitTimeout
-
-        from legato.engine.context import TASK_CONTEXT
-
-        task_ctx = TASK_CONTEXT.get()
-        flow_ctx = task_ctx.flow_ctx if task_ctx is not None else None
-        try:
-            while True:
-                try:
-                    return future.result(timeout=0.05)
-                except WaitTimeout:
-                    if flow_ctx is not None and (flow_ctx.cancel_requested or flow_ctx.lost):
-                        flow_ctx.check_cancelled()
-        except BaseException:
-            future.cancel()
-            raise
 
     def _stop(self, unfinished: list[Future[bytes]], wait: bool) -> None:
         global _users, _opened_by_legato

@@ -39,6 +39,8 @@ class RemoteTaskRunner(ThreadPoolTaskRunner):
         # id(task) -> (task, its copy whose fn sends the body away)
         self._twins: dict[int, tuple[Task[Any, Any], Task[Any, Any]]] = {}
         self._unfinished: set[Future[bytes]] = set()  # bodies sent and not yet answered
+        # id(task) -> (task, its function pickled once)
+        self._functions: dict[int, tuple[Task[Any, Any], bytes]] = {}
         self._storage: str | None = None  # read from the settings on the first send
         self._result_threshold = 0
 
@@ -64,7 +66,16 @@ class RemoteTaskRunner(ThreadPoolTaskRunner):
             return entry[1]
         import copy
         import functools
+        import sys
 
+        # A flow file loaded by legato (`legato run file.py:flow`) cannot be imported
+        # where the body runs: its functions travel by value instead of by name.
+        module = sys.modules.get(getattr(task.fn, "__module__", None) or "")
+        if module is not None and getattr(module, "__legato_path__", None):
+            import cloudpickle
+
+            if module.__name__ not in cloudpickle.list_registry_pickle_by_value():
+                cloudpickle.register_pickle_by_value(module)
         twin = copy.copy(task)
         twin.__dict__["_code_hash"] = task.code_hash  # hashes the user's code, not ours
         body = self._async_body(task) if task.is_async else self._sync_body(task)
@@ -101,7 +112,7 @@ class RemoteTaskRunner(ThreadPoolTaskRunner):
         self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[Future[bytes], FlowRunContext]:
         from legato.engine.context import TASK_CONTEXT
-        from legato.engine.remote import BodyContext, pack_body
+        from legato.engine.remote import BodyContext, pack_body, pack_function
 
         task_ctx = TASK_CONTEXT.get()
         if task_ctx is None:  # the engine always sets it around an attempt
@@ -123,7 +134,10 @@ class RemoteTaskRunner(ThreadPoolTaskRunner):
             result_storage=self._result_storage() if task.persist_result else None,
             result_threshold=self._result_threshold,
         )
-        payload = pack_body(task.fn, args, kwargs, task.parameter_names, context)
+        function = self._functions.get(id(task))
+        if function is None or function[0] is not task:
+            function = self._functions[id(task)] = (task, pack_function(task.fn, context))
+        payload = pack_body(function[1], args, kwargs, task.parameter_names, context)
         future = self._send_payload(payload, task)
         with self._send_lock:
             self._unfinished.add(future)
@@ -144,18 +158,24 @@ class RemoteTaskRunner(ThreadPoolTaskRunner):
             self._unfinished.discard(future)
 
     def _wait(self, future: Future[bytes]) -> bytes:
-        """Wait in short slices, so that a timeout's or a cancel's interrupt reaches this
-        thread; the remote future is then cancelled."""
+        """Wait in short slices, so that a timeout's interrupt reaches this thread and a
+        cancel request for the flow run ends the wait (the call then ends cancelled);
+        either way the remote future is cancelled."""
         from concurrent.futures import TimeoutError as WaitTimeout
 
+        from legato.engine.context import TASK_CONTEXT
+
+        task_ctx = TASK_CONTEXT.get()
+        flow_ctx = task_ctx.flow_ctx if task_ctx is not None else None
         try:
             while True:
                 try:
                     return future.result(timeout=0.05)
                 except WaitTimeout:
-                    continue
+                    if flow_ctx is not None and (flow_ctx.cancel_requested or flow_ctx.lost):
+                        flow_ctx.check_cancelled()
         except BaseException:
-            future.cancel()  # one already running is stopped when the flow run ends
+            future.cancel()
             raise
 
     def shutdown(self, wait: bool = True) -> None:
@@ -165,3 +185,4 @@ class RemoteTaskRunner(ThreadPoolTaskRunner):
             self._unfinished = set()
         self._stop(unfinished, wait)
         self._twins.clear()
+        self._functions.clear()
