@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -20,10 +18,10 @@ from typing import Any
 
 import pytest
 
+from _remote_runners import check_killed_run_resumes_without_resending, comparable
 from legato import StateType, flow, get_run_logger, task
 from legato.cache_policies import INPUTS
 from legato.errors import TaskArgumentNotPicklableError, TaskCallError, TaskTimeoutError
-from legato.records import TaskRun
 from legato.store.base import Store
 from legato.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
@@ -74,28 +72,6 @@ def sleepy(seconds: float) -> float:
 
 def runner_flow(runner: ThreadPoolTaskRunner, body: Callable[..., Any]) -> Any:
     return flow(name="pp-flow", task_runner=runner)(body)
-
-
-def comparable(run: TaskRun) -> dict[str, Any]:
-    """A task-run record without what differs between two runs: ids and timings."""
-    return {
-        "call_key": run.call_key,
-        "task_name": run.task_name,
-        "name": run.name,
-        "state": run.state,
-        "attempts": run.attempts,
-        "cached": run.cached,
-        "error": run.error,
-        "inputs": run.inputs,
-        "dependencies": run.dependencies,
-        "tags": run.tags,
-        "cache_key": run.cache_key,
-        "result_serializer": run.result_serializer,
-        "has_result": run.has_result,
-        "args_fingerprint": run.args_fingerprint,
-        "parent": run.parent_task_run_id,
-        "attempt_log": [(a.attempt, a.state, a.error) for a in run.attempt_log],
-    }
 
 
 def test_map_of_50_is_recorded_as_under_the_thread_runner(default_store: Store) -> None:
@@ -288,105 +264,16 @@ def test_a_task_called_inside_a_pool_body_fails_clearly(default_store: Store) ->
         state.result()
 
 
-FLOWS = textwrap.dedent(
-    """
-    import os
-    import time
-    from pathlib import Path
-
-    from legato import flow, task
-    from legato.task_runners import ProcessPoolTaskRunner
-
-    JOURNAL = Path(os.environ["PP_JOURNAL"])
-
-
-    def note(line):
-        with open(JOURNAL, "a") as f:
-            f.write(line + "\\n")
-
-
-    @task
-    def item(i: int) -> int:
-        note(f"start item {i}")
-        if i == 5 and JOURNAL.read_text().splitlines().count("start item 5") == 1:
-            time.sleep(60)  # the test kills the flow's process here
-        note(f"done item {i}")
-        return i * i
-
-
-    @flow(task_runner=ProcessPoolTaskRunner(max_workers=2))
-    def fanout(n: int = 12) -> int:
-        return sum(fut.result() for fut in item.map(range(n)))
-    """
-)
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_a_killed_run_resumes_without_rerunning_completed_keys(
     default_store: Store, legato_home: Path, tmp_path: Path
 ) -> None:
-    flows_file = tmp_path / "pp_flows.py"
-    flows_file.write_text(FLOWS)
-    journal = tmp_path / "journal.txt"
-    env = {
-        **os.environ,
-        "LEGATO_HOME": str(legato_home),
-        "LEGATO_LOG_TO_CONSOLE": "0",
-        "PP_JOURNAL": str(journal),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "legato", "run", f"{flows_file}:fanout", "--json"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    check_killed_run_resumes_without_resending(
+        default_store,
+        legato_home,
+        tmp_path,
+        "from legato.task_runners import ProcessPoolTaskRunner",
+        "ProcessPoolTaskRunner(max_workers=2)",
     )
-    try:
-
-        def eleven_committed() -> bool:
-            runs = default_store.list_flow_runs(limit=1)
-            if not runs:
-                return False
-            return default_store.count_task_runs(runs[0].id).get(StateType.COMPLETED, 0) == 11
-
-        wait_until(eleven_committed, "all items but item 5 to complete")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    (run,) = default_store.list_flow_runs(limit=1)
-    done_before = {
-        t.call_key for t in default_store.list_task_runs(run.id) if t.state is StateType.COMPLETED
-    }
-    assert done_before == {f"item[{i}]" for i in range(12) if i != 5}
-
-    resumed = subprocess.run(
-        [sys.executable, "-m", "legato", "resume", run.id, "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    data = json.loads(resumed.stdout)
-    assert data["state"] == "completed"
-    assert data["result"] == sum(i * i for i in range(12))
-    lines = journal.read_text().splitlines()
-    for i in range(12):
-        if i != 5:
-            assert lines.count(f"start item {i}") == 1, (i, lines)
-            assert lines.count(f"done item {i}") == 1, (i, lines)
-    assert lines.count("start item 5") == 2
-    assert lines.count("done item 5") == 1
 
 
 @task

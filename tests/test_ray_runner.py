@@ -9,7 +9,6 @@ and resumes it; the start-and-stop test runs its own instance in a subprocess.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -24,11 +23,12 @@ from typing import Any
 
 import pytest
 
+from _remote_runners import check_killed_run_resumes_without_resending, comparable
+from _remote_runners import wait_until_true as wait_until
 from legato import StateType, flow, get_run_logger, task
 from legato.client import Client
 from legato.engine.monitor import get_monitor
 from legato.errors import ConfigurationError, TaskArgumentNotPicklableError, TaskTimeoutError
-from legato.records import TaskRun
 from legato.store.base import Store
 from legato.task_runners import RayTaskRunner, ThreadPoolTaskRunner
 
@@ -54,14 +54,6 @@ def ray_address() -> Iterator[str]:
     finally:
         ray.shutdown()
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def process_gone(pid: int) -> bool:
@@ -124,28 +116,6 @@ def dies_once(journal: str) -> int:
     if len(Path(journal).read_text().splitlines()) == 1:
         os.kill(os.getpid(), signal.SIGKILL)  # the worker process dies mid-body
     return 7
-
-
-def comparable(run: TaskRun) -> dict[str, Any]:
-    """A task-run record without what differs between runners: ids, timings, host."""
-    return {
-        "call_key": run.call_key,
-        "task_name": run.task_name,
-        "name": run.name,
-        "state": run.state,
-        "attempts": run.attempts,
-        "cached": run.cached,
-        "error": run.error,
-        "inputs": run.inputs,
-        "dependencies": run.dependencies,
-        "tags": run.tags,
-        "cache_key": run.cache_key,
-        "result_serializer": run.result_serializer,
-        "has_result": run.has_result,
-        "args_fingerprint": run.args_fingerprint,
-        "parent": run.parent_task_run_id,
-        "attempt_log": [(a.attempt, a.state, a.error) for a in run.attempt_log],
-    }
 
 
 def on_ray(body: Callable[..., Any], **options: Any) -> Any:
@@ -299,98 +269,17 @@ def test_a_body_lost_with_its_worker_is_run_again_by_ray(
     assert run.attempts == 1  # not a retry of the task: nothing of the body was recorded
 
 
-FLOWS = textwrap.dedent(
-    """
-    import os
-    import time
-    from pathlib import Path
-
-    from legato import flow, task
-    from legato.task_runners import RayTaskRunner
-
-    JOURNAL = Path(os.environ["RAY_JOURNAL"])
-    RELEASE = Path(os.environ["RAY_RELEASE"])
-
-
-    def note(line):
-        with open(JOURNAL, "a") as f:
-            f.write(line + "\\n")
-
-
-    @task
-    def item(i: int) -> int:
-        note(f"start item {i}")
-        if i == 5 and JOURNAL.read_text().splitlines().count("start item 5") == 1:
-            deadline = time.monotonic() + 60
-            while not RELEASE.exists() and time.monotonic() < deadline:
-                time.sleep(0.05)  # the test kills the flow's process here
-            return -1
-        note(f"done item {i}")
-        return i * i
-
-
-    @flow(task_runner=RayTaskRunner(address=os.environ["LEGATO_TEST_RAY"]))
-    def fanout(n: int = 12) -> int:
-        return sum(fut.result() for fut in item.map(range(n)))
-    """
-)
-
-
 def test_a_killed_flow_process_resumes_without_resubmitting_completed_keys(
     default_store: Store, legato_home: Path, tmp_path: Path, ray_address: str
 ) -> None:
-    flows_file = tmp_path / "ray_flows.py"
-    flows_file.write_text(FLOWS)
-    journal = tmp_path / "journal.txt"
-    env = {
-        **os.environ,
-        "LEGATO_HOME": str(legato_home),
-        "LEGATO_LOG_TO_CONSOLE": "0",
-        "RAY_JOURNAL": str(journal),
-        "RAY_RELEASE": str(tmp_path / "release"),
-        "LEGATO_TEST_RAY": ray_address,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "legato", "run", f"{flows_file}:fanout", "--json"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    check_killed_run_resumes_without_resending(
+        default_store,
+        legato_home,
+        tmp_path,
+        "from legato.task_runners import RayTaskRunner",
+        'RayTaskRunner(address=os.environ["LEGATO_TEST_RUNNER_ADDRESS"])',
+        ray_address,
     )
-    try:
-
-        def eleven_committed() -> bool:
-            runs = default_store.list_flow_runs(limit=1)
-            if not runs:
-                return False
-            return default_store.count_task_runs(runs[0].id).get(StateType.COMPLETED, 0) == 11
-
-        wait_until(eleven_committed, "all items but item 5 to complete")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    (run,) = default_store.list_flow_runs(limit=1)
-    resumed = subprocess.run(
-        [sys.executable, "-m", "legato", "resume", run.id, "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    (tmp_path / "release").write_text("go")
-    assert resumed.returncode == 0, resumed.stderr
-    data = json.loads(resumed.stdout)
-    assert data["state"] == "completed"
-    assert data["result"] == sum(i * i for i in range(12))
-    lines = journal.read_text().splitlines()
-    for i in range(12):
-        if i != 5:
-            assert lines.count(f"start item {i}") == 1, (i, lines)
-    assert lines.count("start item 5") == 2
-    assert lines.count("done item 5") == 1
 
 
 OWN_INSTANCE = textwrap.dedent(
