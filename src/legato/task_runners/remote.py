@@ -13,6 +13,7 @@ A subclass says how to start its backend, send a payload and stop.
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from legato.tasks import Task
 
 
-class RemoteTaskRunner(ThreadPoolTaskRunner):
+class RemoteTaskRunner(ThreadPoolTaskRunner, ABC):
     """Runs the function bodies of submitted task calls outside the flow's process."""
 
     runs_bodies_remotely: ClassVar[bool] = True
@@ -48,13 +49,13 @@ class RemoteTaskRunner(ThreadPoolTaskRunner):
 
     # --- what a subclass provides ------------------------------------------------------
 
+    @abstractmethod
     def _send_payload(self, payload: bytes, task: Task[Any, Any]) -> Future[bytes]:
         """Start running ``payload`` (`engine.remote.run_body`'s argument) elsewhere."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _stop(self, unfinished: list[Future[bytes]], wait: bool) -> None:
         """Release the backend; ``unfinished`` bodies were abandoned and must be stopped."""
-        raise NotImplementedError
 
     # --- the shared machinery ----------------------------------------------------------
 
