@@ -56,6 +56,11 @@ def fanout(n: int = 12) -> int:
 """
 
 
+def run_python(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in a fresh interpreter (the shim and lazy-import checks)."""
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=60)
+
+
 def wait_until_true(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
     """`_waiting.wait_until` with the argument order these tests use."""
     wait_until(check, timeout=timeout, what=what)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -20,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from _remote_runners import check_killed_run_resumes_without_resending, comparable
+from _remote_runners import check_killed_run_resumes_without_resending, comparable, run_python
 from _remote_runners import wait_until_true as wait_until
 from legato import StateType, flow, get_run_logger, task
 from legato.client import Client
@@ -381,12 +379,7 @@ PREFECT_SCRIPT = textwrap.dedent(
 def test_prefect_dask_imports_resolve_under_the_shim(tmp_path: Path) -> None:
     script = tmp_path / "pd.py"
     script.write_text(PREFECT_SCRIPT + "\nprint(check().__name__)\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "legato.prefect", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python("-m", "legato.prefect", str(script))
     assert done.returncode == 0, done.stderr
     assert "DaskTaskRunner" in done.stdout
 
@@ -397,5 +390,5 @@ def test_importing_legato_does_not_import_dask() -> None:
         "runner = legato.task_runners.DaskTaskRunner\n"
         "assert not {'dask', 'distributed'} & set(sys.modules), sorted(sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    done = run_python("-c", code)
     assert done.returncode == 0, done.stderr

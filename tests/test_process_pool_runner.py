@@ -178,6 +178,30 @@ def test_a_function_that_cannot_be_pickled_fails_clearly(default_store: Store) -
     assert run.attempts == 1
 
 
+@task(retries=1)
+def dies_once(marker: str) -> int:
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)  # the pool process dies: the pool is broken
+    return os.getpid()
+
+
+def test_a_pool_process_that_dies_breaks_one_attempt_and_the_retry_gets_a_fresh_pool(
+    default_store: Store, tmp_path: Path
+) -> None:
+    marker = str(tmp_path / "died")
+
+    def body() -> int:
+        return dies_once.submit(marker).result()
+
+    state = runner_flow(ProcessPoolTaskRunner(max_workers=1), body)(return_state=True)
+    assert state.is_completed(), state
+    (run,) = default_store.list_task_runs(state.run_id)
+    assert run.attempts == 2
+    assert run.attempt_log[0].error is not None
+    assert run.attempt_log[0].error.type == "BrokenProcessPool"
+
+
 def test_log_lines_written_in_the_pool_land_in_the_run_logs_in_order(
     default_store: Store,
 ) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from _remote_runners import check_killed_run_resumes_without_resending, comparable
+from _remote_runners import check_killed_run_resumes_without_resending, comparable, run_python
 from _remote_runners import wait_until_true as wait_until
 from legato import StateType, flow, get_run_logger, task
 from legato.client import Client
@@ -348,12 +348,7 @@ PREFECT_SCRIPT = textwrap.dedent(
 def test_prefect_ray_import_resolves_under_the_shim(tmp_path: Path) -> None:
     script = tmp_path / "pr.py"
     script.write_text(PREFECT_SCRIPT)
-    done = subprocess.run(
-        [sys.executable, "-m", "legato.prefect", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python("-m", "legato.prefect", str(script))
     assert done.returncode == 0, done.stderr
     assert "RayTaskRunner(address='127.0.0.1:6379')" in done.stdout
 
@@ -364,5 +359,5 @@ def test_importing_legato_does_not_import_ray() -> None:
         "runner = legato.task_runners.RayTaskRunner\n"
         "assert 'ray' not in sys.modules, sorted(sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    done = run_python("-c", code)
     assert done.returncode == 0, done.stderr

@@ -45,19 +45,10 @@ class ProcessPoolTaskRunner(RemoteTaskRunner):
 
         pool = self._executor()
         try:
-            future = pool.submit(run_body, payload)
-        except BrokenProcessPool:
+            return pool.submit(run_body, payload)
+        except BrokenProcessPool:  # a process died: this and later calls get a fresh pool
             self._recycle(pool)
-            pool = self._executor()
-            future = pool.submit(run_body, payload)
-
-        def recycle_if_broken(done: Future[bytes]) -> None:
-            # A process died: the next attempt gets a fresh pool.
-            if not done.cancelled() and isinstance(done.exception(), BrokenProcessPool):
-                self._recycle(pool)
-
-        future.add_done_callback(recycle_if_broken)
-        return future
+            return self._executor().submit(run_body, payload)
 
     def _executor(self) -> ProcessPoolExecutor:
         pool = self._pool

@@ -31,6 +31,7 @@ in every child (a user's script serving a flow would run again), hence this.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -272,10 +273,9 @@ def _read_done(pid: int, link: _Link, children: dict[int, str]) -> None:
 
 
 def _close_quietly(fd: int) -> None:
-    try:
+    """Close a pipe end that the other side (or an exiting child) may have closed."""
+    with contextlib.suppress(OSError):
         os.close(fd)
-    except OSError:
-        pass
 
 
 # --- the worker's side ------------------------------------------------------------------

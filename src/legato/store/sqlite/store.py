@@ -457,16 +457,7 @@ class SQLiteStore(
     ) -> None:
         # The plain case (what `_group_commit` writes) joins the queue and returns;
         # whoever commits next calls `committed`. Anything else is written now.
-        if (
-            logs
-            or task_run.state in _EVENT_STATES
-            or (
-                task_run.cache_key is not None
-                and result is not None
-                and task_run.state is _COMPLETED
-                and not task_run.cached
-            )
-        ):
+        if logs or task_run.state in _EVENT_STATES or _sets_cache_entry(task_run, result):
             super().record_task_run_soon(
                 task_run, owner_token, result=result, logs=logs, committed=committed
             )
@@ -512,12 +503,7 @@ class SQLiteStore(
         # A record of a cache hit (cached=True) leaves the entry alone: it keeps
         # pointing at the run that computed the value, with that run's expiry,
         # so hits never extend how long a value stays cached.
-        if (
-            task_run.cache_key is not None
-            and result is not None
-            and task_run.state is _COMPLETED
-            and not task_run.cached
-        ):
+        if _sets_cache_entry(task_run, result):
             cache_params = (
                 task_run.cache_key,
                 task_run.id,
@@ -733,6 +719,17 @@ class _Pending:
         self.committed = committed
         self.done = False
         self.error: BaseException | None = None
+
+
+def _sets_cache_entry(task_run: TaskRun, result: StoredResult | None) -> bool:
+    """Whether recording ``task_run`` points its cache key at it (a computed result;
+    a cache hit leaves the entry alone)."""
+    return (
+        task_run.cache_key is not None
+        and result is not None
+        and task_run.state is _COMPLETED
+        and not task_run.cached
+    )
 
 
 def _settle(batch: list[_Pending]) -> None:
