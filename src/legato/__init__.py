@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from legato.deadlines import Deadline
     from legato.events import emit_event
     from legato.input import RunInput
+    from legato.observed import observe, observe_task
 
 __version__ = "0.1.0"
 
@@ -70,6 +71,8 @@ __all__ = [
     "flow",
     "get_run_context",
     "get_run_logger",
+    "observe",
+    "observe_task",
     "pause_flow_run",
     "resume_flow_run",
     "sleep",
@@ -97,6 +100,10 @@ def __getattr__(name: str) -> Any:
         from legato.deadlines import Deadline
 
         return Deadline
+    if name in ("observe", "observe_task"):  # observe-only wrapping: on first use
+        from legato import observed as _observed
+
+        return getattr(_observed, name)
     if name == "emit_event":  # events load on first use
         from legato.events import emit_event
 

@@ -498,3 +498,49 @@ class NotificationSendError(LegatoError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class RunExportError(ConfigurationError):
+    """A run export (`legato export`) cannot be read: not JSON, not an export, or a
+    format version this legato does not know."""
+
+
+class SimulatedCrash(BaseException):
+    """A process death simulated in this process (`legato.testing.crash_at`): raised at
+    a task record boundary, not an `Exception`, so user code does not catch it. The
+    call it hits gets no final record, as a killed process would leave it; resume the
+    run (`legato.testing.resume`) to continue it."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        super().__init__(
+            f"simulated crash {where} (fault injection); resume the run to continue it"
+        )
+
+
+class CommandFailedError(LegatoError):
+    """A wrapped command (`legato wrap`, a command deployment) exited with a non-zero code."""
+
+    def __init__(self, argv: list[str], code: int) -> None:
+        self.argv = argv
+        self.code = code
+        super().__init__(
+            f"command {' '.join(argv)!r} exited with code {code}; its output is in the "
+            f"run's logs (`legato logs RUN`)"
+        )
+
+
+class ObservedRunError(RunStateError):
+    """An observed run (`legato wrap`, `legato.observe`) cannot be resumed or replayed."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(
+            f"flow run {run_id} is an observed run (recorded by legato wrap or "
+            f"legato.observe): it has no flow to replay; run the command or script again"
+        )
+
+
+class CrashMatrixFailed(LegatoError, AssertionError):
+    """`legato.testing.crash_matrix` found a crash point after which the resumed run
+    differed from an uncrashed one, or a side effect that ran more than once."""

@@ -9,15 +9,14 @@ them because only the engine knows how to decode them.
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from legato import _clock
 from legato.states import StateType
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
+#: the engine's one clock, virtual under legato.testing.virtual_clock (legato._clock)
+utcnow = _clock.now
 
 _T = TypeVar("_T")
 
@@ -204,6 +203,9 @@ class FlowRun:
     # Flow retries taken since the run last started from a final state: counted
     # in the store, so a takeover by another process never renews the budget.
     retries_used: int = 0
+    # The run's trace (W3C traceparent of its `flow NAME` span, see legato.tracing):
+    # every attempt, in whichever process, continues it. None when tracing was off.
+    trace_context: str | None = None
 
 
 @_fast_init

@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from legato.errors import ScheduleError
-from legato.records import Schedule
+from legato.records import Schedule, utcnow
 
 # Bounds of an interval schedule, in seconds: 1 s to 10 years (365-day years).
 MIN_INTERVAL_SECONDS = 1
@@ -50,7 +50,7 @@ def make_schedule(
             + (f" (got {', '.join(given)})" if given else "")
         )
     if anchor is None and cron is None:
-        start = (now or datetime.now(UTC)).astimezone(UTC)
+        start = (now or utcnow()).astimezone(UTC)
         anchor = start.replace(second=0, microsecond=0)
     schedule = Schedule(cron=cron, interval=interval, rrule=rrule, timezone=timezone, anchor=anchor)
     check_schedule(schedule)
@@ -102,10 +102,10 @@ def check_schedule(schedule: Schedule) -> None:
     elif schedule.rrule is not None:
         if not isinstance(schedule.rrule, str):
             raise ScheduleError(f"invalid RRULE {schedule.rrule!r}: give the rule as text")
-        _rrule(schedule, zone, schedule.anchor or datetime.now(UTC))
+        _rrule(schedule, zone, schedule.anchor or utcnow())
     else:
         raise ScheduleError("a schedule needs one of cron, interval or rrule")
-    next(slots(schedule, datetime.now(UTC)), None)
+    next(slots(schedule, utcnow()), None)
 
 
 def _rrule(schedule: Schedule, zone: ZoneInfo, anchor: datetime) -> Any:

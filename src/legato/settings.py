@@ -26,6 +26,17 @@ def database_url() -> str:
     return f"sqlite:///{legato_home() / 'legato.db'}"
 
 
+def spool_dir() -> Path:
+    """Where `legato wrap` spools runs it could not record (LEGATO_SPOOL_DIR)."""
+    raw = os.environ.get("LEGATO_SPOOL_DIR", "").strip()
+    return Path(raw).expanduser() if raw else legato_home() / "spool"
+
+
+def wrap_grace_seconds() -> float:
+    """How long a wrapped command's process group has between SIGTERM and SIGKILL."""
+    return env_float("LEGATO_WRAP_GRACE_SECONDS", 5.0)
+
+
 def env_float(name: str, default: float) -> float:
     """A positive number from the environment, or ``default`` when unset."""
     from legato.errors import ConfigurationError
@@ -53,6 +64,24 @@ def prefect_shim_enabled() -> bool:
     """``LEGATO_PREFECT_SHIM``: `legato run`, `legato resume` and worker children serve
     ``import prefect`` from legato (see `legato.prefect_shim`)."""
     return env_flag("LEGATO_PREFECT_SHIM")
+
+
+def otel_enabled() -> bool:
+    """Traces (`legato.tracing`, the ``otel`` extra): on when ``OTEL_EXPORTER_OTLP_ENDPOINT``
+    is set (spans go there over OTLP/HTTP) or ``LEGATO_OTEL=1``."""
+    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()) or env_flag(
+        "LEGATO_OTEL"
+    )
+
+
+def otel_endpoint_set() -> bool:
+    """Is ``OTEL_EXPORTER_OTLP_ENDPOINT`` set (legato then exports spans over OTLP/HTTP)?"""
+    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip())
+
+
+def otel_record_params() -> bool:
+    """``LEGATO_OTEL_RECORD_PARAMS=1``: flow run spans carry the run's parameters."""
+    return env_flag("LEGATO_OTEL_RECORD_PARAMS")
 
 
 def faults_spec() -> str | None:
@@ -172,3 +201,13 @@ def result_storage() -> str:
     if "://" in raw:
         return raw.rstrip("/")
     return str(Path(raw).expanduser().resolve())
+
+
+def metrics_cache_seconds() -> float:
+    """How long `/metrics` reuses one snapshot of the store (LEGATO_METRICS_CACHE_SECONDS)."""
+    return env_float("LEGATO_METRICS_CACHE_SECONDS", 5.0)
+
+
+def metrics_token() -> str | None:
+    """A bearer token that may scrape `/metrics` (LEGATO_METRICS_TOKEN), besides the API's."""
+    return os.environ.get("LEGATO_METRICS_TOKEN", "").strip() or None

@@ -168,6 +168,13 @@ def _describe(client: Client, deployment: Deployment) -> None:
     help="The triggered run's parameters, each text a Jinja2 template over the event "
     '(e.g. \'{"upstream_run_id": "{{ flow_run_id }}"}\').',
 )
+@click.option(
+    "--command",
+    "command_line",
+    metavar="CMD",
+    help="Deploy a shell command instead of a flow (no TARGET): each run executes it as "
+    '`legato wrap` does, e.g. --command "./nightly.sh --full".',
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the deployment(s) as JSON.")
 @debug_option
 @click.pass_context
@@ -198,6 +205,7 @@ def deploy_cmd(
     threshold: int,
     within: float,
     trigger_params: str | None,
+    command_line: str | None,
     as_json: bool,
 ) -> None:
     """Create or update a deployment: a stored recipe that workers run.
@@ -216,6 +224,7 @@ def deploy_cmd(
           --trigger-on legato.flow-run.Completed --match-related flow=upstream \\
           --trigger-params '{"upstream_run_id": "{{ flow_run_id }}"}'
       legato deploy --all
+      legato deploy --command "./nightly.sh --full" --name nightly-sh --cron "0 3 * * *"
 
     Deploying again replaces the deployment's triggers (none given: the flow's own,
     from @flow(triggers=...)).
@@ -236,6 +245,18 @@ def deploy_cmd(
         for deployment in deployed:
             click.echo(f"deployed '{deployment.name}' ({deployment.flow_name})")
         return
+    if command_line is not None:  # a command deployment: the observed `command` flow
+        import json
+        import shlex
+
+        from legato.observed import COMMAND_ENTRYPOINT
+
+        if target:
+            raise click.UsageError("give a TARGET or --command, not both")
+        if not shlex.split(command_line):
+            raise click.UsageError("--command is empty; give the command to run")
+        target = COMMAND_ENTRYPOINT
+        pairs = (*pairs, "command=" + json.dumps(shlex.split(command_line)))
     if not target or not name:
         raise click.UsageError("give a TARGET and --name (or --all to deploy legato.yaml)")
     from legato.deadlines import parse_deadline

@@ -220,6 +220,24 @@ def _install_prefect_shim(asked: bool) -> None:
         install()
 
 
+def _run_plain_script(ctx: click.Context, path: str) -> None:
+    """A script without ``@flow``: its ``__main__`` runs as an observed run (exit 1
+    with Python's traceback when it raises). A script with flows needs FILE:FLOW."""
+    from legato.observed import has_flow_decorator, run_script
+
+    if has_flow_decorator(path):
+        return  # the usual error asks for path/to/file.py:flow_function
+    try:
+        run_id = run_script(path)
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        ctx.exit(1)
+    click.echo(f"observed run {run_id} completed", err=True)
+    ctx.exit(0)
+
+
 @click.command("run")
 @click.argument("target")
 @click.option(
@@ -256,8 +274,9 @@ def run_cmd(
 ) -> None:
     """Run a flow in this process and wait until it ends.
 
-    TARGET is path/to/file.py:flow_function or package.module:flow_function.
-    Parameters are validated against the flow's signature first; if one is
+    TARGET is path/to/file.py:flow_function or package.module:flow_function;
+    a script.py without @flow runs its __main__ as an observed run (README:
+    Observe existing code). Parameters are validated against the flow's signature first; if one is
     invalid nothing runs.
 
     Exit code: 0 completed, 1 failed, crashed or cancelled, 2 bad usage or
@@ -268,6 +287,8 @@ def run_cmd(
       legato run flows/etl.py:etl -p day=2026-11-22 -p limit=100
       legato run myproject.flows:report --params '{"regions": ["eu", "us"]}' --json
     """
+    if ":" not in target and target.endswith(".py") and os.path.isfile(target):
+        _run_plain_script(ctx, target)
     base = parse_json_object(params_json, "--params")
     overrides = parse_param_pairs(pairs)
     client = get_client(ctx)
@@ -333,7 +354,14 @@ def resume_cmd(
     run_input = parse_json_object(input_json, "--input") if input_json is not None else None
     client = get_client(ctx)
     _install_prefect_shim(False)
-    if not here and client.resolve_run(run_id).work_queue is not None:
+    found = client.resolve_run(run_id)
+    from legato.observed import is_observed
+
+    if is_observed(found.tags):
+        from legato.errors import ObservedRunError
+
+        raise ObservedRunError(found.id)
+    if not here and found.work_queue is not None:
         run = client.requeue_run(run_id, run_input, on_changed_args=on_changed_args)
         if as_json:
             emit_json(flow_run_to_dict(run))

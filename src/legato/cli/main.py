@@ -33,10 +33,12 @@ from legato.cli.limits import limit_group
 from legato.cli.notify import notify_group
 from legato.cli.runs import cancel_cmd, logs_cmd, runs_cmd, show_cmd, suspend_cmd
 from legato.cli.server import server_cmd
+from legato.cli.testcmd import export_cmd, test_group
 from legato.cli.variables import variable_group
 from legato.cli.watch import watch_cmd
 from legato.cli.webhooks import webhook_group
 from legato.cli.worker import worker_cmd, workers_cmd
+from legato.cli.wrap import wrap_cmd
 from legato.errors import (
     AmbiguousRunIdError,
     ConfigurationError,
@@ -120,6 +122,9 @@ for _command in (
     event_group,
     events_cmd,
     server_cmd,
+    export_cmd,
+    test_group,
+    wrap_cmd,
 ):
     cli.add_command(_command)
 

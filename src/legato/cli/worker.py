@@ -54,6 +54,19 @@ from legato.cli.common import debug_option, emit_json, get_client, make_console
     is_flag=True,
     help="Do not take part in scheduling (this worker only executes runs).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve this worker's Prometheus metrics (claims, runs started and finished, "
+    "children, store timings) at http://HOST:PORT/metrics (needs legato[metrics]).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address of --metrics-port; any other than loopback needs LEGATO_METRICS_TOKEN.",
+)
 @debug_option
 @click.pass_context
 def worker_cmd(
@@ -65,6 +78,8 @@ def worker_cmd(
     grace_seconds: float,
     warm_runs: int | None,
     no_scheduler: bool,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Execute queued flow runs until stopped (Ctrl-C or SIGTERM).
 
@@ -81,6 +96,10 @@ def worker_cmd(
     from legato.worker import Worker
     from legato.worker.worker import DEFAULT_WARM_RUNS
 
+    if metrics_port is not None:
+        from legato.metrics import require_prometheus_client
+
+        require_prometheus_client()
     client = get_client(ctx)
     worker = Worker(
         client,
@@ -91,6 +110,8 @@ def worker_cmd(
         grace_seconds=grace_seconds,
         run_scheduler=not no_scheduler,
         warm_runs=warm_runs or DEFAULT_WARM_RUNS,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
     worker.run()
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from legato import _clock
 from legato._event_records import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE, Event
 from legato.errors import InvalidEventError
 from legato.store.base import Store
@@ -125,7 +126,7 @@ def _check_payload(payload: object) -> dict[str, Any]:
 
 def _check_time(occurred: object) -> datetime:
     if occurred is None:
-        return datetime.now(UTC)
+        return _clock.now()
     if not isinstance(occurred, datetime):
         raise InvalidEventError(f"occurred must be a datetime, not {type(occurred).__name__}")
     if occurred.tzinfo is None:

@@ -27,20 +27,27 @@ one global lookup per task record.
 
 A plan that cannot be parsed raises `ConfigurationError` when a flow run
 starts (``import legato`` itself never fails because of it).
+
+Two more faults exist only in Python plans (`inject`), for `legato.testing`:
+``in_process`` turns the kills into a `SimulatedCrash` raised at the same point
+(once; afterwards every record and `legato.testing.effects` call of the flow runs
+that had started by then raises it too, as if their process were gone), and
+``fail_calls`` makes chosen task calls raise an exception instead of running.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from legato.errors import ConfigurationError, StoreUnavailableError
+from legato.errors import ConfigurationError, SimulatedCrash, StoreUnavailableError
 
 if TYPE_CHECKING:
     from legato.records import TaskRun
@@ -57,7 +64,10 @@ class FaultPlan:
     """Where to inject faults; see the module's docstring for the meaning of each field.
 
     ``store_fail_at`` is the key whose record starts the store outage (None: the
-    outage starts with the next store call).
+    outage starts with the next store call). ``in_process``: kills raise
+    `SimulatedCrash` instead of sending SIGKILL. ``fail_calls``: (KEY, exception,
+    times): the first ``times`` attempts of the call at KEY raise the exception
+    instead of running.
     """
 
     kill_before: frozenset[str] = field(default_factory=frozenset)
@@ -66,6 +76,8 @@ class FaultPlan:
     store_fail_at: str | None = None
     freeze_heartbeat: bool = False
     trace: str | None = None
+    in_process: bool = False
+    fail_calls: tuple[tuple[str, BaseException, int], ...] = ()
 
     @classmethod
     def parse(cls, spec: str) -> FaultPlan:
@@ -120,6 +132,12 @@ class _Injector:
         self._records = 0
         self._failures_left = plan.store_failures
         self._outage = plan.store_fail_at is None  # the outage has begun
+        # In-process crashes: fired once; the owner tokens of the runs that had
+        # started by then (seen) are dead afterwards.
+        self._fired = False
+        self._seen: set[str] = set()
+        self._dead: set[str] = set()
+        self._failures_of = {key: times for key, _, times in plan.fail_calls}
 
     @staticmethod
     def _hit(keys: frozenset[str], record: TaskRun, flow_name: str, ordinal: int) -> bool:
@@ -128,9 +146,11 @@ class _Injector:
 
     def before_record(self, record: TaskRun, flow_name: str) -> int:
         """Called before a task record is written; returns its ordinal (0: not final)."""
+        plan = self.plan
+        if plan.in_process:
+            self.check_alive()
         if not record.state.is_final:
             return 0
-        plan = self.plan
         with self._lock:
             self._records += 1
             ordinal = self._records
@@ -141,13 +161,74 @@ class _Injector:
                     frozenset((plan.store_fail_at,)), record, flow_name, ordinal
                 )
         if self._hit(plan.kill_before, record, flow_name, ordinal):
-            _kill()
+            self._kill(f"before the record of {flow_name}:{record.call_key}")
         return ordinal
 
     def after_record(self, record: TaskRun, flow_name: str, ordinal: int) -> None:
         """Called once a task record is committed."""
         if ordinal and self._hit(self.plan.kill_after, record, flow_name, ordinal):
+            self._kill(f"after the record of {flow_name}:{record.call_key}")
+
+    def _kill(self, where: str) -> None:
+        if not self.plan.in_process:
             _kill()
+            return
+        with self._lock:
+            if self._fired:
+                return
+            self._fired = True
+            self._dead = set(self._seen)
+            self._dead.add(_owner_token())
+        raise SimulatedCrash(where)
+
+    @property
+    def fired(self) -> bool:
+        """Whether the in-process crash has happened."""
+        return self._fired
+
+    def check_alive(self) -> None:
+        """Raise `SimulatedCrash` in a flow run that an in-process crash has ended."""
+        token = _owner_token()
+        with self._lock:
+            if token in self._dead:
+                raise SimulatedCrash("(the process is gone)")
+            if token:
+                self._seen.add(token)
+
+    def task_fn(self, fn: Callable[..., Any], call_key: str, flow_name: str) -> Callable[..., Any]:
+        """``fn``, or a stand-in that raises for the planned failures of this call."""
+        plan = self.plan
+        if not plan.fail_calls:
+            return fn
+        for key, exc, _ in plan.fail_calls:
+            if key in (call_key, f"{flow_name}:{call_key}"):
+                return self._failing(fn, key, exc)
+        return fn
+
+    def _take_failure(self, key: str) -> bool:
+        with self._lock:
+            left = self._failures_of.get(key, 0)
+            if left <= 0:
+                return False
+            self._failures_of[key] = left - 1
+            return True
+
+    def _failing(self, fn: Callable[..., Any], key: str, exc: BaseException) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(fn):
+
+            async def failing_async(*args: Any, **kwargs: Any) -> Any:
+                if self._take_failure(key):
+                    raise exc
+                return await fn(*args, **kwargs)
+
+            return failing_async
+
+        def failing(*args: Any, **kwargs: Any) -> Any:
+            if self._take_failure(key):
+                raise exc
+            return fn(*args, **kwargs)
+
+        return failing
 
     def take_store_failure(self) -> bool:
         with self._lock:
@@ -172,6 +253,14 @@ def _append_trace(path: str, ordinal: int, record: TaskRun, flow_name: str) -> N
 
 def _kill() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _owner_token() -> str:
+    """The owner token of the flow run executing here ("" outside any)."""
+    from legato.engine.context import FLOW_CONTEXT
+
+    ctx = FLOW_CONTEXT.get()
+    return ctx.owner_token if ctx is not None else ""
 
 
 class _FailingStore:

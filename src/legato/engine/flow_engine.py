@@ -16,6 +16,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from legato import _clock
+from legato import tracing as _tracing
 from legato.engine import faults as _faults
 from legato.engine import results as _results
 from legato.engine.context import FLOW_CONTEXT, NAMING_RUN, TASK_CONTEXT, FlowRunContext
@@ -83,6 +85,7 @@ def create_flow_run(
         parent_run_id=parent.run.id if parent is not None else None,
         parent_call_key=parent_call_key,
         created=utcnow(),
+        trace_context=_tracing.run_context(),
     )
     run = replace(run, name=_run_name(flow, run, params))
     store.create_flow_run(run, blob)
@@ -123,6 +126,10 @@ class FlowExecution:
         self.store = _faults.wrap_store(store) if _faults.ACTIVE is not None else store
         self.run = run
         self.params = params
+        # Traces on: the tracer's observer wraps the given one (it sees every task call).
+        self.tracer = _tracing.active()
+        if self.tracer is not None:
+            observer = self.tracer.observer(observer)
         self.observer = observer
         self.fresh = fresh  # created just now: nothing recorded to replay
         # A worker's claim on the run: the first attempt starts only while it holds.
@@ -180,6 +187,8 @@ class FlowExecution:
         if history is not None:
             ctx.add_log(_run_log(started.id, history))  # written with the next record
         get_monitor().add(ctx)
+        if self.tracer is not None:
+            self.tracer.attempt_started(before, started)
         if self.observer is not None:
             notify(self.observer.flow_started, started)
         if self.flow.on_running:  # each attempt starts running, as in Prefect
@@ -201,17 +210,17 @@ class FlowExecution:
             except BaseException as exc:
                 outcome = exc
             state, retry_in = self._conclude(ctx, value, outcome)
+            if self.tracer is not None:
+                self.tracer.attempt_ended(self.run, state, outcome, retry_in)
             if retry_in is None:
                 return state
-            deadline = time.monotonic() + retry_in
-            while not ctx.lost and (left := deadline - time.monotonic()) > 0:
-                time.sleep(min(left, _WAIT_SLICE))  # the monitor keeps heartbeating
+            deadline = _clock.monotonic() + retry_in
+            while not ctx.lost and (left := deadline - _clock.monotonic()) > 0:
+                _clock.sleep(_clock.poll_slice(left, _WAIT_SLICE))  # the monitor keeps heartbeating
             states = [StateType.PENDING]
 
     async def execute_async(self, from_states: Iterable[StateType]) -> State:
         """Same as `execute`, for ``async def`` flows, on the running event loop."""
-        import asyncio
-
         from legato.engine import branches
 
         uninstall = branches.install()
@@ -228,11 +237,13 @@ class FlowExecution:
                 except BaseException as exc:
                     outcome = exc
                 state, retry_in = self._conclude(ctx, value, outcome)
+                if self.tracer is not None:
+                    self.tracer.attempt_ended(self.run, state, outcome, retry_in)
                 if retry_in is None:
                     return state
-                deadline = time.monotonic() + retry_in
-                while not ctx.lost and (left := deadline - time.monotonic()) > 0:
-                    await asyncio.sleep(min(left, _WAIT_SLICE))
+                deadline = _clock.monotonic() + retry_in
+                while not ctx.lost and (left := deadline - _clock.monotonic()) > 0:
+                    await _clock.sleep_async(_clock.poll_slice(left, _WAIT_SLICE))
                 states = [StateType.PENDING]
         finally:
             if uninstall is not None:

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from legato import tracing as _tracing
 from legato.engine.context import FLOW_CONTEXT, TASK_CONTEXT, FlowRunContext
 from legato.errors import TaskCallError
 from legato.records import LogRecord, utcnow
@@ -111,6 +112,10 @@ def get_run_logger() -> RunLogger:
     else:
         name = f"legato.runs.flow.{flow_ctx.run.flow_name}"
         extra = {"legato_flow_ctx": flow_ctx, "legato_task_run_id": None}
+    tracer = _tracing.ACTIVE
+    if tracer is not None:  # traces on: each line carries otelTraceID / otelSpanID
+        task_run_id = task_ctx.task_run_id if task_ctx is not None else None
+        extra.update(tracer.log_ids(flow_ctx.run.id, task_run_id))
     return RunLogger(logging.getLogger(name), extra)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from legato import tracing as _tracing
 from legato.engine.ids import new_id
 from legato.engine.params import encode_parameters
 from legato.records import CollisionStrategy, Deployment, FlowRun, utcnow
@@ -80,6 +81,7 @@ def queue_deployment_run(
         idempotency_key=idempotency_key,
         concurrency_key=None if concurrency is None else concurrency[0],
         concurrency_limit=None if concurrency is None else concurrency[1],
+        trace_context=_tracing.run_context(),  # run_deployment inside a flow: its trace
     )
     if idempotency_key is not None:
         run, new = store.create_flow_run_once(run, blob)

@@ -14,10 +14,12 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from contextvars import Token
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from legato import _clock
 from legato.engine import faults as _faults
+from legato.engine import replay_only as _replay_only
 from legato.engine import results as _results
 from legato.engine.attempts import brief, history_before
 from legato.engine.commit_pending import CommitPending
@@ -165,7 +167,7 @@ class TaskCall:
                 self.kwargs = {k: self._resolved(v) for k, v in self.kwargs.items()}
         finally:
             # The task's own time starts once its inputs are there.
-            self.start_time = datetime.now(UTC)
+            self.start_time = utcnow()
 
     def _resolved(self, value: Any) -> Any:
         if isinstance(value, LegatoFuture):
@@ -191,6 +193,8 @@ class TaskCall:
         """(True, value) when an earlier execution completed this call."""
         prev = self.previous
         if prev is None:
+            if _replay_only.ACTIVE is not None and _replay_only.ACTIVE.covers(self.flow_ctx):
+                return _replay_only.ACTIVE.answer(self)  # `legato test replay`
             return False, None
         if prev.task_name != self.task.name:
             raise NonDeterministicFlowError(
@@ -215,6 +219,9 @@ class TaskCall:
         stored = self.flow_ctx.store.get_task_result(prev.id)
         value = _results.deserialize(stored, f"task '{self.task.name}' ({self.call_key})")
         self._remember(value, prev)
+        observer = self.flow_ctx.observer
+        if observer is not None and hasattr(observer, "task_replayed"):  # traces on
+            notify(observer.task_replayed, prev)
         return True, value
 
     def _remember(self, value: Any, task_run: TaskRun, *, join: bool = True) -> None:
@@ -244,7 +251,7 @@ class TaskCall:
         inputs: dict[str, str] | None = None,
     ) -> TaskRun:
         task = self.task
-        ended = datetime.now(UTC) if end else None
+        ended = utcnow() if end else None
         attempt_log: tuple[AttemptInfo, ...] = ()
         if self.attempt_log is None and end and self.previous is not None and self.attempts > 1:
             self.attempt_log = history_before(self.previous)  # from an earlier execution
@@ -329,7 +336,7 @@ class TaskCall:
     def begin(self) -> None:
         flow_ctx = self.flow_ctx
         flow_ctx.check_cancelled()
-        self.start_time = datetime.now(UTC)
+        self.start_time = utcnow()
         with flow_ctx.lock:
             flow_ctx.in_flight[self.call_key] = [time.monotonic(), False, self]
         observer = flow_ctx.observer
@@ -572,7 +579,7 @@ class TaskCall:
     def note_retry(self, exc: BaseException, delay: float) -> None:
         """Record the failed attempt (visible while waiting) and log the retry."""
         flow_ctx = self.flow_ctx
-        self._log_attempt(StateType.FAILED, datetime.now(UTC), exc)
+        self._log_attempt(StateType.FAILED, utcnow(), exc)
         record = self.record(StateType.RUNNING, error=error_info(exc), end=False)
         self._write(record)
         from legato.engine.logs import get_run_logger
@@ -644,6 +651,8 @@ class TaskCall:
 
     def _attempts(self) -> Any:
         fn = self.task.fn
+        if _faults.ACTIVE is not None:  # fault injection (legato.testing.fail_task)
+            fn = _faults.ACTIVE.task_fn(fn, self.call_key, self.flow_ctx.flow.name)
         timeout = self.task.timeout_seconds
         while True:
             token = self._next_attempt()
@@ -658,7 +667,7 @@ class TaskCall:
                 if delay is None:
                     raise
                 if delay > 0:
-                    time.sleep(delay)
+                    _clock.sleep(delay)
                 self._check_cancelled_before_retry()
                 continue
             TASK_CONTEXT.reset(token)
@@ -678,9 +687,9 @@ class TaskCall:
         return await run_holding_async(self, names)
 
     async def _attempts_async(self) -> Any:
-        import asyncio
-
         fn = self.task.fn
+        if _faults.ACTIVE is not None:  # fault injection (legato.testing.fail_task)
+            fn = _faults.ACTIVE.task_fn(fn, self.call_key, self.flow_ctx.flow.name)
         timeout = self.task.timeout_seconds
         while True:
             token = self._next_attempt()
@@ -694,7 +703,7 @@ class TaskCall:
                 if delay is None:
                     raise
                 if delay > 0:
-                    await asyncio.sleep(delay)
+                    await _clock.sleep_async(delay)
                 self._check_cancelled_before_retry()
                 continue
             TASK_CONTEXT.reset(token)
@@ -719,7 +728,7 @@ class TaskCall:
         self.attempts += 1
         self.attempts_this_execution += 1
         if self.attempt_log is not None:  # a retry: its own start, for the timeline
-            self.attempt_started = datetime.now(UTC)
+            self.attempt_started = utcnow()
         token = TASK_CONTEXT.set(self.task_context())
         if self.task.on_running:  # each attempt starts running, as in Prefect
             state = State(StateType.RUNNING, run_id=self.task_run_id)

@@ -92,6 +92,9 @@ def create_app(
             swagger_favicon_url="/docs-assets/favicon-32x32.png",
         )
 
+    from legato.metrics.server import install_metrics
+
+    install_metrics(app)  # /metrics, when prometheus-client is installed
     install_ui(app)
     app.add_middleware(HttpMethods, routes=app.router.routes)
     if allowed_hosts is not None:

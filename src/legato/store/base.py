@@ -34,7 +34,7 @@ from legato.states import StateType
 from legato.store.base_alerts import AlertOps
 from legato.store.base_automations import AutomationOps
 from legato.store.base_events import EventOps
-from legato.store.base_metrics import MetricOps
+from legato.store.base_metrics import MetricOps, PrometheusMetricOps
 from legato.store.base_notifications import NotificationOps
 from legato.store.base_suspend import SuspendOps
 from legato.store.base_sweeps import SweepOps
@@ -135,6 +135,7 @@ class Store(
     AutomationOps,
     SweepOps,
     MetricOps,
+    PrometheusMetricOps,
     AlertOps,
     SuspendOps,
     ABC,

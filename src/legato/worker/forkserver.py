@@ -132,6 +132,9 @@ def _fork_child(request: dict[str, Any], links: dict[int, _Link]) -> tuple[int, 
         try:
             sys.stdout.flush()
             sys.stderr.flush()
+            from legato import tracing  # spans still in the exporter's queue
+
+            tracing.flush()
         finally:
             os._exit(code)
 

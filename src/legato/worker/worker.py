@@ -53,6 +53,7 @@ from legato.store.notifications import EVENTS_STORED, RUNS_QUEUED
 
 if TYPE_CHECKING:
     from legato.client import Client
+    from legato.store.base import Store
     from legato.store.notifications import ChangeListener
     from legato.worker.forkserver import ForkServer
     from legato.worker.leader import Leader
@@ -110,6 +111,8 @@ class Worker:
         run_scheduler: bool = True,
         log: bool = True,
         warm_runs: int = DEFAULT_WARM_RUNS,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError(f"worker concurrency {concurrency} must be at least 1")
@@ -135,6 +138,10 @@ class Worker:
         self.warm_runs = warm_runs  # runs per warm child; 1: a new process for every run
         self.idle: dict[int, _Idle] = {}  # warm children waiting, oldest first
         self.completed = 0
+        self.claimed = 0  # runs claimed (each started in a child): for --metrics-port
+        # `legato worker --metrics-port`: this worker's metrics, served while it runs.
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
         self._queue_dry = True  # the last claim found nothing to run
         self._stop = threading.Event()
         self._leader: Leader | None = None  # schedules, sweeps, automations, notifications
@@ -158,6 +165,26 @@ class Worker:
             f"concurrency {self.concurrency}, lease {self.lease:g}s, store {store.display_url}"
         )
         self._started_at = utcnow()
+        metrics = None
+        if self.metrics_port is not None:
+            from legato.metrics.worker import WorkerMetricsServer
+
+            metrics = WorkerMetricsServer(
+                self, store, host=self.metrics_host, port=self.metrics_port
+            )
+            self._log(f"worker metrics on http://{self.metrics_host}:{metrics.port}/metrics")
+        try:
+            self._work(store, max_runs)
+        finally:
+            if metrics is not None:
+                metrics.close()
+
+    @property
+    def children_alive(self) -> int:
+        """Child processes running a flow run now."""
+        return len(self.children)
+
+    def _work(self, store: Store, max_runs: int | None) -> None:
         while not self._stop.is_set():
             try:
                 self._report()
@@ -237,6 +264,7 @@ class Worker:
             self._queue_dry = run is None
             if run is None:
                 return
+            self.claimed += 1
             self._start_child(run, token)
 
     def _warm_key(self, run: FlowRun) -> str | None:

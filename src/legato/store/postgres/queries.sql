@@ -21,7 +21,8 @@ id, state, owner_token, flow_name, name, created, start_time, end_time, heartbea
 attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
 owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
 parameters, error, pause, result IS NOT NULL, work_queue, priority, scheduled_time,
-deployment, idempotency_key, concurrency_key, concurrency_limit, retries_used
+deployment, idempotency_key, concurrency_key, concurrency_limit, retries_used,
+trace_context
 
 -- task_run_columns --
 -- Column order read by rows.task_run_from_row.
@@ -78,20 +79,21 @@ INSERT INTO schema_migrations (version, applied_at) VALUES (%s, now())
 SELECT pg_advisory_xact_lock(%s::bigint)
 
 -- insert_flow_run --
--- the 32 columns below, in order
+-- the 33 columns below, in order
 INSERT INTO flow_runs (
     id, state, owner_token, flow_name, name, created, start_time, end_time, heartbeat_at,
     attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
     owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
     parameters, error, pause, parameters_blob, work_queue, priority, scheduled_time,
-    deployment, idempotency_key, concurrency_key, concurrency_limit
+    deployment, idempotency_key, concurrency_key, concurrency_limit,
+    trace_context
 ) VALUES (
     %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-    %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s, %s, %s, %s, %s
+    %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s, %s, %s, %s, %s, %s
 )
 
 -- insert_tagged_flow_run --
--- the 32 columns of insert_flow_run, for a run with tags: the insert, one
+-- the 33 columns of insert_flow_run, for a run with tags: the insert, one
 -- flow_run_tags row per distinct tag (with the run's created and seq), and the
 -- NOTIFY of a queued run (sent at commit), in one statement
 WITH inserted AS (
@@ -503,7 +505,7 @@ SELECT {log_columns} FROM logs
 WHERE flow_run_id = %s AND id > %s AND task_run_id = %s ORDER BY id LIMIT %s
 
 -- insert_queued_flow_run --
--- the 32 columns of insert_flow_run: the insert, then a NOTIFY (sent at commit)
+-- the 33 columns of insert_flow_run: the insert, then a NOTIFY (sent at commit)
 -- to wake the workers of its queue, in one statement
 WITH inserted AS (
     INSERT INTO flow_runs (
@@ -512,10 +514,10 @@ WITH inserted AS (
         entrypoint, flow_version, owner_host, owner_pid, owner_pid_started,
         result_serializer, state_message, tags, parameters, error, pause,
         parameters_blob, work_queue, priority, scheduled_time, deployment, idempotency_key,
-        concurrency_key, concurrency_limit
+        concurrency_key, concurrency_limit, trace_context
     ) VALUES (
         %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-        %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s, %s, %s, %s, %s
+        %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s, %s, %s, %s, %s, %s
     )
     RETURNING work_queue
 )
@@ -611,7 +613,7 @@ SELECT name, holder, generation, acquired_at, expires_at FROM leases WHERE name 
 SELECT pg_notify(%s::text, %s::text)
 
 -- create_flow_run_once --
--- the 32 columns of insert_flow_run, then the idempotency key again. Returns
+-- the 33 columns of insert_flow_run, then the idempotency key again. Returns
 -- the run with that key (and its seq), whether this statement created it, and
 -- (unused) the notification of a queued run; a created run's tags go into
 -- flow_run_tags in the same statement. When another transaction inserts the
@@ -624,10 +626,10 @@ WITH inserted AS (
         entrypoint, flow_version, owner_host, owner_pid, owner_pid_started,
         result_serializer, state_message, tags, parameters, error, pause,
         parameters_blob, work_queue, priority, scheduled_time, deployment, idempotency_key,
-        concurrency_key, concurrency_limit
+        concurrency_key, concurrency_limit, trace_context
     ) VALUES (
         %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-        %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s, %s, %s, %s, %s
+        %s::jsonb, %s::json, %s::jsonb, %s::json, %s, %s, %s, %s, %s, %s, %s, %s, %s
     )
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING {flow_run_columns}, seq AS run_seq
@@ -1307,3 +1309,23 @@ WITH flagged AS (
 SELECT state FROM flagged
 UNION ALL
 SELECT state FROM flow_runs WHERE id = %s AND NOT EXISTS (SELECT FROM flagged)
+
+-- metric_flow_run_counts --
+-- the aggregate run counts the run table's triggers keep (one row per flow,
+-- deployment, queue and state: never a scan of the runs)
+SELECT flow_name, deployment, work_queue, state, entered, current FROM flow_run_counts
+
+-- metric_flow_run_histograms --
+-- the duration and lateness histogram buckets the run table's triggers keep
+SELECT metric, a, b, le, n, total FROM flow_run_histograms
+
+-- metric_queue_oldest --
+-- the oldest scheduled time of the runs waiting in each queue (the partial index
+-- of waiting runs)
+SELECT work_queue, min(scheduled_time) FROM flow_runs
+WHERE state = 'scheduled' AND work_queue IS NOT NULL
+GROUP BY work_queue
+
+-- metric_task_run_counts --
+-- the task run counts kept when flow runs end (one row per flow, task name and state)
+SELECT flow_name, task_name, state, n, cached FROM task_run_counts WHERE n <> 0

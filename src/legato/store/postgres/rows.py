@@ -174,6 +174,7 @@ def flow_run_params(run: FlowRun, parameters_blob: bytes | None) -> tuple[Any, .
         run.idempotency_key,
         run.concurrency_key,
         run.concurrency_limit,
+        run.trace_context,
     )
 
 
@@ -214,6 +215,7 @@ def flow_run_from_row(row: Sequence[Any]) -> FlowRun:
         concurrency_key=row[30],
         concurrency_limit=row[31],
         retries_used=row[32],
+        trace_context=row[33],
     )
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from legato import _clock
 from legato.errors import ConfigurationError, RunOwnershipLost, StoreError
 from legato.records import (
     CachedResult,
@@ -168,7 +169,7 @@ class PostgresStore(
             after = time.time()
             self._clock_offset = server.timestamp() - (before + after) / 2
             self._clock_checked = now
-        return datetime.fromtimestamp(time.time() + self._clock_offset, UTC)
+        return datetime.fromtimestamp(_clock.time() + self._clock_offset, UTC)  # virtual in tests
 
     def close(self) -> None:
         self._db.close()

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 
 from legato.records import FlowRun
-from legato.store.base_metrics import INDEX_MARGIN
+from legato.store.base_metrics import (
+    INDEX_MARGIN,
+    FlowRunCountRow,
+    HistogramRow,
+    TaskRunCountRow,
+)
 from legato.store.sqlite import rows
 from legato.store.sqlite.connection import Database
 from legato.store.sqlite.sql import QUERIES
@@ -25,3 +31,35 @@ class SQLiteMetrics:
 
     def list_started_runs(self, *, since: datetime, limit: int = 5000) -> list[FlowRun]:
         return self._runs("list_started_runs", since, limit)
+
+    def metric_run_counts(self) -> list[FlowRunCountRow]:
+        return [
+            FlowRunCountRow(row[0], row[1], row[2], row[3], int(row[4]), int(row[5]))
+            for row in self._db.fetchall(QUERIES["metric_flow_run_counts"], ())
+        ]
+
+    def metric_histograms(self) -> list[HistogramRow]:
+        return [
+            HistogramRow(
+                row[0],
+                row[1],
+                row[2],
+                math.inf if row[3] < 0 else float(row[3]),
+                int(row[4]),
+                float(row[5]),
+            )
+            for row in self._db.fetchall(QUERIES["metric_flow_run_histograms"], ())
+        ]
+
+    def metric_queue_oldest(self) -> dict[str, datetime]:
+        return {
+            row[0]: datetime.fromtimestamp(row[1], UTC)
+            for row in self._db.fetchall(QUERIES["metric_queue_oldest"], ())
+            if row[1] is not None
+        }
+
+    def metric_task_counts(self) -> list[TaskRunCountRow]:
+        return [
+            TaskRunCountRow(row[0], row[1], row[2], int(row[3]), int(row[4]))
+            for row in self._db.fetchall(QUERIES["metric_task_run_counts"], ())
+        ]

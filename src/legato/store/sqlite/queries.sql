@@ -14,7 +14,8 @@ id, state, owner_token, flow_name, name, created, start_time, end_time, heartbea
 attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
 owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
 parameters, error, pause, result IS NOT NULL, work_queue, priority, scheduled_time,
-deployment, idempotency_key, concurrency_key, concurrency_limit, retries_used
+deployment, idempotency_key, concurrency_key, concurrency_limit, retries_used,
+trace_context
 
 -- task_run_columns --
 -- Column order read by rows.task_run_from_row.
@@ -37,16 +38,17 @@ SELECT max(version) FROM schema_migrations
 INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)
 
 -- insert_flow_run --
--- the 32 columns below, in order
+-- the 33 columns below, in order
 INSERT INTO flow_runs (
     id, state, owner_token, flow_name, name, created, start_time, end_time, heartbeat_at,
     attempts, cancel_requested, parent_run_id, parent_call_key, entrypoint, flow_version,
     owner_host, owner_pid, owner_pid_started, result_serializer, state_message, tags,
     parameters, error, pause, parameters_blob, work_queue, priority, scheduled_time,
-    deployment, idempotency_key, concurrency_key, concurrency_limit
+    deployment, idempotency_key, concurrency_key, concurrency_limit,
+    trace_context
 ) VALUES (
     ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-    ?, ?
+    ?, ?, ?
 )
 
 -- insert_flow_run_tags --
@@ -1071,3 +1073,23 @@ SELECT lower(hex(randomblob(16))),
                    'error_type', json_extract(j.error, '$.type'),
                    'error_message', json_extract(j.error, '$.message'))
 FROM task_run_journal AS j WHERE j.seq = last_insert_rowid()
+
+-- metric_flow_run_counts --
+-- the aggregate run counts the run table's triggers keep (one row per flow,
+-- deployment, queue and state: never a scan of the runs)
+SELECT flow_name, deployment, work_queue, state, entered, current FROM flow_run_counts
+
+-- metric_flow_run_histograms --
+-- the duration and lateness histogram buckets the run table's triggers keep
+SELECT metric, a, b, le, n, total FROM flow_run_histograms
+
+-- metric_queue_oldest --
+-- the oldest scheduled time of the runs waiting in each queue (the partial index
+-- of waiting runs, which covers it: never the rows themselves)
+SELECT work_queue, min(scheduled_time) FROM flow_runs INDEXED BY flow_runs_queued
+WHERE state = 'scheduled' AND work_queue IS NOT NULL
+GROUP BY work_queue
+
+-- metric_task_run_counts --
+-- the task run counts kept when flow runs end (one row per flow, task name and state)
+SELECT flow_name, task_name, state, n, cached FROM task_run_counts WHERE n <> 0

@@ -1,0 +1,138 @@
+"""Prometheus metric aggregates contract: the run table's triggers keep per-(flow,
+deployment, queue, state) counts and duration/lateness histogram buckets in the
+transaction of each change, whoever makes it (a crash marked by another process
+counts), on every backend."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from test_contract import T0, at, make_owner, make_run, make_task
+
+from legato.states import StateType as S
+from legato.store.base import Store
+from legato.store.base_metrics import HISTOGRAM_BOUNDS, FlowRunCountRow, HistogramRow
+
+
+def counts(store: Store) -> dict[tuple[str, str, str, str], tuple[int, int]]:
+    rows: list[FlowRunCountRow] = store.metric_run_counts()
+    return {(r.flow, r.deployment, r.work_queue, r.state): (r.entered, r.current) for r in rows}
+
+
+def buckets(store: Store, metric: str) -> dict[tuple[str, str, float], tuple[int, float]]:
+    rows: list[HistogramRow] = store.metric_histograms()
+    return {(r.a, r.b, r.le): (r.n, round(r.total, 6)) for r in rows if r.metric == metric}
+
+
+def test_counts_follow_every_state_change(store: Store) -> None:
+    assert counts(store) == {}
+    done = make_run(deployment="nightly", work_queue="q")
+    crashed = make_run(flow_name="load")
+    never = make_run(flow_name="load")
+    for run in (done, crashed, never):
+        store.create_flow_run(run)
+    owner = make_owner()
+    assert store.start_flow_run(done.id, owner, from_states=[S.PENDING], now=at(1))
+    store.finish_flow_run(done.id, owner.token, state=S.COMPLETED, now=at(4))
+    assert store.start_flow_run(crashed.id, make_owner(), from_states=[S.PENDING], now=at(2))
+    # Another actor marks the run crashed (its process died): counted all the same.
+    assert store.transition_flow_run(
+        crashed.id, to_state=S.CRASHED, from_states=[S.RUNNING], now=at(700)
+    )
+    assert counts(store) == {
+        ("etl", "nightly", "q", "pending"): (1, 0),
+        ("etl", "nightly", "q", "running"): (1, 0),
+        ("etl", "nightly", "q", "completed"): (1, 1),
+        ("load", "", "", "pending"): (2, 1),
+        ("load", "", "", "running"): (1, 0),
+        ("load", "", "", "crashed"): (1, 1),
+    }
+    assert buckets(store, "duration") == {
+        ("etl", "nightly", 5.0): (1, 3.0),
+        ("load", "", 900.0): (1, 698.0),
+    }
+
+
+def test_lateness_is_observed_at_the_first_start_of_scheduled_runs(store: Store) -> None:
+    late = make_run(state=S.SCHEDULED, work_queue="q", deployment="d", scheduled_time=at(5))
+    very_late = make_run(state=S.SCHEDULED, work_queue="q", deployment="d", scheduled_time=at(0))
+    for run in (late, very_late):
+        store.create_flow_run(run)
+    assert store.start_flow_run(late.id, make_owner(), from_states=[S.SCHEDULED], now=at(5.05))
+    assert store.start_flow_run(
+        very_late.id, make_owner(), from_states=[S.SCHEDULED], now=at(100_000)
+    )
+    found = buckets(store, "lateness")
+    assert found.keys() == {("d", "q", 0.1), ("d", "q", math.inf)}
+    assert found[("d", "q", math.inf)] == (1, 100_000.0)
+    assert found[("d", "q", 0.1)][0] == 1
+    assert all(le in HISTOGRAM_BOUNDS or le == math.inf for _, _, le in found)
+
+
+def test_waiting_runs_oldest_scheduled_time_per_queue(store: Store) -> None:
+    assert store.metric_queue_oldest() == {}
+    for seconds, queue in ((30, "a"), (10, "a"), (20, "b")):
+        store.create_flow_run(
+            make_run(state=S.SCHEDULED, work_queue=queue, scheduled_time=at(seconds))
+        )
+    started = make_run(state=S.SCHEDULED, work_queue="b", scheduled_time=at(1))
+    store.create_flow_run(started)
+    assert store.start_flow_run(started.id, make_owner(), from_states=[S.SCHEDULED], now=at(2))
+    assert store.metric_queue_oldest() == {"a": at(10), "b": at(20)}
+    scheduled = counts(store)
+    assert scheduled[("etl", "", "a", "scheduled")] == (2, 2)
+    assert scheduled[("etl", "", "b", "scheduled")] == (2, 1)
+
+
+def test_pruned_runs_leave_the_gauge_but_stay_in_the_totals(store: Store) -> None:
+    run = make_run()
+    store.create_flow_run(run)
+    owner = make_owner()
+    assert store.start_flow_run(run.id, owner, from_states=[S.PENDING], now=at(1))
+    store.finish_flow_run(run.id, owner.token, state=S.FAILED, now=at(2))
+    pruned = store.prune_flow_runs(finished_before=T0 + timedelta(days=1), states=[S.FAILED])
+    assert pruned.flow_runs == 1
+    assert counts(store)[("etl", "", "", "failed")] == (1, 0)
+
+
+def task_counts(store: Store) -> dict[tuple[str, str, str], tuple[int, int]]:
+    return {(r.flow, r.task, r.state): (r.n, r.cached) for r in store.metric_task_counts()}
+
+
+def test_task_runs_are_counted_when_their_flow_run_ends(store: Store) -> None:
+    run = make_run()
+    store.create_flow_run(run)
+    owner = make_owner()
+    assert store.start_flow_run(run.id, owner, from_states=[S.PENDING], now=at(1))
+    store.record_task_run(make_task(run, "fetch[0]"), owner.token)
+    store.record_task_run(make_task(run, "fetch[1]", cached=True), owner.token)
+    store.record_task_run(
+        make_task(run, "load[0]", state=S.FAILED, start_time=at(2), end_time=at(42)),
+        owner.token,
+    )
+    assert task_counts(store) == {}  # nothing on the per-task path
+    store.finish_flow_run(run.id, owner.token, state=S.CRASHED, now=at(50))
+    assert task_counts(store) == {
+        ("etl", "fetch", "completed"): (2, 1),
+        ("etl", "load", "failed"): (1, 0),
+    }
+    assert buckets(store, "task_duration") == {
+        ("etl", "fetch", 1.0): (2, 2.0),
+        ("etl", "load", 60.0): (1, 40.0),
+    }
+    # Resumed: its task runs are uncounted until it ends again, then counted once.
+    assert store.transition_flow_run(
+        run.id, to_state=S.PENDING, from_states=[S.CRASHED], now=at(60)
+    )
+    assert task_counts(store) == {}
+    resumed = make_owner()
+    assert store.start_flow_run(run.id, resumed, from_states=[S.PENDING], now=at(61))
+    store.record_task_run(
+        make_task(run, "load[0]", start_time=at(62), end_time=at(63)), resumed.token
+    )
+    store.finish_flow_run(run.id, resumed.token, state=S.COMPLETED, now=at(64))
+    assert task_counts(store) == {
+        ("etl", "fetch", "completed"): (2, 1),
+        ("etl", "load", "completed"): (1, 0),
+    }
