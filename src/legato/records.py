@@ -283,6 +283,9 @@ class LogRecord:
     logger: str = "legato"
     task_run_id: str | None = None
     id: int | None = None  # assigned by the store, increasing per store
+    # The span the line was written in (hex ids), when traces were on (legato.tracing).
+    trace_id: str | None = None
+    span_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -201,6 +201,8 @@ def test_log_dict() -> None:
         "level_no": 30,
         "logger": "legato",
         "message": "careful",
+        "trace_id": None,
+        "span_id": None,
     }
 
 

@@ -323,3 +323,92 @@ def test_without_prometheus_client_the_server_runs_without_metrics(
     with serving(client) as url:
         assert httpx.get(f"{url}/api/health", timeout=30).status_code == 200
         assert httpx.get(f"{url}/metrics", timeout=30).status_code == 404
+
+
+FLAKY_FLOW = """
+from pathlib import Path
+
+from legato import flow, task
+
+
+@task
+def step(i: int) -> int:
+    return i
+
+
+@task
+def flaky(marker: str) -> str:
+    if not Path(marker).exists():
+        Path(marker).write_text("failed once")
+        raise RuntimeError("the first attempt fails")
+    return "ok"
+
+
+@flow
+def flaky_flow(marker: str) -> str:
+    for i in range(3):
+        step(i)
+    return flaky(marker)
+"""
+
+
+def test_a_resumed_run_only_adds_to_the_counters(client: Client, tmp_path: Path) -> None:
+    (tmp_path / "flaky_flows.py").write_text(FLAKY_FLOW)
+    flaky_flow = client.load_flow(f"{tmp_path / 'flaky_flows.py'}:flaky_flow")
+    failed = client.run_flow(flaky_flow, {"marker": str(tmp_path / "marker")})
+    assert failed.type is S.FAILED and failed.run_id is not None
+    tasks = "legato_task_runs_total"
+    with serving(client) as url:
+        first = scrape(url)
+    assert value(first, tasks, flow="flaky_flow", task="step", state="completed") == 3
+    assert value(first, tasks, flow="flaky_flow", task="flaky", state="failed") == 1
+    assert ("legato_task_replays_total", (("flow", "flaky_flow"),)) not in first
+    # Resumed: the three steps replay from the journal, the failed call runs again.
+    assert client.resume_run(failed.run_id).type is S.COMPLETED
+    collector = StoreCollector(client.store, cache_seconds=0)
+    samples = parse_families(collector)
+    for key, n in first.items():  # counters never go down
+        if key[0].endswith("_total"):
+            assert samples.get(key, 0) >= n, key
+    assert value(samples, tasks, flow="flaky_flow", task="step", state="completed") == 3
+    assert value(samples, tasks, flow="flaky_flow", task="flaky", state="failed") == 1
+    assert value(samples, tasks, flow="flaky_flow", task="flaky", state="completed") == 1
+    assert value(samples, "legato_task_replays_total", flow="flaky_flow") == 3
+    # Every event the store holds is counted once, by name.
+    stored = client.store.read_events(None, limit=10_000).events
+    events = {key: n for key, n in samples.items() if key[0] == "legato_events_total"}
+    assert sum(events.values()) == len(stored) > 0
+    for event in {e.event for e in stored}:
+        assert value(samples, "legato_events_total", event=event) == sum(
+            1 for e in stored if e.event == event
+        )
+
+
+def parse_families(collector: StoreCollector) -> Samples:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in collector.collect()
+        for sample in family.samples
+    }
+
+
+def test_event_names_are_capped(client: Client) -> None:
+    from legato._event_records import Event
+
+    client.store.emit_events(
+        [
+            Event(
+                id=f"ev-{i}",
+                event=f"test.kind-{i:03d}",
+                occurred=utcnow(),
+                resource={"legato.resource.id": f"thing.{i}"},
+                related=(),
+                payload={},
+            )
+            for i in range(30)
+        ]
+    )
+    samples = parse_families(StoreCollector(client.store, cache_seconds=0, max_names=10))
+    names = {dict(labels)["event"] for name, labels in samples if name == "legato_events_total"}
+    assert len(names) == 11 and OTHER in names
+    assert total(samples, "legato_events_total") == 30

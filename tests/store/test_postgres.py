@@ -718,3 +718,64 @@ def test_many_processes_write_at_once(url: str) -> None:
             assert len(store.read_logs(run_id)) == 4
     finally:
         store.close()
+
+
+def test_task_runs_counted_before_the_metrics_round_2_are_not_counted_again(
+    empty_url: str,
+) -> None:
+    # A store at the version before migration 0024, with a run that ended (its task
+    # runs counted by the old trigger) and events stored.
+    version = next(m.version for m in MIGRATIONS if m.name == "metrics_round2")
+    with psycopg.connect(empty_url) as conn:
+        for migration in MIGRATIONS[: version - 1]:
+            for statement in migration.statements:
+                conn.execute(statement)  # type: ignore[arg-type]
+            conn.execute(QUERIES["record_migration"], (migration.version,))
+        conn.execute(
+            "INSERT INTO flow_runs (id, state, flow_name, name, created, parameters)"
+            " VALUES ('r', 'running', 'etl', 'n', %s, '{}')",
+            (NOW,),
+        )
+        for task_id, call_key, state, second in (
+            ("t1", "fetch[0]", "completed", 3),
+            ("t2", "load[0]", "failed", 4),
+        ):
+            conn.execute(
+                "INSERT INTO task_runs (id, flow_run_id, call_key, task_name, name, state,"
+                " start_time, end_time) VALUES (%s, 'r', %s, %s, %s, %s, %s, %s)",
+                (
+                    task_id,
+                    call_key,
+                    call_key.split("[")[0],
+                    call_key,
+                    state,
+                    NOW + timedelta(seconds=second - 1),
+                    NOW + timedelta(seconds=second),
+                ),
+            )
+        conn.execute(
+            "UPDATE flow_runs SET state = 'failed', end_time = %s WHERE id = 'r'",
+            (NOW + timedelta(seconds=5),),
+        )
+        conn.commit()
+    events = dict(sql(empty_url, "SELECT event, count(*) FROM events GROUP BY event"))
+    assert events  # the run's state changes wrote events
+
+    store = PostgresStore(empty_url)
+    try:
+        assert store.migrated == list(range(version, LATEST_VERSION + 1))
+        assert store.metric_event_counts() == events
+        counted = {(r.task, r.state): r.n for r in store.metric_task_counts()}
+        assert counted == {("fetch", "completed"): 1, ("load", "failed"): 1}
+        resumed_at = NOW + timedelta(seconds=10)
+        assert store.transition_flow_run(
+            "r", to_state=StateType.PENDING, from_states=[StateType.FAILED], now=resumed_at
+        )
+        owner = RunOwner(token="tok", host="h", pid=1, pid_started=1.0)
+        assert store.start_flow_run("r", owner, from_states=[StateType.PENDING], now=resumed_at)
+        store.finish_flow_run("r", "tok", state=StateType.COMPLETED, now=resumed_at)
+        # Nothing new reached a final state: the old counts stay as they were.
+        counted = {(r.task, r.state): r.n for r in store.metric_task_counts()}
+        assert counted == {("fetch", "completed"): 1, ("load", "failed"): 1}
+    finally:
+        store.close()

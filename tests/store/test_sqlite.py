@@ -577,3 +577,51 @@ def test_finishing_a_run_folds_its_journal(tmp_path: Path) -> None:
     finally:
         conn.close()
     store.close()
+
+
+def test_task_runs_counted_before_the_metrics_round_2_are_not_counted_again(
+    tmp_path: Path,
+) -> None:
+    # A store at the version before migration 0025, with a run that ended (its task
+    # runs counted by the old trigger) and events stored.
+    version = next(m.version for m in MIGRATIONS if m.name == "metrics_round2")
+    path = tmp_path / "old.db"
+    apply_migrations_by_hand(path, MIGRATIONS[: version - 1])
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(
+            "INSERT INTO flow_runs (id, state, flow_name, name, created, parameters)"
+            " VALUES ('r', 'running', 'etl', 'n', 1.0, '{}')"
+        )
+        conn.executemany(
+            "INSERT INTO task_runs (id, flow_run_id, call_key, task_name, name, state,"
+            " start_time, end_time) VALUES (?, 'r', ?, ?, ?, ?, ?, ?)",
+            [
+                ("t1", "fetch[0]", "fetch", "fetch-0", "completed", 2.0, 3.0),
+                ("t2", "load[0]", "load", "load-0", "failed", 3.0, 4.0),
+            ],
+        )
+        conn.execute("UPDATE flow_runs SET state = 'failed', end_time = 5.0 WHERE id = 'r'")
+        events = dict(conn.execute("SELECT event, count(*) FROM events GROUP BY event").fetchall())
+    finally:
+        conn.close()
+    assert events  # the run's state changes wrote events
+
+    store = SQLiteStore(path)
+    try:
+        assert store.migrated == list(range(version, LATEST_VERSION + 1))
+        assert store.metric_event_counts() == events
+        counted = {(r.task, r.state): r.n for r in store.metric_task_counts()}
+        assert counted == {("fetch", "completed"): 1, ("load", "failed"): 1}
+        resumed_at = datetime.fromtimestamp(10.0, UTC)
+        assert store.transition_flow_run(
+            "r", to_state=StateType.PENDING, from_states=[StateType.FAILED], now=resumed_at
+        )
+        owner = RunOwner(token="tok", host="h", pid=1, pid_started=1.0)
+        assert store.start_flow_run("r", owner, from_states=[StateType.PENDING], now=resumed_at)
+        store.finish_flow_run("r", "tok", state=StateType.COMPLETED, now=resumed_at)
+        # Nothing new reached a final state: the old counts stay as they were.
+        counted = {(r.task, r.state): r.n for r in store.metric_task_counts()}
+        assert counted == {("fetch", "completed"): 1, ("load", "failed"): 1}
+    finally:
+        store.close()

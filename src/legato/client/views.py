@@ -245,6 +245,8 @@ def log_to_dict(record: LogRecord) -> dict[str, Any]:
         "level_no": record.level,
         "logger": record.logger,
         "message": record.message,
+        "trace_id": record.trace_id,  # the span it was written in, when traces were on
+        "span_id": record.span_id,
     }
 
 

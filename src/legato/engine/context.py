@@ -77,6 +77,7 @@ class FlowRunContext:
         "owner_token",
         "pause_requested",
         "recorded",
+        "replayed",
         "result_sources",
         "run",
         "runner",
@@ -133,6 +134,7 @@ class FlowRunContext:
         # ("error", "replay" or "rerun"; see engine/fingerprint.py).
         self.changed_args = "error"
         self.held_slots: set[str] = set()  # holders of global limit slots, renewed by heartbeat
+        self.replayed = 0  # task calls this attempt answered from the journal (metrics)
         self.log_prints = flow.log_prints
 
     @property

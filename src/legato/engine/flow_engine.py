@@ -379,6 +379,7 @@ class FlowExecution:
                     now=now(),
                     result=stored,
                     logs=ctx.take_logs(),
+                    replayed=ctx.replayed,
                 )
                 state = State(StateType.COMPLETED, None, now(), run_id, _value=value)
                 self._after(ctx, state)
@@ -392,7 +393,9 @@ class FlowExecution:
                     f"paused at '{pause.key}'{waits}; resume it with `legato resume {run_id}`",
                 )
             )
-            store.pause_flow_run(run_id, token, pause, now=now(), logs=ctx.take_logs())
+            store.pause_flow_run(
+                run_id, token, pause, now=now(), logs=ctx.take_logs(), replayed=ctx.replayed
+            )
             paused = FlowPaused(run_id, pause.key, _model_name(pause.input_model))
             state = State(StateType.PAUSED, str(paused), now(), run_id, _exception=paused)
             self._after(ctx, state, signal=outcome)
@@ -401,7 +404,12 @@ class FlowExecution:
             wake = datetime.fromtimestamp(outcome.until, UTC)
             message = f"sleeping until {wake.isoformat(timespec='seconds')}; queued again then"
             store.reschedule_flow_run(
-                run_id, token, scheduled_time=wake, message=message, logs=ctx.take_logs()
+                run_id,
+                token,
+                scheduled_time=wake,
+                message=message,
+                logs=ctx.take_logs(),
+                replayed=ctx.replayed,
             )
             state = State(StateType.SCHEDULED, message, now(), run_id)
             self._after(ctx, state, signal=outcome)
@@ -414,6 +422,7 @@ class FlowExecution:
                 now=now(),
                 message="cancelled on request",
                 logs=ctx.take_logs(),
+                replayed=ctx.replayed,
             )
             cancelled = FlowCancelled(run_id)
             state = State(StateType.CANCELLED, str(cancelled), now(), run_id, _exception=cancelled)
@@ -444,6 +453,7 @@ class FlowExecution:
             error=error_info(error) if error is not None else None,
             result=stored,
             logs=ctx.take_logs(),
+            replayed=ctx.replayed,
         )
         if ending.type is StateType.CANCELLED:
             error = FlowCancelled(run_id)
@@ -469,6 +479,7 @@ class FlowExecution:
                 error=error_info(outcome),
                 message=f"interrupted by {type(outcome).__name__}",
                 logs=ctx.take_logs(),
+                replayed=ctx.replayed,
             )
             crashed = FlowCrashed(f"flow run {run_id} crashed: {type(outcome).__name__}")
             state = State(StateType.CRASHED, str(crashed), now(), run_id, _exception=outcome)
@@ -490,6 +501,7 @@ class FlowExecution:
             error=error_info(outcome),
             message=f"{type(outcome).__name__}: {outcome}",
             logs=ctx.take_logs(),
+            replayed=ctx.replayed,
         )
         state = State(StateType.FAILED, str(outcome), now(), run_id, _exception=outcome)
         self._after(ctx, state)
@@ -519,6 +531,7 @@ class FlowExecution:
             message=message,
             wake_at=wake,
             logs=ctx.take_logs(),
+            replayed=ctx.replayed,
         )
         self._log_to_stderr(f"flow run {run_id} {message}")
         if wake is not None:

@@ -55,6 +55,9 @@ class _StoreHandler(logging.Handler):
                 else record.getMessage() + "\n" + self.formatException(record.exc_info),
                 logger=record.name,
                 task_run_id=getattr(record, "legato_task_run_id", None),
+                # Set by get_run_logger() only when traces are on (legato.tracing).
+                trace_id=getattr(record, "otelTraceID", None),
+                span_id=getattr(record, "otelSpanID", None),
             )
         )
 
@@ -114,7 +117,8 @@ def get_run_logger() -> RunLogger:
         extra = {"legato_flow_ctx": flow_ctx, "legato_task_run_id": None}
     tracer = _tracing.ACTIVE
     if tracer is not None:  # traces on: each line carries otelTraceID / otelSpanID
-        task_run_id = task_ctx.task_run_id if task_ctx is not None else None
+        own_task = task_ctx is not None and task_ctx.flow_ctx is flow_ctx
+        task_run_id = task_ctx.task_run_id if task_ctx is not None and own_task else None
         extra.update(tracer.log_ids(flow_ctx.run.id, task_run_id))
     return RunLogger(logging.getLogger(name), extra)
 

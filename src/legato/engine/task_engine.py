@@ -219,6 +219,7 @@ class TaskCall:
         stored = self.flow_ctx.store.get_task_result(prev.id)
         value = _results.deserialize(stored, f"task '{self.task.name}' ({self.call_key})")
         self._remember(value, prev)
+        self.flow_ctx.replayed += 1  # passed to the attempt's end (legato_task_replays_total)
         observer = self.flow_ctx.observer
         if observer is not None and hasattr(observer, "task_replayed"):  # traces on
             notify(observer.task_replayed, prev)

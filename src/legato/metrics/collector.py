@@ -58,6 +58,8 @@ class Snapshot:
     queue_oldest: dict[str, datetime]
     workers: int
     limits: list[tuple[str, int]]
+    replays: dict[str, int]
+    events: dict[str, int]
 
 
 def read_snapshot(store: Store) -> Snapshot:
@@ -71,6 +73,10 @@ def read_snapshot(store: Store) -> Snapshot:
         queue_oldest=store.metric_queue_oldest(),
         workers=sum(1 for worker in workers if worker.stopped_at is None),
         limits=[(limit.name, limit.active) for limit in store.list_limits(now=now)],
+        replays=store.metric_task_replays(),
+        # Counts the events recorded since the previous scrape (the store keeps the
+        # totals and the last one counted): a scrape costs the new events only.
+        events=store.metric_event_counts(),
     )
 
 
@@ -138,6 +144,17 @@ class StoreCollector(Collector):
         for name, n in sorted(used.items()):
             limits.add_metric([name], n)
         yield limits
+        events_name = cap_names(_weights(snap.events.items()), self._max_names)
+        events = CounterMetricFamily(
+            "legato_events",
+            "Events recorded, by name (counted from the store, pruned ones included).",
+            labels=["event"],
+        )
+        for name, n in sorted(
+            _weights((events_name(e), n) for e, n in snap.events.items()).items()
+        ):
+            events.add_metric([name], n)
+        yield events
         if self._timings is not None:
             yield store_op_metric(self._timings)
 
@@ -185,7 +202,7 @@ class StoreCollector(Collector):
             ),
             "task_duration": (
                 "legato_task_run_duration_seconds",
-                "Task run durations, counted when their flow run ends.",
+                "Task run durations, counted like legato_task_runs.",
                 ["flow", "task"],
             ),
         }
@@ -216,7 +233,8 @@ class StoreCollector(Collector):
             cached += r.cached
         family = CounterMetricFamily(
             "legato_task_runs",
-            "Task runs by the state they ended in, counted when their flow run ends.",
+            "Task runs by the final state they reached: each final record once, counted "
+            "at the end of the flow run attempt that wrote it.",
             labels=["flow", "task", "state"],
         )
         for (flow_name, task_name, state), n in sorted(totals.items()):
@@ -224,10 +242,21 @@ class StoreCollector(Collector):
         yield family
         hits = CounterMetricFamily(
             "legato_task_cache_hits",
-            "Task runs whose result came from the cache (counted when their flow run ends).",
+            "Task runs whose result came from the cache (counted like legato_task_runs).",
         )
         hits.add_metric([], cached)
         yield hits
+        replay_flow = cap_names(_weights(snap.replays.items()), self._max_names)
+        replays = CounterMetricFamily(
+            "legato_task_replays",
+            "Task calls answered from the journal instead of run (added at each attempt end).",
+            labels=["flow"],
+        )
+        for name, n in sorted(
+            _weights((replay_flow(f), n) for f, n in snap.replays.items()).items()
+        ):
+            replays.add_metric([name], n)
+        yield replays
 
     def _queue_metrics(self, snap: Snapshot) -> Iterator[Metric]:
         waiting = _weights(

@@ -287,8 +287,13 @@ class Store(
         error: ErrorInfo | None = None,
         result: StoredResult | None = None,
         logs: Sequence[LogRecord] = (),
+        replayed: int = 0,
     ) -> None:
-        """Record the run's final state (or PENDING between flow retries). Fenced."""
+        """Record the run's final state (or PENDING between flow retries). Fenced.
+
+        ``replayed`` (here and at the other attempt ends: pause, reschedule, retry) is
+        how many task calls the attempt answered from the journal; it is added to the
+        flow's replay count (`metric_task_replays`) in the same write."""
 
     @abstractmethod
     def pause_flow_run(
@@ -299,6 +304,7 @@ class Store(
         *,
         now: datetime,
         logs: Sequence[LogRecord] = (),
+        replayed: int = 0,
     ) -> None:
         """Move a running run to PAUSED with ``pause``; the owner is released. Fenced."""
 
@@ -311,6 +317,7 @@ class Store(
         scheduled_time: datetime,
         message: str,
         logs: Sequence[LogRecord] = (),
+        replayed: int = 0,
     ) -> None:
         """Move a running run back to SCHEDULED, due at ``scheduled_time``, releasing
         its owner (a durable sleep: a worker claims it again when it is due). Fenced."""
@@ -325,6 +332,7 @@ class Store(
         message: str,
         wake_at: datetime | None = None,
         logs: Sequence[LogRecord] = (),
+        replayed: int = 0,
     ) -> None:
         """Record a failed attempt that has flow retries left and count it in
         ``retries_used``. Without ``wake_at`` the run waits PENDING and keeps its owner

@@ -48,6 +48,10 @@ HISTOGRAM_BOUNDS: tuple[float, ...] = (
 )  # fmt: skip
 
 
+#: How many new events one `PrometheusMetricOps.metric_event_counts` call counts at most.
+EVENT_COUNT_BATCH = 100_000
+
+
 @dataclass(frozen=True)
 class FlowRunCountRow:
     """Flow runs of one flow, deployment, queue and state ('' for none): how many ever
@@ -108,3 +112,15 @@ class PrometheusMetricOps(ABC):
     @abstractmethod
     def metric_queue_oldest(self) -> dict[str, datetime]:
         """The scheduled time of the oldest run waiting in each work queue."""
+
+    @abstractmethod
+    def metric_task_replays(self) -> dict[str, int]:
+        """Task calls answered from the journal instead of run, per flow name: the sum
+        of the ``replayed`` counts the attempt ends passed (none at zero)."""
+
+    @abstractmethod
+    def metric_event_counts(self, *, batch: int = EVENT_COUNT_BATCH) -> dict[str, int]:
+        """The events recorded per name, ever. First counts the events recorded since
+        the previous call (at most ``batch`` of them; the rest at the next call) into
+        totals kept in the store, so a call costs the new events only, a restart keeps
+        the totals, and events pruned later stay counted."""

@@ -1,8 +1,9 @@
 """`DaskTaskRunner`: task bodies on a Dask cluster (extra ``legato[dask]``).
 
 The arguments are those of Prefect's ``prefect_dask.DaskTaskRunner``. Only the
-body moves (`legato.task_runners.remote`): each submitted call is one
-``client.submit(run_body, payload)`` whose Dask future is bridged to a
+body moves (`legato.task_runners.remote`): submitted calls go to the cluster
+many per ``client.map(run_body, payloads)`` and come back many per
+``client.gather`` (`_take_batch`), each Dask future bridged to a
 `concurrent.futures.Future`; the flow's process records everything.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
 _Outgoing = tuple[str, bytes, tuple[tuple[str, float], ...], "Future[bytes]"]
 
 __all__ = ["DaskTaskRunner", "get_dask_client"]
+
+# How long calls (or answers) are held back to batch them while the cluster is busy.
+_LINGER_SECONDS = 0.2
 
 
 def _distributed() -> Any:
@@ -184,20 +189,15 @@ class DaskTaskRunner(RemoteTaskRunner):
         from legato.engine.remote import run_body
 
         outbox = self._outbox
+        busy = max(1, self.in_flight // 2)  # bodies out that keep the cluster busy
+        enough = max(1, self.in_flight // 4)  # calls worth one client.map when busy
         while True:
             first = outbox.get()
             if first is None:
                 return
-            batch = [first]
-            while len(batch) < 1000:
-                try:
-                    item = outbox.get_nowait()
-                except Empty:
-                    break
-                if item is None:
-                    outbox.put(None)  # stop after this batch
-                    break
-                batch.append(item)
+            batch = _take_batch(
+                outbox, first, 1000, enough, lambda taken: len(self._bridges) >= busy
+            )
             groups: dict[tuple[tuple[str, float], ...], list[_Outgoing]] = {}
             for item in batch:
                 if not item[3].cancelled():
@@ -232,20 +232,15 @@ class DaskTaskRunner(RemoteTaskRunner):
     def _answer_loop(self, client: Any) -> None:
         """Fetches finished bodies' outcomes, many per ``client.gather``."""
         inbox = self._inbox
+        busy = max(1, self.in_flight // 2)
+        enough = max(1, self.in_flight // 4)
         while True:
             first = inbox.get()
             if first is None:
                 return
-            batch = [first]
-            while True:
-                try:
-                    item = inbox.get_nowait()
-                except Empty:
-                    break
-                if item is None:
-                    inbox.put(None)
-                    break
-                batch.append(item)
+            batch = _take_batch(
+                inbox, first, 10_000, enough, lambda taken: len(self._bridges) - taken >= busy
+            )
             finished = [f for f in batch if f.status == "finished"]
             values: dict[str, Any] = {}
             if finished:
@@ -300,6 +295,41 @@ class DaskTaskRunner(RemoteTaskRunner):
     def __repr__(self) -> str:
         where = f"address={self.address!r}" if self.address else "temporary cluster"
         return f"DaskTaskRunner({where})"
+
+
+def _take_batch(
+    queue: SimpleQueue[Any], first: Any, limit: int, enough: int, busy: Callable[[int], bool]
+) -> list[Any]:
+    """``first`` and what else is queued, up to ``limit`` items (a None, the stop
+    sign, is put back for the next round). Each ``client.map`` or ``client.gather``
+    is a scheduler round trip with a fixed cost (paid in this process's GIL with a
+    `LocalCluster`): while ``busy(len(batch))`` says many bodies are still out, the
+    cluster has work queued, so wait up to `_LINGER_SECONDS` (real time: a poll, not
+    a delay) for ``enough`` items instead of sending them one or two at a time.
+    Measured on a 10,000-item map: 1.7 calls per ``client.map`` and 5 per
+    ``client.gather`` without the wait (1.18-1.69x raw Dask's time), 35-45 with it
+    (1.05-1.33x)."""
+    batch = [first]
+    deadline = 0.0
+    while len(batch) < limit:
+        try:
+            item = queue.get_nowait()
+        except Empty:
+            if len(batch) >= enough or not busy(len(batch)):
+                break
+            now = time.monotonic()
+            deadline = deadline or now + _LINGER_SECONDS
+            if now >= deadline:
+                break
+            try:  # short slices: stop waiting as soon as the cluster runs low
+                item = queue.get(timeout=min(deadline - now, 0.005))
+            except Empty:
+                continue
+        if item is None:
+            queue.put(None)  # stop after this batch
+            break
+        batch.append(item)
+    return batch
 
 
 def _settle(bridge: Future[bytes], packed: Any, error: BaseException | None) -> None:

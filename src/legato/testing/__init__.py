@@ -7,18 +7,37 @@ boundary and resumes it; `effects` records side effects. The pytest plugin
 fixture. Importing this package does not import pytest.
 """
 
-from legato.errors import CrashMatrixFailed, SimulatedCrash  # noqa: F401
-from legato.testing import effects  # noqa: F401
-from legato.testing.clock import Clock as Clock
-from legato.testing.clock import virtual_clock as virtual_clock
-from legato.testing.crash_matrix import (  # noqa: F401
+from legato.errors import CrashMatrixFailed, SimulatedCrash
+from legato.testing import effects
+from legato.testing.clock import Clock, virtual_clock
+from legato.testing.crash_matrix import (
     Boundary,
     CrashMatrixReport,
     Duplicate,
     Mismatch,
     crash_matrix,
 )
-from legato.testing.faults import crash_at, fail_task, store_outage  # noqa: F401
-from legato.testing.replay import ReplayReport as ReplayReport
-from legato.testing.replay import replay as replay
-from legato.testing.runs import RunResult, resume, run_flow  # noqa: F401
+from legato.testing.faults import crash_at, fail_task, store_outage
+from legato.testing.replay import ReplayReport, replay
+from legato.testing.runs import RunResult, resume, run_flow
+
+__all__ = [
+    "Boundary",
+    "Clock",
+    "CrashMatrixFailed",
+    "CrashMatrixReport",
+    "Duplicate",
+    "Mismatch",
+    "ReplayReport",
+    "RunResult",
+    "SimulatedCrash",
+    "crash_at",
+    "crash_matrix",
+    "effects",
+    "fail_task",
+    "replay",
+    "resume",
+    "run_flow",
+    "store_outage",
+    "virtual_clock",
+]

@@ -22,7 +22,9 @@ the first flow run of the process; `configure` reads again). A run is one trace:
 A subflow's run span is a child of the calling task's (or attempt's) span, and
 a run created inside a flow run (``run_deployment``) or inside an active
 OpenTelemetry span joins that trace. Parameters are recorded only with
-``LEGATO_OTEL_RECORD_PARAMS=1``.
+``LEGATO_OTEL_RECORD_PARAMS=1``. Lines of ``get_run_logger()`` carry the ids of
+their span (``otelTraceID``/``otelSpanID``), stored with them (``LogRecord.trace_id``
+/ ``span_id``).
 
 Nothing here imports ``opentelemetry`` until traces are on: off, the engine
 pays nothing per task call (it already checks for an observer).

@@ -33,19 +33,23 @@ args_fingerprint, host
 
 -- log_columns --
 -- Column order read by rows.log_from_row.
-id, flow_run_id, task_run_id, timestamp, level, logger, message
+id, flow_run_id, task_run_id, timestamp, level, logger, message, trace_id, span_id
 
 -- log_rows --
--- Six arrays of equal length (flow_run_id, task_run_id, timestamp, level,
--- logger, message) as rows; ordinality keeps ids in the order given.
+-- Eight arrays of equal length (flow_run_id, task_run_id, timestamp, level,
+-- logger, message, trace_id, span_id) as rows; ordinality keeps ids in the order given.
 unnest(
-    %s::text[], %s::text[], %s::timestamptz[], %s::integer[], %s::text[], %s::text[]
-) WITH ORDINALITY AS l (flow_run_id, task_run_id, timestamp, level, logger, message, n)
+    %s::text[], %s::text[], %s::timestamptz[], %s::integer[], %s::text[], %s::text[],
+    %s::text[], %s::text[]
+) WITH ORDINALITY AS l (
+    flow_run_id, task_run_id, timestamp, level, logger, message, trace_id, span_id, n
+)
 
 -- insert_log_rows --
 -- Used after "FROM <fence>, " in the CTEs below: only when the fence holds.
-INSERT INTO logs (flow_run_id, task_run_id, timestamp, level, logger, message)
-SELECT l.flow_run_id, l.task_run_id, l.timestamp, l.level, l.logger, l.message
+INSERT INTO logs (flow_run_id, task_run_id, timestamp, level, logger, message, trace_id, span_id)
+SELECT l.flow_run_id, l.task_run_id, l.timestamp, l.level, l.logger, l.message, l.trace_id,
+    l.span_id
 
 -- schema_state --
 -- does schema_migrations exist, does flow_runs exist (in the schema where
@@ -251,7 +255,7 @@ WHERE id = %s AND NOT EXISTS (SELECT FROM beat)
 
 -- finish_flow_run --
 -- state, end_time, message, error, result serializer, result, id, owner_token,
--- then the six log arrays; returns 1 when the owner still had the run
+-- then the eight log arrays; returns 1 when the owner still had the run
 WITH run AS (
     UPDATE flow_runs SET
         state = %s, end_time = %s, state_message = %s, error = %s::jsonb,
@@ -266,7 +270,7 @@ WITH run AS (
 SELECT count(*) FROM run
 
 -- pause_flow_run --
--- pause JSON, id, owner_token, then the six log arrays; the owner is released
+-- pause JSON, id, owner_token, then the eight log arrays; the owner is released
 -- so that any process may resume; returns 1 when the owner still had the run
 WITH run AS (
     UPDATE flow_runs SET
@@ -284,7 +288,7 @@ SELECT count(*) FROM run
 
 -- retry_flow_run --
 -- state, scheduled time, message, error, keep owner (five times), id, owner_token,
--- then the six log arrays: a failed attempt that has flow retries left ('pending'
+-- then the eight log arrays: a failed attempt that has flow retries left ('pending'
 -- keeps the owner, 'scheduled' releases it); retries_used counts it in the store,
 -- so a takeover cannot renew the budget; returns 1 when the owner still had the run
 WITH run AS (
@@ -307,7 +311,7 @@ WITH run AS (
 SELECT count(*) FROM run
 
 -- reschedule_flow_run --
--- scheduled time, message, id, owner_token, then the six log arrays; the owner
+-- scheduled time, message, id, owner_token, then the eight log arrays; the owner
 -- is released; returns 1 when the owner still had the run
 WITH run AS (
     UPDATE flow_runs SET
@@ -421,7 +425,7 @@ ON CONFLICT (flow_run_id, call_key) DO UPDATE SET
 
 -- record_task_run_with_extras --
 -- the parameters of task_run_insert, then cache_key, expires_at, created (all
--- NULL for no cache entry), then the six log arrays; returns 1 when written
+-- NULL for no cache entry), then the eight log arrays; returns 1 when written
 WITH task AS (
     {task_run_insert}
     RETURNING id
@@ -489,7 +493,7 @@ WITH runs AS (
 SELECT flow_run_id FROM lost
 
 -- append_logs --
--- the six log arrays
+-- the eight log arrays
 {insert_log_rows}
 FROM {log_rows}
 ORDER BY l.n
@@ -1329,3 +1333,47 @@ GROUP BY work_queue
 -- metric_task_run_counts --
 -- the task run counts kept when flow runs end (one row per flow, task name and state)
 SELECT flow_name, task_name, state, n, cached FROM task_run_counts WHERE n <> 0
+
+-- metric_task_replay_counts --
+-- the task calls answered from the journal, per flow name (added at each attempt end)
+SELECT flow_name, n FROM task_replay_counts WHERE n <> 0
+
+-- add_task_replays --
+-- n, flow_run_id: an attempt's replayed calls, under its flow's name
+INSERT INTO task_replay_counts AS c (flow_name, n)
+SELECT flow_name, %s FROM flow_runs WHERE id = %s
+ON CONFLICT (flow_name) DO UPDATE SET n = c.n + excluded.n
+
+-- lock_event_count_mark --
+-- the mark of the events counted into event_counts, locked until the transaction ends
+-- (one counter at a time: two servers scraping together do not count twice)
+INSERT INTO event_count_mark (id, txid, seq) VALUES (1, '0'::xid8, 0)
+ON CONFLICT (id) DO UPDATE SET seq = event_count_mark.seq
+RETURNING txid::text, seq
+
+-- count_new_events --
+-- after (txid, seq), limit: the events after the mark, of transactions older than
+-- every open one (so nothing can commit behind the mark), at most limit of them, per
+-- name, with the newest (txid, seq) of the batch
+WITH batch AS (
+    SELECT txid, seq, event FROM events
+    WHERE (txid, seq) > (%s::xid8, %s) AND txid < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY txid, seq LIMIT %s
+), newest AS (
+    SELECT txid, seq FROM batch ORDER BY txid DESC, seq DESC LIMIT 1
+)
+SELECT b.event, count(*), (SELECT txid::text FROM newest), (SELECT seq FROM newest)
+FROM batch AS b GROUP BY b.event
+
+-- add_event_count --
+-- event, n
+INSERT INTO event_counts AS c (event, n) VALUES (%s, %s)
+ON CONFLICT (event) DO UPDATE SET n = c.n + excluded.n
+
+-- set_event_count_mark --
+-- txid, seq
+UPDATE event_count_mark SET txid = %s::xid8, seq = %s WHERE id = 1
+
+-- metric_event_counts --
+-- the events counted per name
+SELECT event, n FROM event_counts

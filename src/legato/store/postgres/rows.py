@@ -301,7 +301,7 @@ def stored_result(row: Sequence[Any] | None) -> StoredResult | None:
 
 
 def log_arrays(logs: Sequence[LogRecord]) -> tuple[list[Any], ...]:
-    """The six arrays of the log_rows fragment: one statement inserts them all."""
+    """The eight arrays of the log_rows fragment: one statement inserts them all."""
     return (
         [log.flow_run_id for log in logs],
         [log.task_run_id for log in logs],
@@ -309,10 +309,12 @@ def log_arrays(logs: Sequence[LogRecord]) -> tuple[list[Any], ...]:
         [log.level for log in logs],
         [log.logger for log in logs],
         [text(log.message) for log in logs],
+        [log.trace_id for log in logs],
+        [log.span_id for log in logs],
     )
 
 
-NO_LOGS: tuple[list[Any], ...] = ([], [], [], [], [], [])
+NO_LOGS: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [])
 
 
 def log_from_row(row: Sequence[Any]) -> LogRecord:
@@ -324,4 +326,6 @@ def log_from_row(row: Sequence[Any]) -> LogRecord:
         level=row[4],
         logger=row[5],
         message=row[6],
+        trace_id=row[7],
+        span_id=row[8],
     )

@@ -714,10 +714,11 @@ CREATE TABLE flow_run_histograms (
     PRIMARY KEY (metric, a, b, le)
 );
 
--- Task runs are counted when their flow run ends (in the states they ended in), by
--- one grouped read of that run's task runs: nothing is added to the per-task path.
--- A run that leaves its final state (a resume) has its task runs uncounted, to be
--- counted again when it ends. cached: those whose result came from the cache.
+-- Task runs are counted at every attempt end of their flow run (migration 0024): the
+-- task runs of that run that reached a final state and ended after the run's mark in
+-- task_run_marks; the mark then moves to the newest end. One increment is one task run
+-- record reaching a final state; nothing is subtracted and nothing is added to the
+-- per-task path. cached: those whose result came from the cache.
 CREATE TABLE task_run_counts (
     flow_name text NOT NULL,
     task_name text NOT NULL,
@@ -739,7 +740,8 @@ $$;
 CREATE FUNCTION legato_flow_run_counts() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     v double precision;
-    sign integer;
+    mark timestamptz;
+    newest timestamptz;
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         IF TG_OP = 'UPDATE' AND NEW.state IS NOT DISTINCT FROM OLD.state
@@ -754,6 +756,7 @@ BEGIN
         END IF;
     END IF;
     IF TG_OP = 'DELETE' THEN
+        DELETE FROM task_run_marks WHERE flow_run_id = OLD.id;
         RETURN NULL;
     END IF;
     IF TG_OP = 'INSERT' OR NEW.state IS DISTINCT FROM OLD.state
@@ -784,28 +787,37 @@ BEGIN
                 legato_metric_bucket(v), 1, v)
         ON CONFLICT (metric, a, b, le) DO UPDATE SET n = h.n + 1, total = h.total + excluded.total;
     END IF;
-    IF TG_OP = 'UPDATE' AND (NEW.state IN ('completed', 'failed', 'crashed', 'cancelled'))
-       IS DISTINCT FROM (OLD.state IN ('completed', 'failed', 'crashed', 'cancelled')) THEN
-        sign := CASE WHEN NEW.state IN ('completed', 'failed', 'crashed', 'cancelled')
-                     THEN 1 ELSE -1 END;
+    IF TG_OP = 'UPDATE' AND NEW.state IS DISTINCT FROM OLD.state
+       AND (OLD.state = 'running'
+            OR NEW.state IN ('completed', 'failed', 'crashed', 'cancelled')) THEN
+        SELECT m.counted_until INTO mark FROM task_run_marks AS m WHERE m.flow_run_id = NEW.id;
+        mark := coalesce(mark, '-infinity'::timestamptz);
         INSERT INTO task_run_counts AS c (flow_name, task_name, state, n, cached)
-        SELECT NEW.flow_name, t.task_name, t.state, count(*) * sign,
-               count(*) FILTER (WHERE t.cached) * sign
-        FROM task_runs AS t WHERE t.flow_run_id = NEW.id
+        SELECT NEW.flow_name, t.task_name, t.state, count(*), count(*) FILTER (WHERE t.cached)
+        FROM task_runs AS t
+        WHERE t.flow_run_id = NEW.id AND t.end_time > mark
+          AND t.state IN ('completed', 'failed', 'crashed', 'cancelled')
         GROUP BY t.task_name, t.state
         ON CONFLICT (flow_name, task_name, state) DO UPDATE
         SET n = c.n + excluded.n, cached = c.cached + excluded.cached;
         INSERT INTO flow_run_histograms AS h (metric, a, b, le, n, total)
         SELECT 'task_duration', NEW.flow_name, d.task_name, legato_metric_bucket(d.v),
-               count(*) * sign, sum(d.v) * sign
+               count(*), sum(d.v)
         FROM (SELECT t.task_name,
                      greatest(extract(epoch FROM t.end_time - t.start_time)::double precision, 0)
                      AS v
               FROM task_runs AS t
-              WHERE t.flow_run_id = NEW.id AND t.start_time IS NOT NULL
-                AND t.end_time IS NOT NULL) AS d
+              WHERE t.flow_run_id = NEW.id AND t.start_time IS NOT NULL AND t.end_time > mark
+                AND t.state IN ('completed', 'failed', 'crashed', 'cancelled')) AS d
         GROUP BY d.task_name, legato_metric_bucket(d.v)
         ON CONFLICT (metric, a, b, le) DO UPDATE SET n = h.n + excluded.n, total = h.total + excluded.total;
+        SELECT max(t.end_time) INTO newest FROM task_runs AS t
+        WHERE t.flow_run_id = NEW.id AND t.end_time > mark
+          AND t.state IN ('completed', 'failed', 'crashed', 'cancelled');
+        IF newest IS NOT NULL THEN
+            INSERT INTO task_run_marks AS m (flow_run_id, counted_until) VALUES (NEW.id, newest)
+            ON CONFLICT (flow_run_id) DO UPDATE SET counted_until = excluded.counted_until;
+        END IF;
     END IF;
     RETURN NULL;
 END $$;
@@ -813,3 +825,35 @@ END $$;
 CREATE TRIGGER flow_run_counts AFTER INSERT OR DELETE
 OR UPDATE OF state, flow_name, deployment, work_queue, start_time ON flow_runs
 FOR EACH ROW EXECUTE FUNCTION legato_flow_run_counts();
+
+CREATE TABLE task_run_marks (
+    flow_run_id text COLLATE "C" PRIMARY KEY,
+    counted_until timestamptz NOT NULL
+);
+
+-- Task calls answered from the journal (replayed) instead of run, per flow name:
+-- each attempt end adds the number its attempt replayed (one write per attempt).
+CREATE TABLE task_replay_counts (
+    flow_name text PRIMARY KEY,
+    n bigint NOT NULL DEFAULT 0
+);
+
+-- Events per name, counted incrementally from the events table by the /metrics
+-- collector: event_count_mark holds the last (txid, seq) counted (one row), so a
+-- scrape reads only the events after it, of transactions older than every open one
+-- (the order the event stream reads in). Events pruned later stay counted.
+CREATE TABLE event_counts (
+    event text PRIMARY KEY,
+    n bigint NOT NULL DEFAULT 0
+);
+
+CREATE TABLE event_count_mark (
+    id integer PRIMARY KEY CHECK (id = 1),
+    txid xid8 NOT NULL,
+    seq bigint NOT NULL
+);
+
+-- Added by migration 0023. Traces, round 2 (issue 14): the trace and span ids (hex) of
+-- the span a log line was written in, when traces were on; NULL otherwise.
+ALTER TABLE logs ADD COLUMN trace_id text;
+ALTER TABLE logs ADD COLUMN span_id text;

@@ -327,6 +327,7 @@ class PostgresStore(
         error: ErrorInfo | None = None,
         result: StoredResult | None = None,
         logs: Sequence[LogRecord] = (),
+        replayed: int = 0,
     ) -> None:
         state = StateType(state)
         params = (
@@ -340,7 +341,7 @@ class PostgresStore(
             owner_token,
             *(rows.log_arrays(logs) if logs else rows.NO_LOGS),
         )
-        if self._db.fetchone(QUERIES["finish_flow_run"], params)[0] == 0:
+        if self._attempt_end(QUERIES["finish_flow_run"], params, run_id, replayed) == 0:
             raise RunOwnershipLost(run_id)
 
     def pause_flow_run(
@@ -351,6 +352,7 @@ class PostgresStore(
         *,
         now: datetime,
         logs: Sequence[LogRecord] = (),
+        replayed: int = 0,
     ) -> None:
         params = (
             rows.pause_json(pause),
@@ -358,7 +360,7 @@ class PostgresStore(
             owner_token,
             *(rows.log_arrays(logs) if logs else rows.NO_LOGS),
         )
-        paused = self._db.fetchone(QUERIES["pause_flow_run"], params)[0] > 0
+        paused = self._attempt_end(QUERIES["pause_flow_run"], params, run_id, replayed) > 0
         if not paused and not self._released_by_retry(run_id, StateType.PAUSED):
             raise RunOwnershipLost(run_id)
 
@@ -370,6 +372,7 @@ class PostgresStore(
         scheduled_time: datetime,
         message: str,
         logs: Sequence[LogRecord] = (),
+        replayed: int = 0,
     ) -> None:
         params = (
             scheduled_time,
@@ -378,7 +381,7 @@ class PostgresStore(
             owner_token,
             *(rows.log_arrays(logs) if logs else rows.NO_LOGS),
         )
-        moved = self._db.fetchone(QUERIES["reschedule_flow_run"], params)[0] > 0
+        moved = self._attempt_end(QUERIES["reschedule_flow_run"], params, run_id, replayed) > 0
         if not moved and not self._released_by_retry(run_id, StateType.SCHEDULED):
             raise RunOwnershipLost(run_id)
 
@@ -391,6 +394,7 @@ class PostgresStore(
         message: str,
         wake_at: datetime | None = None,
         logs: Sequence[LogRecord] = (),
+        replayed: int = 0,
     ) -> None:
         keep = wake_at is None
         params = (
@@ -403,7 +407,7 @@ class PostgresStore(
             owner_token,
             *(rows.log_arrays(logs) if logs else rows.NO_LOGS),
         )
-        moved = self._db.fetchone(QUERIES["retry_flow_run"], params)[0] > 0
+        moved = self._attempt_end(QUERIES["retry_flow_run"], params, run_id, replayed) > 0
         if not moved and (keep or not self._released_by_retry(run_id, StateType.SCHEDULED)):
             raise RunOwnershipLost(run_id)
 

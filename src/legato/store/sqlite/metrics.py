@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 from datetime import UTC, datetime
 
 from legato.records import FlowRun
 from legato.store.base_metrics import (
+    EVENT_COUNT_BATCH,
     INDEX_MARGIN,
     FlowRunCountRow,
     HistogramRow,
@@ -63,3 +65,28 @@ class SQLiteMetrics:
             TaskRunCountRow(row[0], row[1], row[2], int(row[3]), int(row[4]))
             for row in self._db.fetchall(QUERIES["metric_task_run_counts"], ())
         ]
+
+    def metric_task_replays(self) -> dict[str, int]:
+        found = self._db.fetchall(QUERIES["metric_task_replay_counts"], ())
+        return {row[0]: int(row[1]) for row in found}
+
+    def metric_event_counts(self, *, batch: int = EVENT_COUNT_BATCH) -> dict[str, int]:
+        def new_events(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
+            row = conn.execute(QUERIES["event_count_mark"]).fetchone()
+            after = 0 if row is None else int(row[0])
+            return conn.execute(QUERIES["count_new_events"], (after, batch)).fetchall()
+
+        def totals(conn: sqlite3.Connection) -> dict[str, int]:
+            return {row[0]: int(row[1]) for row in conn.execute(QUERIES["metric_event_counts"])}
+
+        def count(conn: sqlite3.Connection) -> dict[str, int]:
+            found = new_events(conn)  # again, in the write: another scrape may have counted
+            if found:
+                conn.executemany(QUERIES["add_event_count"], [(row[0], row[1]) for row in found])
+                conn.execute(QUERIES["set_event_count_mark"], (found[0][2],))
+            return totals(conn)
+
+        # Nothing new (most scrapes): a read, no write lock taken.
+        if not self._db.read(new_events):
+            return self._db.read(totals)
+        return self._db.write(count)

@@ -357,18 +357,20 @@ WHERE t.id IN (SELECT value FROM json_each(?))
 UPDATE task_runs SET rolled_back = 1 WHERE id IN (SELECT value FROM json_each(?))
 
 -- insert_log --
--- flow_run_id, task_run_id, timestamp, level, logger, message
-INSERT INTO logs (flow_run_id, task_run_id, timestamp, level, logger, message)
-VALUES (?, ?, ?, ?, ?, ?)
+-- flow_run_id, task_run_id, timestamp, level, logger, message, trace_id, span_id
+INSERT INTO logs (flow_run_id, task_run_id, timestamp, level, logger, message, trace_id, span_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 
 -- read_logs --
 -- flow_run_id, after_id, limit
-SELECT id, flow_run_id, task_run_id, timestamp, level, logger, message FROM logs
+SELECT id, flow_run_id, task_run_id, timestamp, level, logger, message, trace_id, span_id
+FROM logs
 WHERE flow_run_id = ? AND id > ? ORDER BY id LIMIT ?
 
 -- read_task_logs --
 -- flow_run_id, after_id, task_run_id, limit
-SELECT id, flow_run_id, task_run_id, timestamp, level, logger, message FROM logs
+SELECT id, flow_run_id, task_run_id, timestamp, level, logger, message, trace_id, span_id
+FROM logs
 WHERE flow_run_id = ? AND id > ? AND task_run_id = ? ORDER BY id LIMIT ?
 
 -- claim_flow_run --
@@ -1093,3 +1095,37 @@ GROUP BY work_queue
 -- metric_task_run_counts --
 -- the task run counts kept when flow runs end (one row per flow, task name and state)
 SELECT flow_name, task_name, state, n, cached FROM task_run_counts WHERE n <> 0
+
+-- metric_task_replay_counts --
+-- the task calls answered from the journal, per flow name (added at each attempt end)
+SELECT flow_name, n FROM task_replay_counts WHERE n <> 0
+
+-- add_task_replays --
+-- n, flow_run_id: an attempt's replayed calls, under its flow's name
+INSERT INTO task_replay_counts (flow_name, n)
+SELECT flow_name, ? FROM flow_runs WHERE id = ?
+ON CONFLICT DO UPDATE SET n = n + excluded.n
+
+-- event_count_mark --
+-- the seq of the last event counted into event_counts
+SELECT seq FROM event_count_mark WHERE id = 1
+
+-- count_new_events --
+-- after seq, limit: the events after the mark (a range of the rowid), at most limit of
+-- them, per name, with the newest seq of the batch
+WITH batch AS (SELECT seq, event FROM events WHERE seq > ? ORDER BY seq LIMIT ?)
+SELECT event, count(*), (SELECT max(seq) FROM batch) FROM batch GROUP BY event
+
+-- add_event_count --
+-- event, n
+INSERT INTO event_counts (event, n) VALUES (?, ?)
+ON CONFLICT DO UPDATE SET n = n + excluded.n
+
+-- set_event_count_mark --
+-- seq
+INSERT INTO event_count_mark (id, seq) VALUES (1, ?)
+ON CONFLICT DO UPDATE SET seq = excluded.seq
+
+-- metric_event_counts --
+-- the events counted per name
+SELECT event, n FROM event_counts

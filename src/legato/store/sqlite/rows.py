@@ -315,6 +315,8 @@ def log_params(log: LogRecord) -> tuple[Any, ...]:
         log.level,
         log.logger,
         log.message,
+        log.trace_id,
+        log.span_id,
     )
 
 
@@ -327,4 +329,6 @@ def log_from_row(row: Sequence[Any]) -> LogRecord:
         level=row[4],
         logger=row[5],
         message=row[6],
+        trace_id=row[7],
+        span_id=row[8],
     )

@@ -314,6 +314,7 @@ class SQLiteStore(
         error: ErrorInfo | None = None,
         result: StoredResult | None = None,
         logs: Sequence[LogRecord] = (),
+        replayed: int = 0,
     ) -> None:
         state = StateType(state)
         params = (
@@ -326,7 +327,7 @@ class SQLiteStore(
             run_id,
             owner_token,
         )
-        self._fenced_update(run_id, QUERIES["finish_flow_run"], params, logs)
+        self._fenced_update(run_id, QUERIES["finish_flow_run"], params, logs, replayed)
 
     def pause_flow_run(
         self,
@@ -336,9 +337,10 @@ class SQLiteStore(
         *,
         now: datetime,
         logs: Sequence[LogRecord] = (),
+        replayed: int = 0,
     ) -> None:
         params = (rows.pause_json(pause), run_id, owner_token)
-        self._fenced_update(run_id, QUERIES["pause_flow_run"], params, logs)
+        self._fenced_update(run_id, QUERIES["pause_flow_run"], params, logs, replayed)
 
     def reschedule_flow_run(
         self,
@@ -348,9 +350,10 @@ class SQLiteStore(
         scheduled_time: datetime,
         message: str,
         logs: Sequence[LogRecord] = (),
+        replayed: int = 0,
     ) -> None:
         params = (rows.epoch(scheduled_time), message, run_id, owner_token)
-        self._fenced_update(run_id, QUERIES["reschedule_flow_run"], params, logs)
+        self._fenced_update(run_id, QUERIES["reschedule_flow_run"], params, logs, replayed)
 
     def retry_flow_run(
         self,
@@ -361,6 +364,7 @@ class SQLiteStore(
         message: str,
         wake_at: datetime | None = None,
         logs: Sequence[LogRecord] = (),
+        replayed: int = 0,
     ) -> None:
         params = (
             "pending" if wake_at is None else "scheduled",
@@ -370,20 +374,28 @@ class SQLiteStore(
             run_id,
             owner_token,
         )
-        self._fenced_update(run_id, QUERIES["retry_flow_run"], params, logs)
+        self._fenced_update(run_id, QUERIES["retry_flow_run"], params, logs, replayed)
 
     def _fenced_update(
-        self, run_id: str, sql: str, params: tuple[object, ...], logs: Sequence[LogRecord]
+        self,
+        run_id: str,
+        sql: str,
+        params: tuple[object, ...],
+        logs: Sequence[LogRecord],
+        replayed: int = 0,
     ) -> None:
         log_rows = [rows.log_params(log) for log in logs]
 
         def update(conn: sqlite3.Connection) -> None:
+            # A run that stops leaves its task runs folded, ready for any reader; folded
+            # first, so the task-count trigger of the state change reads task_runs only.
+            _fold_journal(conn)
             if conn.execute(sql, params).rowcount == 0:
                 raise RunOwnershipLost(run_id)
             if log_rows:
                 conn.executemany(_INSERT_LOG, log_rows)
-            # A run that stops leaves its task runs folded, ready for any reader.
-            _fold_journal(conn)
+            if replayed > 0:
+                conn.execute(QUERIES["add_task_replays"], (replayed, run_id))
 
         self._db.write(update)
         self._appended = 0

@@ -43,6 +43,11 @@
       var target = document.getElementById("logs");
       var div = document.createElement("div");
       div.className = "log lvl-" + line.level;
+      if (line.trace_id) {
+        div.title = "trace " + line.trace_id + " span " + line.span_id;
+        div.dataset.traceId = line.trace_id;
+        div.dataset.spanId = line.span_id;
+      }
       div.textContent = line.timestamp.slice(11, 23) + " " + line.level + " " + line.message;
       target.appendChild(div);
       target.scrollTop = target.scrollHeight;
