@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from typing import TYPE_CHECKING
 
 import click
 
+from legato._net import is_loopback
 from legato.cli.common import debug_option, get_client
 from legato.errors import ConfigurationError, MissingExtraError
 
 if TYPE_CHECKING:
     from legato.client import Client
     from legato.worker.leader import LeaderThread
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @click.command("server")

@@ -12,7 +12,6 @@ without that token.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +23,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from legato import settings
+from legato._net import is_loopback
 from legato.errors import ConfigurationError
 from legato.metrics.collector import StoreTimingCollector
 from legato.metrics.store_timing import instrument_store
@@ -70,15 +70,6 @@ class WorkerCollector(Collector):
         )
         children.add_metric([worker.name], worker.children_alive)
         yield children
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class WorkerMetricsServer:
