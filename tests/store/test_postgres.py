@@ -779,3 +779,44 @@ def test_task_runs_counted_before_the_metrics_round_2_are_not_counted_again(
         assert counted == {("fetch", "completed"): 1, ("load", "failed"): 1}
     finally:
         store.close()
+
+
+def test_runs_counted_by_the_old_metric_trigger_are_not_folded_again(empty_url: str) -> None:
+    # A store at the version before migration 0025, whose run's state changes were
+    # counted by the trigger it drops (and wrote their events too).
+    version = next(m.version for m in MIGRATIONS if m.name == "metrics_fold")
+    with psycopg.connect(empty_url) as conn:
+        for migration in MIGRATIONS[: version - 1]:
+            for statement in migration.statements:
+                conn.execute(statement)  # type: ignore[arg-type]
+            conn.execute(QUERIES["record_migration"], (migration.version,))
+        conn.execute(
+            "INSERT INTO flow_runs (id, state, flow_name, name, created, parameters)"
+            " VALUES ('r', 'pending', 'etl', 'n', %s, '{}')",
+            (NOW,),
+        )
+        conn.execute(
+            "UPDATE flow_runs SET state = 'running', start_time = %s WHERE id = 'r'",
+            (NOW + timedelta(seconds=2),),
+        )
+        conn.execute(
+            "UPDATE flow_runs SET state = 'failed', end_time = %s WHERE id = 'r'",
+            (NOW + timedelta(seconds=5),),
+        )
+        conn.commit()
+
+    store = PostgresStore(empty_url)
+    try:
+        assert store.migrated == list(range(version, LATEST_VERSION + 1))
+        counted = {r.state: (r.entered, r.current) for r in store.metric_run_counts()}
+        assert counted == {"pending": (1, 0), "running": (1, 0), "failed": (1, 1)}
+        durations = [(h.le, h.n) for h in store.metric_histograms() if h.metric == "duration"]
+        assert durations == [(5.0, 1)]
+        # A change after the migration is folded from its event, once.
+        assert store.transition_flow_run(
+            "r", to_state=StateType.PENDING, from_states=[StateType.FAILED], now=NOW
+        )
+        counted = {r.state: (r.entered, r.current) for r in store.metric_run_counts()}
+        assert counted == {"pending": (2, 1), "running": (1, 0), "failed": (1, 0)}
+    finally:
+        store.close()

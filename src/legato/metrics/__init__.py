@@ -1,7 +1,7 @@
 """Prometheus metrics (the ``metrics`` extra): `legato server`'s ``/metrics`` and
 `legato worker --metrics-port`.
 
-Run metrics are read from the store (aggregates its run table's triggers keep),
+Run metrics are read from the store (aggregates folded from its events index at scrape),
 so runs that crashed or never started count, whichever process changed them.
 Nothing here is imported by ``import legato``.
 """

@@ -1,8 +1,9 @@
 """The ``/metrics`` collector: run metrics from the store, one cached snapshot.
 
-Every figure comes from a handful of small reads (the aggregate tables the run
-table's triggers keep, the waiting runs' index, workers, limits), never a scan
-of the runs, so a scrape costs the same on a store of a million runs. A snapshot
+Every figure comes from a handful of small reads (the aggregate tables, into which
+the reads first fold the flow run events recorded since the previous scrape; the
+waiting runs' index, workers, limits), never a scan of the runs, so a scrape costs
+the same on a store of a million runs. A snapshot
 is reused for ``cache_seconds``. Labels are names (flows, deployments, queues,
 limits, states), never ids; each kind of name is capped at ``max_names`` distinct
 values (the busiest), the rest reported as ``other``.

@@ -10,10 +10,14 @@ from legato.errors import StoreError
 from legato.records import FlowRun
 from legato.store.base_metrics import (
     EVENT_COUNT_BATCH,
+    FOLD_BATCH,
     INDEX_MARGIN,
     FlowRunCountRow,
     HistogramRow,
+    RunEvent,
     TaskRunCountRow,
+    fold_rows,
+    fold_run_events,
 )
 from legato.store.postgres import rows
 from legato.store.postgres.connection import Database, PooledConnection
@@ -35,13 +39,83 @@ class PostgresMetrics:
     def list_started_runs(self, *, since: datetime, limit: int = 5000) -> list[FlowRun]:
         return self._runs("list_started_runs", since, limit)
 
+    def fold_run_metrics(self, *, batch: int = FOLD_BATCH) -> int:
+        """Fold the flow run state events recorded since the metrics watermark (at most
+        ``batch`` events, of transactions older than every open one) into the metric
+        tables; returns a positive number when the watermark moved, 0 when there was
+        nothing new."""
+
+        def fold(conn: PooledConnection) -> int:
+            with conn.transaction(), conn.cursor() as cursor:
+                mark = cursor.execute(QUERIES["lock_flow_run_metric_mark"]).fetchone()
+                if mark is None:
+                    raise StoreError(
+                        "the PostgreSQL store returned no flow run metric mark; check that "
+                        "its schema is complete (legato migrates it when it opens the store)"
+                    )
+                txid, seq = mark
+                end = cursor.execute(
+                    QUERIES["flow_run_metric_batch_end"], (txid, seq, batch)
+                ).fetchone()
+                if end is None:
+                    return 0
+                rows = cursor.execute(
+                    QUERIES["flow_run_metric_events"], (txid, seq, end[0], end[1])
+                ).fetchall()
+                found = fold_run_events(
+                    [
+                        RunEvent(
+                            run_id=row[0],
+                            from_state=row[1],
+                            to_state=row[2],
+                            flow=row[3],
+                            deployment=row[4],
+                            work_queue=row[5],
+                            related=None if row[6] is None else list(row[6]),
+                            duration=row[7],
+                        )
+                        for row in rows
+                    ]
+                )
+                newest: dict[str, datetime] = {}
+                if found.ended:
+                    tasks = cursor.execute(
+                        QUERIES["flow_run_metric_tasks"], (sorted(found.ended),)
+                    ).fetchall()
+                    for run_id, task, state, cached, duration, ended in tasks:
+                        found.count_task(found.ended[run_id], task, state, bool(cached), duration)
+                        newest[run_id] = max(newest.get(run_id, ended), ended)
+                marks = sorted(newest.items())
+                counts, histograms, task_counts = fold_rows(found)
+                # In key order: two writers of the same rows lock them in one order.
+                for query, params in (
+                    ("add_flow_run_counts", sorted(counts)),
+                    ("add_flow_run_histogram", sorted(histograms)),
+                    ("add_task_run_counts", sorted(task_counts)),
+                    ("set_task_run_mark", marks),
+                ):
+                    if params:
+                        cursor.executemany(QUERIES[query], params)
+                cursor.execute(QUERIES["set_flow_run_metric_mark"], (end[0], end[1]))
+                return len(rows) or 1
+
+        # Nothing new (most scrapes): two reads, no row locked, nothing written.
+        found = self._db.fetchall(QUERIES["flow_run_metric_mark"], ())
+        if found and not self._db.fetchall(
+            QUERIES["flow_run_metric_batch_end"], (found[0][0], found[0][1], 1)
+        ):
+            return 0
+        return self._db.run(fold)
+
     def metric_run_counts(self) -> list[FlowRunCountRow]:
+        self.fold_run_metrics()
         return [
             FlowRunCountRow(row[0], row[1], row[2], row[3], int(row[4]), int(row[5]))
             for row in self._db.fetchall(QUERIES["metric_flow_run_counts"], ())
         ]
 
     def metric_histograms(self) -> list[HistogramRow]:
+        self.fold_run_metrics()
         return [
             HistogramRow(
                 row[0],
@@ -59,6 +133,7 @@ class PostgresMetrics:
         return {row[0]: row[1] for row in found if row[1] is not None}
 
     def metric_task_counts(self) -> list[TaskRunCountRow]:
+        self.fold_run_metrics()
         return [
             TaskRunCountRow(row[0], row[1], row[2], int(row[3]), int(row[4]))
             for row in self._db.fetchall(QUERIES["metric_task_run_counts"], ())

@@ -1315,12 +1315,12 @@ UNION ALL
 SELECT state FROM flow_runs WHERE id = %s AND NOT EXISTS (SELECT FROM flagged)
 
 -- metric_flow_run_counts --
--- the aggregate run counts the run table's triggers keep (one row per flow,
+-- the aggregate run counts folded from the events index (one row per flow,
 -- deployment, queue and state: never a scan of the runs)
 SELECT flow_name, deployment, work_queue, state, entered, current FROM flow_run_counts
 
 -- metric_flow_run_histograms --
--- the duration and lateness histogram buckets the run table's triggers keep
+-- the duration, lateness and task duration histogram buckets (folded; lateness by a trigger)
 SELECT metric, a, b, le, n, total FROM flow_run_histograms
 
 -- metric_queue_oldest --
@@ -1377,3 +1377,78 @@ UPDATE event_count_mark SET txid = %s::xid8, seq = %s WHERE id = 1
 -- metric_event_counts --
 -- the events counted per name
 SELECT event, n FROM event_counts
+
+-- flow_run_metric_mark --
+-- the mark of the events folded into the flow run metric tables (not locked)
+SELECT txid::text, seq FROM flow_run_metric_mark WHERE id = 1
+
+-- lock_flow_run_metric_mark --
+-- the mark of the events folded into the flow run metric tables, locked until the
+-- transaction ends (one fold at a time: two servers scraping together do not fold twice)
+INSERT INTO flow_run_metric_mark (id, txid, seq) VALUES (1, '0'::xid8, 0)
+ON CONFLICT (id) DO UPDATE SET seq = flow_run_metric_mark.seq
+RETURNING txid::text, seq
+
+-- flow_run_metric_batch_end --
+-- after (txid, seq), limit: the newest (txid, seq) of the next batch of events to fold,
+-- of transactions older than every open one (so nothing can commit behind it)
+WITH batch AS (
+    SELECT txid, seq FROM events
+    WHERE (txid, seq) > (%s::xid8, %s) AND txid < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY txid, seq LIMIT %s
+)
+SELECT txid::text, seq FROM batch ORDER BY txid DESC, seq DESC LIMIT 1
+
+-- flow_run_metric_events --
+-- after (txid, seq), through (txid, seq): the flow run state events in between, with
+-- what the fold reads of their run: its flow, deployment and queue, or NULL and the
+-- event's related resources once it was deleted; its duration
+SELECT substr(e.resource_id, 17), e.payload ->> 'from', e.payload ->> 'to', f.flow_name,
+       coalesce(f.deployment, ''), coalesce(f.work_queue, ''),
+       CASE WHEN f.id IS NULL THEN e.related END,
+       extract(epoch FROM f.end_time - f.start_time)::double precision
+FROM events AS e LEFT JOIN flow_runs AS f ON f.id = substr(e.resource_id, 17)
+WHERE (e.txid, e.seq) > (%s::xid8, %s) AND (e.txid, e.seq) <= (%s::xid8, %s)
+  AND e.resource_id LIKE 'legato.flow-run.%%' AND e.event LIKE 'legato.flow-run.%%'
+  AND e.payload ->> 'to' = lower(substr(e.event, 17))
+ORDER BY e.txid, e.seq
+
+-- flow_run_metric_tasks --
+-- ids (an array of flow run ids): their task runs in a final state that ended after
+-- their run's mark: run id, task name, state, cached, duration, end
+SELECT t.flow_run_id, t.task_name, t.state, t.cached,
+       extract(epoch FROM t.end_time - t.start_time)::double precision, t.end_time
+FROM task_runs AS t LEFT JOIN task_run_marks AS m ON m.flow_run_id = t.flow_run_id
+WHERE t.flow_run_id = ANY(%s::text[])
+  AND t.state IN ('completed', 'failed', 'crashed', 'cancelled')
+  AND t.end_time > coalesce(m.counted_until, '-infinity'::timestamptz)
+
+-- set_task_run_mark --
+-- flow_run_id, counted_until
+INSERT INTO task_run_marks AS m (flow_run_id, counted_until) VALUES (%s, %s)
+ON CONFLICT (flow_run_id) DO UPDATE
+SET counted_until = greatest(m.counted_until, excluded.counted_until)
+
+-- add_flow_run_counts --
+-- flow, deployment, queue, state, entered, current: deltas
+INSERT INTO flow_run_counts AS c (flow_name, deployment, work_queue, state, entered, current)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (flow_name, deployment, work_queue, state) DO UPDATE
+SET entered = c.entered + excluded.entered, current = c.current + excluded.current
+
+-- add_flow_run_histogram --
+-- metric, a, b, le, n, total: deltas
+INSERT INTO flow_run_histograms AS h (metric, a, b, le, n, total)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (metric, a, b, le) DO UPDATE SET n = h.n + excluded.n, total = h.total + excluded.total
+
+-- add_task_run_counts --
+-- flow, task, state, n, cached: deltas
+INSERT INTO task_run_counts AS c (flow_name, task_name, state, n, cached)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (flow_name, task_name, state) DO UPDATE
+SET n = c.n + excluded.n, cached = c.cached + excluded.cached
+
+-- set_flow_run_metric_mark --
+-- txid, seq
+UPDATE flow_run_metric_mark SET txid = %s::xid8, seq = %s WHERE id = 1

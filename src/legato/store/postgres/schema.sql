@@ -737,94 +737,38 @@ LANGUAGE sql IMMUTABLE AS $$
                 WHEN v <= 86400 THEN 86400 ELSE -1 END
 $$;
 
-CREATE FUNCTION legato_flow_run_counts() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    v double precision;
-    mark timestamptz;
-    newest timestamptz;
+-- (migration 0025: the counts, duration histograms and task counts are folded at scrape
+-- time from the events index; a run's deletion and its start lateness stay triggers)
+CREATE FUNCTION legato_flow_run_deleted_counts() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        IF TG_OP = 'UPDATE' AND NEW.state IS NOT DISTINCT FROM OLD.state
-           AND NEW.flow_name IS NOT DISTINCT FROM OLD.flow_name
-           AND NEW.deployment IS NOT DISTINCT FROM OLD.deployment
-           AND NEW.work_queue IS NOT DISTINCT FROM OLD.work_queue THEN
-            NULL;
-        ELSE
-            UPDATE flow_run_counts SET current = current - 1
-            WHERE flow_name = OLD.flow_name AND deployment = coalesce(OLD.deployment, '')
-              AND work_queue = coalesce(OLD.work_queue, '') AND state = OLD.state;
-        END IF;
-    END IF;
-    IF TG_OP = 'DELETE' THEN
-        DELETE FROM task_run_marks WHERE flow_run_id = OLD.id;
-        RETURN NULL;
-    END IF;
-    IF TG_OP = 'INSERT' OR NEW.state IS DISTINCT FROM OLD.state
-       OR NEW.flow_name IS DISTINCT FROM OLD.flow_name
-       OR NEW.deployment IS DISTINCT FROM OLD.deployment
-       OR NEW.work_queue IS DISTINCT FROM OLD.work_queue THEN
-        INSERT INTO flow_run_counts AS c (flow_name, deployment, work_queue, state, entered, current)
-        VALUES (NEW.flow_name, coalesce(NEW.deployment, ''), coalesce(NEW.work_queue, ''), NEW.state,
-                CASE WHEN TG_OP = 'INSERT' OR NEW.state IS DISTINCT FROM OLD.state THEN 1 ELSE 0 END,
-                1)
-        ON CONFLICT (flow_name, deployment, work_queue, state) DO UPDATE
-        SET entered = c.entered + excluded.entered, current = c.current + 1;
-    END IF;
-    IF TG_OP = 'UPDATE' AND NEW.state IN ('completed', 'failed', 'crashed', 'cancelled')
-       AND OLD.state NOT IN ('completed', 'failed', 'crashed', 'cancelled')
-       AND NEW.start_time IS NOT NULL AND NEW.end_time IS NOT NULL THEN
-        v := greatest(extract(epoch FROM NEW.end_time - NEW.start_time)::double precision, 0);
-        INSERT INTO flow_run_histograms AS h (metric, a, b, le, n, total)
-        VALUES ('duration', NEW.flow_name, coalesce(NEW.deployment, ''), legato_metric_bucket(v),
-                1, v)
-        ON CONFLICT (metric, a, b, le) DO UPDATE SET n = h.n + 1, total = h.total + excluded.total;
-    END IF;
-    IF TG_OP = 'UPDATE' AND OLD.start_time IS NULL AND NEW.start_time IS NOT NULL
-       AND NEW.scheduled_time IS NOT NULL THEN
-        v := greatest(extract(epoch FROM NEW.start_time - NEW.scheduled_time)::double precision, 0);
-        INSERT INTO flow_run_histograms AS h (metric, a, b, le, n, total)
-        VALUES ('lateness', coalesce(NEW.deployment, ''), coalesce(NEW.work_queue, ''),
-                legato_metric_bucket(v), 1, v)
-        ON CONFLICT (metric, a, b, le) DO UPDATE SET n = h.n + 1, total = h.total + excluded.total;
-    END IF;
-    IF TG_OP = 'UPDATE' AND NEW.state IS DISTINCT FROM OLD.state
-       AND (OLD.state = 'running'
-            OR NEW.state IN ('completed', 'failed', 'crashed', 'cancelled')) THEN
-        SELECT m.counted_until INTO mark FROM task_run_marks AS m WHERE m.flow_run_id = NEW.id;
-        mark := coalesce(mark, '-infinity'::timestamptz);
-        INSERT INTO task_run_counts AS c (flow_name, task_name, state, n, cached)
-        SELECT NEW.flow_name, t.task_name, t.state, count(*), count(*) FILTER (WHERE t.cached)
-        FROM task_runs AS t
-        WHERE t.flow_run_id = NEW.id AND t.end_time > mark
-          AND t.state IN ('completed', 'failed', 'crashed', 'cancelled')
-        GROUP BY t.task_name, t.state
-        ON CONFLICT (flow_name, task_name, state) DO UPDATE
-        SET n = c.n + excluded.n, cached = c.cached + excluded.cached;
-        INSERT INTO flow_run_histograms AS h (metric, a, b, le, n, total)
-        SELECT 'task_duration', NEW.flow_name, d.task_name, legato_metric_bucket(d.v),
-               count(*), sum(d.v)
-        FROM (SELECT t.task_name,
-                     greatest(extract(epoch FROM t.end_time - t.start_time)::double precision, 0)
-                     AS v
-              FROM task_runs AS t
-              WHERE t.flow_run_id = NEW.id AND t.start_time IS NOT NULL AND t.end_time > mark
-                AND t.state IN ('completed', 'failed', 'crashed', 'cancelled')) AS d
-        GROUP BY d.task_name, legato_metric_bucket(d.v)
-        ON CONFLICT (metric, a, b, le) DO UPDATE SET n = h.n + excluded.n, total = h.total + excluded.total;
-        SELECT max(t.end_time) INTO newest FROM task_runs AS t
-        WHERE t.flow_run_id = NEW.id AND t.end_time > mark
-          AND t.state IN ('completed', 'failed', 'crashed', 'cancelled');
-        IF newest IS NOT NULL THEN
-            INSERT INTO task_run_marks AS m (flow_run_id, counted_until) VALUES (NEW.id, newest)
-            ON CONFLICT (flow_run_id) DO UPDATE SET counted_until = excluded.counted_until;
-        END IF;
-    END IF;
+    INSERT INTO flow_run_counts AS c (flow_name, deployment, work_queue, state, entered, current)
+    VALUES (OLD.flow_name, coalesce(OLD.deployment, ''), coalesce(OLD.work_queue, ''),
+            OLD.state, 0, -1)
+    ON CONFLICT (flow_name, deployment, work_queue, state) DO UPDATE
+    SET current = c.current - 1;
+    DELETE FROM task_run_marks WHERE flow_run_id = OLD.id;
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER flow_run_counts AFTER INSERT OR DELETE
-OR UPDATE OF state, flow_name, deployment, work_queue, start_time ON flow_runs
-FOR EACH ROW EXECUTE FUNCTION legato_flow_run_counts();
+CREATE TRIGGER flow_run_deleted_counts AFTER DELETE ON flow_runs
+FOR EACH ROW EXECUTE FUNCTION legato_flow_run_deleted_counts();
+
+CREATE FUNCTION legato_flow_run_lateness() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v double precision;
+BEGIN
+    v := greatest(extract(epoch FROM NEW.start_time - NEW.scheduled_time)::double precision, 0);
+    INSERT INTO flow_run_histograms AS h (metric, a, b, le, n, total)
+    VALUES ('lateness', coalesce(NEW.deployment, ''), coalesce(NEW.work_queue, ''),
+            legato_metric_bucket(v), 1, v)
+    ON CONFLICT (metric, a, b, le) DO UPDATE SET n = h.n + 1, total = h.total + excluded.total;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER flow_run_lateness_observed AFTER UPDATE OF start_time ON flow_runs
+FOR EACH ROW
+WHEN (OLD.start_time IS NULL AND NEW.start_time IS NOT NULL AND NEW.scheduled_time IS NOT NULL)
+EXECUTE FUNCTION legato_flow_run_lateness();
 
 CREATE TABLE task_run_marks (
     flow_run_id text COLLATE "C" PRIMARY KEY,
@@ -848,6 +792,16 @@ CREATE TABLE event_counts (
 );
 
 CREATE TABLE event_count_mark (
+    id integer PRIMARY KEY CHECK (id = 1),
+    txid xid8 NOT NULL,
+    seq bigint NOT NULL
+);
+
+-- Added by migration 0025. The flow run metric tables above (flow_run_counts,
+-- flow_run_histograms, task_run_counts, task_run_marks) are folded at scrape time from
+-- the events index, not kept by a trigger on flow_runs (which cost every state
+-- change): flow_run_metric_mark holds the last (txid, seq) folded (one row).
+CREATE TABLE flow_run_metric_mark (
     id integer PRIMARY KEY CHECK (id = 1),
     txid xid8 NOT NULL,
     seq bigint NOT NULL

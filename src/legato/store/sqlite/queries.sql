@@ -1077,12 +1077,12 @@ SELECT lower(hex(randomblob(16))),
 FROM task_run_journal AS j WHERE j.seq = last_insert_rowid()
 
 -- metric_flow_run_counts --
--- the aggregate run counts the run table's triggers keep (one row per flow,
+-- the aggregate run counts folded from the events index (one row per flow,
 -- deployment, queue and state: never a scan of the runs)
 SELECT flow_name, deployment, work_queue, state, entered, current FROM flow_run_counts
 
 -- metric_flow_run_histograms --
--- the duration and lateness histogram buckets the run table's triggers keep
+-- the duration, lateness and task duration histogram buckets (folded; lateness by a trigger)
 SELECT metric, a, b, le, n, total FROM flow_run_histograms
 
 -- metric_queue_oldest --
@@ -1129,3 +1129,72 @@ ON CONFLICT DO UPDATE SET seq = excluded.seq
 -- metric_event_counts --
 -- the events counted per name
 SELECT event, n FROM event_counts
+
+-- flow_run_metric_mark --
+-- the seq of the last event folded into the flow run metric tables
+SELECT seq FROM flow_run_metric_mark WHERE id = 1
+
+-- flow_run_metric_batch_end --
+-- after seq, limit: the newest seq of the next batch of events to fold (NULL if none)
+SELECT max(seq) FROM (SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT ?)
+
+-- flow_run_metric_events --
+-- after seq, through seq: the flow run state events in between (a range of the rowid),
+-- with what the fold reads of their run: its flow, deployment and queue, or NULL and
+-- the event's related resources once it was deleted; its duration
+SELECT substr(e.resource_id, 17), json_extract(e.payload, '$.from'),
+       json_extract(e.payload, '$.to'), f.flow_name, coalesce(f.deployment, ''),
+       coalesce(f.work_queue, ''), CASE WHEN f.id IS NULL THEN e.related END,
+       f.end_time - f.start_time
+FROM events AS e LEFT JOIN flow_runs AS f ON f.id = substr(e.resource_id, 17)
+WHERE e.seq > ? AND e.seq <= ? AND e.resource_id LIKE 'legato.flow-run.%'
+  AND e.event LIKE 'legato.flow-run.%'
+  AND json_extract(e.payload, '$.to') = lower(substr(e.event, 17))
+ORDER BY e.seq
+
+-- flow_run_metric_tasks --
+-- ids (a JSON list of flow run ids): their task run records in a final state that
+-- ended after their run's mark (the newest journal entry of a call key replacing its
+-- folded record): run id, task name, state, cached, duration, end
+WITH runs AS (SELECT value AS id FROM json_each(?))
+SELECT t.flow_run_id, t.task_name, t.state, t.cached, t.end_time - t.start_time, t.end_time
+FROM (SELECT r.flow_run_id, r.task_name, r.state, r.cached, r.start_time, r.end_time
+      FROM runs JOIN task_runs AS r ON r.flow_run_id = runs.id
+      WHERE NOT EXISTS (SELECT 1 FROM task_run_journal AS j
+                        WHERE j.flow_run_id = r.flow_run_id AND j.call_key = r.call_key)
+      UNION ALL
+      SELECT flow_run_id, task_name, state, cached, start_time, end_time
+      FROM (SELECT j.flow_run_id, j.task_name, j.state, j.cached, j.start_time, j.end_time,
+                   max(j.seq)
+            FROM task_run_journal AS j WHERE j.flow_run_id IN (SELECT id FROM runs)
+            GROUP BY j.flow_run_id, j.call_key)) AS t
+LEFT JOIN task_run_marks AS m ON m.flow_run_id = t.flow_run_id
+WHERE t.state IN ('completed', 'failed', 'crashed', 'cancelled')
+  AND t.end_time > coalesce(m.counted_until, -1e300)
+
+-- set_task_run_mark --
+-- flow_run_id, counted_until
+INSERT INTO task_run_marks (flow_run_id, counted_until) VALUES (?, ?)
+ON CONFLICT DO UPDATE SET counted_until = max(counted_until, excluded.counted_until)
+
+-- add_flow_run_counts --
+-- flow, deployment, queue, state, entered, current: deltas
+INSERT INTO flow_run_counts (flow_name, deployment, work_queue, state, entered, current)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT DO UPDATE SET entered = entered + excluded.entered,
+                          current = current + excluded.current
+
+-- add_flow_run_histogram --
+-- metric, a, b, le, n, total: deltas
+INSERT INTO flow_run_histograms (metric, a, b, le, n, total) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT DO UPDATE SET n = n + excluded.n, total = total + excluded.total
+
+-- add_task_run_counts --
+-- flow, task, state, n, cached: deltas
+INSERT INTO task_run_counts (flow_name, task_name, state, n, cached) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT DO UPDATE SET n = n + excluded.n, cached = cached + excluded.cached
+
+-- set_flow_run_metric_mark --
+-- seq
+INSERT INTO flow_run_metric_mark (id, seq) VALUES (1, ?)
+ON CONFLICT DO UPDATE SET seq = excluded.seq

@@ -751,52 +751,9 @@ CREATE TABLE flow_run_histograms (
     PRIMARY KEY (metric, a, b, le)
 ) WITHOUT ROWID;
 
-CREATE TRIGGER flow_run_counts_created AFTER INSERT ON flow_runs
-BEGIN
-    INSERT INTO flow_run_counts (flow_name, deployment, work_queue, state, entered, current)
-    VALUES (NEW.flow_name, coalesce(NEW.deployment, ''), coalesce(NEW.work_queue, ''),
-            NEW.state, 1, 1)
-    ON CONFLICT DO UPDATE SET entered = entered + 1, current = current + 1;
-END;
-
-CREATE TRIGGER flow_run_counts_changed
-AFTER UPDATE OF state, flow_name, deployment, work_queue ON flow_runs
-WHEN NEW.state IS NOT OLD.state OR NEW.flow_name IS NOT OLD.flow_name
-    OR NEW.deployment IS NOT OLD.deployment OR NEW.work_queue IS NOT OLD.work_queue
-BEGIN
-    UPDATE flow_run_counts SET current = current - 1
-    WHERE flow_name = OLD.flow_name AND deployment = coalesce(OLD.deployment, '')
-      AND work_queue = coalesce(OLD.work_queue, '') AND state = OLD.state;
-    INSERT INTO flow_run_counts (flow_name, deployment, work_queue, state, entered, current)
-    VALUES (NEW.flow_name, coalesce(NEW.deployment, ''), coalesce(NEW.work_queue, ''),
-            NEW.state, NEW.state IS NOT OLD.state, 1)
-    ON CONFLICT DO UPDATE SET entered = entered + excluded.entered, current = current + 1;
-END;
-
-CREATE TRIGGER flow_run_counts_deleted AFTER DELETE ON flow_runs
-BEGIN
-    UPDATE flow_run_counts SET current = current - 1
-    WHERE flow_name = OLD.flow_name AND deployment = coalesce(OLD.deployment, '')
-      AND work_queue = coalesce(OLD.work_queue, '') AND state = OLD.state;
-END;
-
-CREATE TRIGGER flow_run_duration_observed AFTER UPDATE OF state ON flow_runs
-WHEN NEW.state IN ('completed', 'failed', 'crashed', 'cancelled')
-    AND OLD.state NOT IN ('completed', 'failed', 'crashed', 'cancelled')
-    AND NEW.start_time IS NOT NULL AND NEW.end_time IS NOT NULL
-BEGIN
-    INSERT INTO flow_run_histograms (metric, a, b, le, n, total)
-    SELECT 'duration', NEW.flow_name, coalesce(NEW.deployment, ''),
-           CASE WHEN v <= 0.1 THEN 0.1 WHEN v <= 0.5 THEN 0.5 WHEN v <= 1 THEN 1
-                WHEN v <= 5 THEN 5 WHEN v <= 10 THEN 10 WHEN v <= 30 THEN 30
-                WHEN v <= 60 THEN 60 WHEN v <= 300 THEN 300 WHEN v <= 900 THEN 900
-                WHEN v <= 3600 THEN 3600 WHEN v <= 21600 THEN 21600
-                WHEN v <= 86400 THEN 86400 ELSE -1 END, 1, v
-    FROM (SELECT max(NEW.end_time - NEW.start_time, 0.0) AS v)
-    WHERE true
-    ON CONFLICT DO UPDATE SET n = n + 1, total = total + excluded.total;
-END;
-
+-- Kept by migration 0026 (the scheduled time at the first start is overwritten by a later
+-- reschedule, so it cannot be read at scrape time; the body runs once per run with a
+-- scheduled time, never for local runs).
 CREATE TRIGGER flow_run_lateness_observed AFTER UPDATE OF start_time ON flow_runs
 WHEN OLD.start_time IS NULL AND NEW.start_time IS NOT NULL AND NEW.scheduled_time IS NOT NULL
 BEGIN
@@ -810,6 +767,15 @@ BEGIN
     FROM (SELECT max(NEW.start_time - NEW.scheduled_time, 0.0) AS v)
     WHERE true
     ON CONFLICT DO UPDATE SET n = n + 1, total = total + excluded.total;
+END;
+
+-- (changed by migration 0026: an upsert, the fold may add the run's states later)
+CREATE TRIGGER flow_run_counts_deleted AFTER DELETE ON flow_runs
+BEGIN
+    INSERT INTO flow_run_counts (flow_name, deployment, work_queue, state, entered, current)
+    VALUES (OLD.flow_name, coalesce(OLD.deployment, ''), coalesce(OLD.work_queue, ''),
+            OLD.state, 0, -1)
+    ON CONFLICT DO UPDATE SET current = current - 1;
 END;
 
 -- Task runs are counted at every attempt end of their flow run (migration 0025): the
@@ -832,97 +798,6 @@ CREATE TABLE task_run_marks (
     counted_until REAL NOT NULL
 ) WITHOUT ROWID;
 
-CREATE TRIGGER flow_run_task_runs_counted AFTER UPDATE OF state ON flow_runs
-WHEN NEW.state IS NOT OLD.state
-    AND (OLD.state = 'running' OR NEW.state IN ('completed', 'failed', 'crashed', 'cancelled'))
-    AND NOT EXISTS (SELECT 1 FROM task_run_journal WHERE flow_run_id = NEW.id)
-BEGIN
-    -- the run's task runs are all folded (the usual case: the run-end write folds
-    -- first): each qualifying record adds itself, no sort, no temporary table
-    INSERT INTO task_run_counts (flow_name, task_name, state, n, cached)
-    SELECT NEW.flow_name, task_name, state, 1, cached FROM task_runs
-    WHERE flow_run_id = NEW.id AND state IN ('completed', 'failed', 'crashed', 'cancelled') AND end_time > coalesce((SELECT counted_until FROM task_run_marks WHERE flow_run_id = NEW.id), -1e300)
-    ON CONFLICT DO UPDATE SET n = n + 1, cached = cached + excluded.cached;
-    INSERT INTO flow_run_histograms (metric, a, b, le, n, total)
-    SELECT 'task_duration', NEW.flow_name, task_name, CASE WHEN v <= 0.1 THEN 0.1 WHEN v <= 0.5 THEN 0.5 WHEN v <= 1 THEN 1
-                WHEN v <= 5 THEN 5 WHEN v <= 10 THEN 10 WHEN v <= 30 THEN 30
-                WHEN v <= 60 THEN 60 WHEN v <= 300 THEN 300 WHEN v <= 900 THEN 900
-                WHEN v <= 3600 THEN 3600 WHEN v <= 21600 THEN 21600
-                WHEN v <= 86400 THEN 86400 ELSE -1 END, 1, v
-    FROM (SELECT task_name, max(end_time - start_time, 0.0) AS v FROM task_runs
-          WHERE flow_run_id = NEW.id AND state IN ('completed', 'failed', 'crashed', 'cancelled') AND start_time IS NOT NULL
-            AND end_time > coalesce((SELECT counted_until FROM task_run_marks WHERE flow_run_id = NEW.id), -1e300))
-    WHERE true
-    ON CONFLICT DO UPDATE SET n = n + 1, total = total + excluded.total;
-    INSERT INTO task_run_marks (flow_run_id, counted_until)
-    SELECT NEW.id, m.until
-    FROM (SELECT max(end_time) AS until FROM task_runs
-          WHERE flow_run_id = NEW.id AND state IN ('completed', 'failed', 'crashed', 'cancelled')) AS m
-    WHERE m.until IS NOT NULL
-    ON CONFLICT DO UPDATE SET counted_until = max(counted_until, excluded.counted_until);
-END;
-
-CREATE TRIGGER flow_run_task_runs_counted_journal AFTER UPDATE OF state ON flow_runs
-WHEN NEW.state IS NOT OLD.state
-    AND (OLD.state = 'running' OR NEW.state IN ('completed', 'failed', 'crashed', 'cancelled'))
-    AND EXISTS (SELECT 1 FROM task_run_journal WHERE flow_run_id = NEW.id)
-BEGIN
-    -- some of the run's task runs are still in the journal (a run ended by another
-    -- process): the newest journal entry of each call key replaces its folded record
-    INSERT INTO task_run_counts (flow_name, task_name, state, n, cached)
-    SELECT NEW.flow_name, t.task_name, t.state, 1, t.cached
-    FROM (SELECT task_name, state, cached, end_time FROM task_runs
-          WHERE flow_run_id = NEW.id
-            AND call_key NOT IN (SELECT call_key FROM task_run_journal
-                                 WHERE flow_run_id = NEW.id)
-          UNION ALL
-          SELECT task_name, state, cached, end_time
-          FROM (SELECT task_name, state, cached, end_time, max(seq)
-                FROM task_run_journal WHERE flow_run_id = NEW.id GROUP BY call_key)) AS t
-    WHERE t.state IN ('completed', 'failed', 'crashed', 'cancelled')
-      AND t.end_time > coalesce(
-          (SELECT counted_until FROM task_run_marks WHERE flow_run_id = NEW.id), -1e300)
-    ON CONFLICT DO UPDATE SET n = n + 1, cached = cached + excluded.cached;
-    INSERT INTO flow_run_histograms (metric, a, b, le, n, total)
-    SELECT 'task_duration', NEW.flow_name, d.task_name,
-           CASE WHEN d.v <= 0.1 THEN 0.1 WHEN d.v <= 0.5 THEN 0.5 WHEN d.v <= 1 THEN 1
-                WHEN d.v <= 5 THEN 5 WHEN d.v <= 10 THEN 10 WHEN d.v <= 30 THEN 30
-                WHEN d.v <= 60 THEN 60 WHEN d.v <= 300 THEN 300 WHEN d.v <= 900 THEN 900
-                WHEN d.v <= 3600 THEN 3600 WHEN d.v <= 21600 THEN 21600
-                WHEN d.v <= 86400 THEN 86400 ELSE -1 END,
-           1, d.v
-    FROM (SELECT t.task_name, max(t.end_time - t.start_time, 0.0) AS v
-          FROM (SELECT task_name, state, start_time, end_time FROM task_runs
-                WHERE flow_run_id = NEW.id
-                  AND call_key NOT IN (SELECT call_key FROM task_run_journal
-                                       WHERE flow_run_id = NEW.id)
-                UNION ALL
-                SELECT task_name, state, start_time, end_time
-                FROM (SELECT task_name, state, start_time, end_time, max(seq)
-                      FROM task_run_journal WHERE flow_run_id = NEW.id GROUP BY call_key)) AS t
-          WHERE t.state IN ('completed', 'failed', 'crashed', 'cancelled')
-            AND t.start_time IS NOT NULL
-            AND t.end_time > coalesce(
-                (SELECT counted_until FROM task_run_marks WHERE flow_run_id = NEW.id), -1e300)
-         ) AS d
-    WHERE true
-    ON CONFLICT DO UPDATE SET n = n + 1, total = total + excluded.total;
-    INSERT INTO task_run_marks (flow_run_id, counted_until)
-    SELECT NEW.id, m.until
-    FROM (SELECT max(t.end_time) AS until
-          FROM (SELECT state, end_time FROM task_runs
-                WHERE flow_run_id = NEW.id
-                  AND call_key NOT IN (SELECT call_key FROM task_run_journal
-                                       WHERE flow_run_id = NEW.id)
-                UNION ALL
-                SELECT state, end_time
-                FROM (SELECT state, end_time, max(seq)
-                      FROM task_run_journal WHERE flow_run_id = NEW.id GROUP BY call_key)) AS t
-          WHERE t.state IN ('completed', 'failed', 'crashed', 'cancelled')) AS m
-    WHERE m.until IS NOT NULL
-    ON CONFLICT DO UPDATE SET counted_until = max(counted_until, excluded.counted_until);
-END;
-
 CREATE TRIGGER flow_run_task_marks_deleted AFTER DELETE ON flow_runs
 BEGIN
     DELETE FROM task_run_marks WHERE flow_run_id = OLD.id;
@@ -944,6 +819,16 @@ CREATE TABLE event_counts (
 ) WITHOUT ROWID;
 
 CREATE TABLE event_count_mark (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
+
+-- Added by migration 0026. The flow run metric tables above (flow_run_counts,
+-- flow_run_histograms, task_run_counts, task_run_marks) are folded at scrape time
+-- from the events index, not kept by triggers on flow_runs (which cost every state
+-- change): flow_run_metric_mark holds the last event seq folded (one row). Only the
+-- deletion triggers stay (a deleted run leaves the current counts; its mark goes).
+CREATE TABLE flow_run_metric_mark (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL
 );
