@@ -544,3 +544,71 @@ class ObservedRunError(RunStateError):
 class CrashMatrixFailed(LegatoError, AssertionError):
     """`legato.testing.crash_matrix` found a crash point after which the resumed run
     differed from an uncrashed one, or a side effect that ran more than once."""
+
+
+class ModelError(LegatoError):
+    """A model provider did not give an answer."""
+
+
+class ModelRateLimitError(ModelError):
+    """The provider refused for now (HTTP 429); ``retry_after`` is the wait it asked for."""
+
+    def __init__(
+        self, provider: str, model: str, retry_after: float | None, detail: str = ""
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self.retry_after = retry_after
+        wait = f" and asked to wait {retry_after:g} s" if retry_after is not None else ""
+        super().__init__(
+            f"{provider} rate-limited the request to {model}{wait}"
+            f"{': ' + detail if detail else ''}; the call is retried under its task's retry "
+            "options (raise retries=, or add a global limit: legato limit set NAME N --per S)"
+        )
+
+
+class ModelUnavailableError(ModelError):
+    """The provider failed (HTTP 5xx, connection error, timeout): worth retrying."""
+
+
+class ModelRequestRejectedError(ModelError):
+    """The provider refused the request (bad key, unknown model, invalid request):
+    retrying the same request would fail the same way."""
+
+
+class LLMValidationError(LegatoError):
+    """The model's answers failed validation on every try."""
+
+
+class LLMBudgetExceeded(LegatoError):
+    """A flow run's model budget (``llm_budget=``) would be exceeded by the next call."""
+
+
+class PromptVersionAmbiguousError(ConfigurationError):
+    """More than one stored version of a prompt starts with the given prefix."""
+
+    def __init__(self, name: str, prefix: str, matches: list[str]) -> None:
+        self.name = name
+        self.prefix = prefix
+        self.matches = matches
+        shown = ", ".join(matches[:5])
+        super().__init__(
+            f"prompt '{name}' version prefix '{prefix}' is ambiguous (matches {shown}); "
+            "give more characters of the version"
+        )
+
+
+class PromptNotFoundError(LegatoError):
+    """No stored prompt has the given name, or it has no such version."""
+
+    def __init__(self, name: str, version: str | None = None) -> None:
+        self.name = name
+        self.version = version
+        if version is None:
+            message = f"no prompt named '{name}' is stored; list prompts with `legato prompts ls`"
+        else:
+            message = (
+                f"prompt '{name}' has no version '{version}'; list its versions with "
+                f"`legato prompts show {name}`"
+            )
+        super().__init__(message)

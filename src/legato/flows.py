@@ -67,6 +67,7 @@ class Flow(Generic[P, R]):
         on_running: Sequence[Hook] | None = None,
         deadlines: Sequence[Deadline] | None = None,
         triggers: Sequence[Any] | None = None,
+        llm_budget: Any = None,
     ) -> None:
         # `@flow` over `@classmethod`/`@staticmethod`: bound as that kind (see __get__).
         fn, self._method_kind = unwrap_method(fn)
@@ -134,6 +135,12 @@ class Flow(Generic[P, R]):
             from legato.automations.deployment_triggers import check_triggers
 
             self.triggers = check_triggers(triggers, f"flow '{self.name}'")
+        # legato.ai.Budget: checked before each model call of a run (legato.ai.call).
+        self.llm_budget: Any = None
+        if llm_budget is not None:  # loaded only by flows that have a budget
+            from legato.ai.budget import check_budget
+
+            self.llm_budget = check_budget(llm_budget, f"flow '{self.name}'")
         self.is_async = inspect.iscoroutinefunction(fn)
         self.parameter_model = ParameterModel(fn, self.name)
         if log_prints:
@@ -161,6 +168,7 @@ class Flow(Generic[P, R]):
             "on_running": on_running,
             "deadlines": deadlines,
             "triggers": triggers,
+            "llm_budget": llm_budget,
         }
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)

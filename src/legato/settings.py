@@ -211,3 +211,39 @@ def metrics_cache_seconds() -> float:
 def metrics_token() -> str | None:
     """A bearer token that may scrape `/metrics` (LEGATO_METRICS_TOKEN), besides the API's."""
     return os.environ.get("LEGATO_METRICS_TOKEN", "").strip() or None
+
+
+def ai_prices_file() -> Path | None:
+    """A JSON file of model prices overriding the built-in table (LEGATO_AI_PRICES)."""
+    raw = os.environ.get("LEGATO_AI_PRICES", "").strip()
+    return Path(raw).expanduser() if raw else None
+
+
+def _env_text(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None
+
+
+def openai_base_url() -> str | None:
+    """``OPENAI_BASE_URL``: an OpenAI-compatible endpoint (vLLM, Ollama, LM Studio...)
+    for `legato.ai.providers.OpenAIClient`; the OpenAI API when unset."""
+    return _env_text("OPENAI_BASE_URL")
+
+
+def openai_api_key() -> str | None:
+    """``OPENAI_API_KEY``: the key `legato.ai.providers.OpenAIClient` sends."""
+    return _env_text("OPENAI_API_KEY")
+
+
+def anthropic_base_url() -> str | None:
+    """``ANTHROPIC_BASE_URL``: where `legato.ai.providers.AnthropicClient` sends requests."""
+    return _env_text("ANTHROPIC_BASE_URL")
+
+
+def anthropic_api_key() -> str | None:
+    """``ANTHROPIC_API_KEY``: the key `legato.ai.providers.AnthropicClient` sends."""
+    return _env_text("ANTHROPIC_API_KEY")
+
+
+def ai_timeout_seconds() -> float:
+    """``LEGATO_AI_TIMEOUT_SECONDS``: how long one model request may take (default 120)."""
+    return env_float("LEGATO_AI_TIMEOUT_SECONDS", 120.0)

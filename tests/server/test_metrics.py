@@ -412,3 +412,47 @@ def test_event_names_are_capped(client: Client) -> None:
     names = {dict(labels)["event"] for name, labels in samples if name == "legato_events_total"}
     assert len(names) == 11 and OTHER in names
     assert total(samples, "legato_events_total") == 30
+
+
+def test_model_call_tries_tokens_and_cost_are_counted_and_capped() -> None:
+    import legato
+    from _llm_runs import PRICES, TRY_COST, triage_run
+    from legato import ai
+    from legato.ai.testing import FakeModel
+    from legato.store import get_default_store
+    from legato.testing import run_flow as run_here
+
+    ai.set_prices(PRICES)
+    try:
+        triage_run()
+        triage_run()
+        other = FakeModel(model="other-model", usage=ai.LLMUsage(10, 5, 4, 2)).returning(["x"])
+
+        @legato.flow
+        def note() -> str:
+            return str(ai.call(other, "hello").output)
+
+        run_here(note).raise_for_state()
+    finally:
+        ai.reset_prices()
+    store = get_default_store()
+    with serving(Client(store)) as url:
+        samples = scrape(url)
+    labels = {"flow": "triage", "deployment": "", "provider": "fake", "model": "fake-model"}
+    assert value(samples, "legato_llm_calls_total", **labels) == 8  # validation retries count
+    assert value(samples, "legato_llm_tokens_total", kind="input", **labels) == 800
+    assert value(samples, "legato_llm_tokens_total", kind="output", **labels) == 160
+    assert value(samples, "legato_llm_tokens_total", kind="cached", **labels) == 0
+    assert value(samples, "legato_llm_cost_usd_total", **labels) == pytest.approx(8 * TRY_COST)
+    note_labels = {"flow": "note", "deployment": "", "provider": "fake", "model": "other-model"}
+    assert value(samples, "legato_llm_tokens_total", kind="cached", **note_labels) == 4
+    assert value(samples, "legato_llm_tokens_total", kind="reasoning", **note_labels) == 2
+    assert value(samples, "legato_llm_cost_usd_total", **note_labels) == 0  # no price
+
+    # One name of each kind kept: the busier flow and model, the rest "other".
+    capped = StoreCollector(store, cache_seconds=0, max_names=1)
+    families = {family.name: family for family in capped.collect()}
+    calls = {
+        (s.labels["flow"], s.labels["model"]): s.value for s in families["legato_llm_calls"].samples
+    }
+    assert calls == {("triage", "fake-model"): 8, (OTHER, OTHER): 1}

@@ -189,3 +189,32 @@ def test_readme_screenshots_show_the_examples_runs(
     for run_id in (waiting, nightly, held, etl_run):
         assert latest.locator(f"a[href$='/runs/{run_id}']").count() == 1, latest.inner_text()
     screenshot(page, pictures, "dashboard")
+
+
+def test_readme_ai_screenshot_shows_model_calls_prompts_and_costs(
+    stack: Stack, page: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The README's AI section: the run page of a support-ticket triage run made with
+    the fake model (a structured classification retried once, a drafted reply from a
+    versioned prompt inside a task, a summary), with its Model calls panel open."""
+    from _llm_runs import CLASSIFY, PRICES, triage_run
+    from legato import ai
+
+    started_in = request.config.invocation_params.dir
+    pictures = started_in / (os.environ.get("LEGATO_SCREENSHOTS") or tmp_path / "screenshots")
+    ai.set_prices(PRICES)
+    try:
+        run = triage_run(reply="Sorry about the double charge: the refund is on its way.")
+    finally:
+        ai.reset_prices()
+    page.goto(f"{stack.url}/runs/{run.run_id}")
+    expect_state(page, "completed")
+    panel = page.locator(".llm-calls")
+    assert "3 calls, 4 tries" in panel.locator("[data-llm-totals]").inner_text()
+    first = panel.locator("tr.llm-detail").first
+    for index in range(2):  # the invalid answer and the validated one
+        first.locator("summary").nth(index).click()
+    assert "Validation error" in first.inner_text()
+    assert panel.locator(f"a[href$='#v-{CLASSIFY.version}']").count() == 1
+    panel.scroll_into_view_if_needed()
+    screenshot(page, pictures, "ai-run-page")

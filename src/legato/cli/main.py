@@ -15,6 +15,7 @@ from typing import NoReturn
 import click
 
 from legato import __version__
+from legato.cli.ai import ai_group
 from legato.cli.alerts import alert_group
 from legato.cli.artifacts import artifacts_cmd
 from legato.cli.automations import automation_group
@@ -29,8 +30,10 @@ from legato.cli.deployments import (
 )
 from legato.cli.events import event_group, events_cmd
 from legato.cli.execute import resume_cmd, run_cmd
+from legato.cli.fork import fork_cmd
 from legato.cli.limits import limit_group
 from legato.cli.notify import notify_group
+from legato.cli.prompts import prompts_group
 from legato.cli.runs import cancel_cmd, logs_cmd, runs_cmd, show_cmd, suspend_cmd
 from legato.cli.server import server_cmd
 from legato.cli.testcmd import export_cmd, test_group
@@ -101,6 +104,7 @@ for _command in (
     show_cmd,
     logs_cmd,
     resume_cmd,
+    fork_cmd,
     cancel_cmd,
     suspend_cmd,
     worker_cmd,
@@ -116,6 +120,7 @@ for _command in (
     webhook_group,
     watch_cmd,
     artifacts_cmd,
+    prompts_group,
     automation_group,
     alert_group,
     db_group,
@@ -125,6 +130,7 @@ for _command in (
     export_cmd,
     test_group,
     wrap_cmd,
+    ai_group,
 ):
     cli.add_command(_command)
 

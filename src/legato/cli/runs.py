@@ -16,6 +16,7 @@ from legato.cli.common import (
 )
 from legato.cli.render import format_duration, log_line, short_id
 from legato.client.checks import INT32_MAX
+from legato.client.llm_views import group_calls, run_totals, total_dict
 from legato.client.views import (
     duration_seconds,
     flow_run_to_dict,
@@ -82,8 +83,9 @@ def runs_cmd(
         deployment=deployment,
         tag=tag,
     )
+    llm = run_totals(client.store, [run.id for run in runs])
     if as_json:
-        emit_json([flow_run_to_dict(run) for run in runs])
+        emit_json([{**flow_run_to_dict(run), "llm": total_dict(llm.get(run.id))} for run in runs])
         return
     if not runs:
         click.echo("no flow runs" + (" match" if states or flow_name or deployment else " yet"))
@@ -91,7 +93,8 @@ def runs_cmd(
     from legato.cli.tables import print_trimmed, runs_table
 
     console = make_console()
-    print_trimmed(console, runs_table(runs, console.width))
+    costs = {run_id: total.cost_usd for run_id, total in llm.items()} if llm else None
+    print_trimmed(console, runs_table(runs, console.width, costs=costs))
 
 
 def _load(client: Client, run: FlowRun) -> RunNode:
@@ -142,6 +145,7 @@ def show_cmd(ctx: click.Context, run_id: str, as_json: bool) -> None:
         has_result, value = _stored_result(client, run)
         if has_result:
             data["result"] = value
+        data["llm"] = total_dict(run_totals(client.store, [run.id]).get(run.id))
         emit_json(data)
         return
     import json
@@ -161,6 +165,12 @@ def show_cmd(ctx: click.Context, run_id: str, as_json: bool) -> None:
         for artifact in artifacts:
             name = artifact.key or artifact.id[:8]
             click.echo(f"  {name}  {shorten(summary(artifact), 100)}".rstrip())
+    calls = group_calls(client.store.list_llm_calls(run.id))
+    if calls:
+        from legato.cli.tables import llm_calls_table
+
+        click.echo("Model calls:")
+        print_trimmed(console, llm_calls_table(calls))
 
 
 @click.command("logs")

@@ -6,7 +6,7 @@ Only imported by commands that draw with rich, after they decided to.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rich.console import Console, RenderableType
@@ -26,6 +26,14 @@ from legato.cli.render import (
     model_name,
     resume_command,
     short_id,
+)
+from legato.client.llm_views import (
+    CallView,
+    Totals,
+    format_cost,
+    format_tokens,
+    task_totals,
+    totals,
 )
 from legato.client.views import duration_seconds
 from legato.records import FlowRun, TaskRun
@@ -55,6 +63,8 @@ _RUN_COLUMNS: tuple[tuple[str, int | None, int], ...] = (
 # When even the narrowest widths do not fit, these columns go, in this order: a
 # run's default name repeats its flow and id, and `legato show` has everything.
 _DROP_ORDER = ("NAME", "PARAMETERS", "DURATION", "STARTED (UTC)")
+# Shown after the others only when a listed run made model calls.
+_COST_COLUMN: tuple[str, int | None, int] = ("COST", None, 0)
 PARAMETERS_LIMIT = 200  # characters of parameters text before the column cuts it
 _GAP = 2  # spaces between columns (rich's padding of 1 on each side)
 
@@ -63,7 +73,7 @@ def _fit_widths(natural: dict[str, int], width: int | None) -> dict[str, int]:
     """Column widths that fit ``width``: fixed columns keep theirs, the others share
     what is left (narrowest first, each up to its natural width), and whole
     columns are dropped before any is cut below its minimum."""
-    limits = {header: (grow, shrink) for header, grow, shrink in _RUN_COLUMNS}
+    limits = {header: (grow, shrink) for header, grow, shrink in (*_RUN_COLUMNS, _COST_COLUMN)}
     shown = list(natural)
     if width is None:
         return natural
@@ -83,8 +93,12 @@ def _fit_widths(natural: dict[str, int], width: int | None) -> dict[str, int]:
     return widths
 
 
-def runs_table(runs: Sequence[FlowRun], width: int | None = None) -> Table:
-    """The runs as a table that fits ``width`` columns (any width when None)."""
+def runs_table(
+    runs: Sequence[FlowRun], width: int | None = None, *, costs: Mapping[str, float] | None = None
+) -> Table:
+    """The runs as a table that fits ``width`` columns (any width when None); with
+    ``costs`` (USD by run id), a cost column ("-" for runs without model calls)."""
+    columns = _RUN_COLUMNS if costs is None else (*_RUN_COLUMNS, _COST_COLUMN)
     rows = [
         (
             short_id(run.id),
@@ -95,21 +109,22 @@ def runs_table(runs: Sequence[FlowRun], width: int | None = None) -> Table:
             format_duration(duration_seconds(run.start_time, run.end_time)),
             # Cut at the end by the column, never in the middle as well.
             format_parameters(run.parameters, PARAMETERS_LIMIT),
+            *(() if costs is None else (format_cost(costs.get(run.id)),)),
         )
         for run in runs
     ]
     natural: dict[str, int] = {}
-    for index, (header, grow, _) in enumerate(_RUN_COLUMNS):
+    for index, (header, grow, _) in enumerate(columns):
         widest = max([len(header), *(len(row[index]) for row in rows)])
         natural[header] = widest if grow is None else min(widest, grow)
     widths = _fit_widths(natural, width)
     table = Table(box=None, header_style="bold", pad_edge=False)
-    shown = [i for i, (header, _, _) in enumerate(_RUN_COLUMNS) if header in widths]
+    shown = [i for i, (header, _, _) in enumerate(columns) if header in widths]
     for index in shown:
-        header = _RUN_COLUMNS[index][0]
+        header = columns[index][0]
         table.add_column(
             header,
-            justify="right" if header == "DURATION" else "left",
+            justify="right" if header in ("DURATION", "COST") else "left",
             no_wrap=True,
             overflow="ellipsis",
             width=widths[header],
@@ -117,9 +132,46 @@ def runs_table(runs: Sequence[FlowRun], width: int | None = None) -> Table:
     for run, row in zip(runs, rows, strict=True):
         cells: list[str | Text] = [row[i] for i in shown]
         if "STATE" in widths:
-            cells[[_RUN_COLUMNS[i][0] for i in shown].index("STATE")] = state_text(run.state)
+            cells[[columns[i][0] for i in shown].index("STATE")] = state_text(run.state)
         table.add_row(*cells)
     return table
+
+
+def llm_calls_table(calls: Sequence[CallView]) -> Table:
+    """`legato show`'s model calls: one row per call key, then per-task and run totals."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for header in ("CALL", "MODEL", "TRIES", "IN", "OUT", "COST", "PROMPT", "OUTCOME"):
+        right = header in ("TRIES", "IN", "OUT", "COST")
+        table.add_column(header, justify="right" if right else "left", overflow="fold")
+    for view in calls:
+        usage = view.usage
+        table.add_row(
+            view.key,
+            view.model,
+            str(len(view.tries)),
+            format_tokens(usage.input_tokens),
+            format_tokens(usage.output_tokens),
+            format_cost(view.cost_usd),
+            view.prompt or "-",
+            view.outcome.value + (" (copied)" if view.copied else ""),
+        )
+    for task, total in task_totals(calls):
+        table.add_row(*_total_row(f"{task} total", total))
+    table.add_row(*_total_row("total", totals(calls)), style="bold")
+    return table
+
+
+def _total_row(label: str, total: Totals) -> tuple[str, ...]:
+    return (
+        label,
+        f"{total.calls} call{'s' if total.calls != 1 else ''}",
+        str(total.tries),
+        format_tokens(total.usage.input_tokens),
+        format_tokens(total.usage.output_tokens),
+        format_cost(total.cost_usd),
+        "",
+        "",
+    )
 
 
 # Trailing blanks of a line, with any style codes among them (kept, in order).

@@ -21,6 +21,8 @@ from legato.client.checks import (
 )
 from legato.client.deployments import DeploymentOps
 from legato.client.events import EventClientOps
+from legato.client.fork import ForkClientOps
+from legato.client.prompts import PromptClientOps
 from legato.client.webhooks import WebhookClientOps
 from legato.engine.calls import (
     requeue_run,
@@ -87,7 +89,7 @@ def _preview(stored: StoredResult | None, what: str, limit: int) -> str | None:
     return short_repr(value, limit)
 
 
-class Client(DeploymentOps, EventClientOps, WebhookClientOps):
+class Client(DeploymentOps, EventClientOps, WebhookClientOps, PromptClientOps, ForkClientOps):
     def __init__(self, store: Store | None = None) -> None:
         """Use ``store``, or the configured default store."""
         self._store = store

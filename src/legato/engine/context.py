@@ -68,6 +68,7 @@ class FlowRunContext:
         "flow",
         "held_slots",
         "in_flight",
+        "llm_spend",
         "lock",
         "log_buffer",
         "log_prints",
@@ -135,6 +136,8 @@ class FlowRunContext:
         self.changed_args = "error"
         self.held_slots: set[str] = set()  # holders of global limit slots, renewed by heartbeat
         self.replayed = 0  # task calls this attempt answered from the journal (metrics)
+        # Model spend seen by this execution (legato.ai.budget), made on the first model call.
+        self.llm_spend: Any = None
         self.log_prints = flow.log_prints
 
     @property

@@ -22,13 +22,19 @@ T = TypeVar("T")
 
 @overload
 def pause_flow_run(
-    wait_for_input: type[T], timeout: float | None = None, key: str | None = None
+    wait_for_input: type[T],
+    timeout: float | None = None,
+    key: str | None = None,
+    description: str | None = None,
 ) -> T: ...
 
 
 @overload
 def pause_flow_run(
-    wait_for_input: None = None, timeout: float | None = None, key: str | None = None
+    wait_for_input: None = None,
+    timeout: float | None = None,
+    key: str | None = None,
+    description: str | None = None,
 ) -> None: ...
 
 
@@ -36,6 +42,7 @@ def pause_flow_run(
     wait_for_input: type[T] | None = None,
     timeout: float | None = None,
     key: str | None = None,
+    description: str | None = None,
 ) -> T | None:
     """Pause the current flow run until it is resumed, optionally waiting for input.
 
@@ -45,7 +52,9 @@ def pause_flow_run(
     returned, as Prefect does). In async flows ``await`` the call, as in Prefect
     (a call that is not awaited still pauses). ``timeout``: seconds
     after which a run still paused fails. ``key``: a stable name for this pause
-    point (default: ``pause[n]`` for the n-th pause of the run).
+    point (default: ``pause[n]`` for the n-th pause of the run). ``description``:
+    what the person answering is asked (shown on the Approvals page above the form;
+    stored as the description of the input's schema).
     """
     ctx = FLOW_CONTEXT.get()
     if ctx is None:
@@ -76,6 +85,8 @@ def pause_flow_run(
             wrapped = True
         schema = model.model_json_schema()
         model_ref = object_ref(model)
+    if description is not None:
+        schema = {**(schema or {}), "description": str(description)}
     if timeout is not None and timeout <= 0:
         raise ConfigurationError(f"pause_flow_run(timeout={timeout!r}) must be > 0 seconds")
     ctx.check_cancelled()

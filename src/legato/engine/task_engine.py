@@ -575,6 +575,10 @@ class TaskCall:
         delay = task.delay_for_retry(retries_done)
         if task.retry_jitter_factor and delay > 0:
             delay += random.uniform(0, delay * task.retry_jitter_factor)
+        # A wait the failure itself asked for (a provider's Retry-After) is a floor.
+        asked = getattr(exc, "retry_after", None)
+        if isinstance(asked, (int, float)) and asked > delay:
+            delay = float(asked)
         return delay
 
     def note_retry(self, exc: BaseException, delay: float) -> None:

@@ -27,6 +27,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from legato._llm_records import LLMUsageCounter
 from legato.records import utcnow
 from legato.states import FINAL_STATES
 from legato.store.base import Store
@@ -61,6 +62,7 @@ class Snapshot:
     limits: list[tuple[str, int]]
     replays: dict[str, int]
     events: dict[str, int]
+    llm: list[LLMUsageCounter]
 
 
 def read_snapshot(store: Store) -> Snapshot:
@@ -78,6 +80,8 @@ def read_snapshot(store: Store) -> Snapshot:
         # Counts the events recorded since the previous scrape (the store keeps the
         # totals and the last one counted): a scrape costs the new events only.
         events=store.metric_event_counts(),
+        # Monotonic totals the store keeps as model-call tries are written.
+        llm=store.llm_usage_counters(),
     )
 
 
@@ -156,6 +160,7 @@ class StoreCollector(Collector):
         ):
             events.add_metric([name], n)
         yield events
+        yield from self._llm_metrics(snap)
         if self._timings is not None:
             yield store_op_metric(self._timings)
 
@@ -258,6 +263,56 @@ class StoreCollector(Collector):
         ):
             replays.add_metric([name], n)
         yield replays
+
+    def _llm_metrics(self, snap: Snapshot) -> Iterator[Metric]:
+        rows = snap.llm
+        flow = cap_names(_weights((r.flow_name, r.calls) for r in rows), self._max_names)
+        deployment = cap_names(
+            _weights((r.deployment_name, r.calls) for r in rows), self._max_names
+        )
+        provider = cap_names(_weights((r.provider, r.calls) for r in rows), self._max_names)
+        model = cap_names(_weights((r.model, r.calls) for r in rows), self._max_names)
+        calls: dict[tuple[str, str, str, str], float] = defaultdict(float)
+        cost: dict[tuple[str, str, str, str], float] = defaultdict(float)
+        tokens: dict[tuple[str, str, str, str, str], float] = defaultdict(float)
+        for r in rows:
+            key = (flow(r.flow_name), deployment(r.deployment_name), provider(r.provider))
+            labels = (*key, model(r.model))
+            calls[labels] += r.calls
+            cost[labels] += r.cost_usd
+            for kind, n in (
+                ("input", r.usage.input_tokens),
+                ("output", r.usage.output_tokens),
+                ("cached", r.usage.cached_tokens),
+                ("reasoning", r.usage.reasoning_tokens),
+            ):
+                tokens[(*labels, kind)] += n
+        names = ["flow", "deployment", "provider", "model"]
+        calls_family = CounterMetricFamily(
+            "legato_llm_calls",
+            "Answered model-call tries (validation retries included; a fork's copies not).",
+            labels=names,
+        )
+        for labels, tries in sorted(calls.items()):
+            calls_family.add_metric(list(labels), tries)
+        yield calls_family
+        tokens_family = CounterMetricFamily(
+            "legato_llm_tokens",
+            "Tokens of answered model-call tries by kind (cached is part of input, "
+            "reasoning part of output).",
+            labels=[*names, "kind"],
+        )
+        for token_labels, count in sorted(tokens.items()):
+            tokens_family.add_metric(list(token_labels), count)
+        yield tokens_family
+        cost_family = CounterMetricFamily(
+            "legato_llm_cost_usd",
+            "Cost in USD of answered model-call tries (tries of unpriced models add 0).",
+            labels=names,
+        )
+        for labels, usd in sorted(cost.items()):
+            cost_family.add_metric(list(labels), usd)
+        yield cost_family
 
     def _queue_metrics(self, snap: Snapshot) -> Iterator[Metric]:
         waiting = _weights(

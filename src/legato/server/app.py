@@ -41,8 +41,10 @@ def create_app(
     from legato import __version__
     from legato.client import Client
     from legato.server.api import router
+    from legato.server.api_ai import router as ai_router
     from legato.server.api_automations import router as automations_router
     from legato.server.api_events import router as events_router
+    from legato.server.api_llm_stream import router as llm_stream_router
     from legato.server.api_orchestration import router as orchestration_router
     from legato.server.errors import install_error_handlers
     from legato.server.methods import HttpMethods
@@ -73,6 +75,8 @@ def create_app(
     app.include_router(webhooks_router)
     app.include_router(events_router)
     app.include_router(automations_router)
+    app.include_router(ai_router)
+    app.include_router(llm_stream_router)
 
     # Swagger UI from the installed package, not a CDN: nothing is fetched from
     # the internet when someone opens /docs.

@@ -34,6 +34,8 @@ from legato.states import StateType
 from legato.store.base_alerts import AlertOps
 from legato.store.base_automations import AutomationOps
 from legato.store.base_events import EventOps
+from legato.store.base_llm import LLMStore
+from legato.store.base_llm_stream import LLMStreamStore
 from legato.store.base_metrics import MetricOps, PrometheusMetricOps
 from legato.store.base_notifications import NotificationOps
 from legato.store.base_suspend import SuspendOps
@@ -138,6 +140,8 @@ class Store(
     PrometheusMetricOps,
     AlertOps,
     SuspendOps,
+    LLMStore,
+    LLMStreamStore,
     ABC,
 ):
     """Abstract state store. Subclasses: `legato.store.sqlite.SQLiteStore`."""

@@ -20,7 +20,14 @@ if TYPE_CHECKING:
 
 
 def install_ui(app: FastAPI) -> None:
-    from legato.server.ui import actions, automations_page, events_page, notifications_page, pages
+    from legato.server.ui import (
+        actions,
+        ai_pages,
+        automations_page,
+        events_page,
+        notifications_page,
+        pages,
+    )
 
     app.state.templates = make_templates()
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
@@ -28,6 +35,7 @@ def install_ui(app: FastAPI) -> None:
     app.include_router(events_page.router)
     app.include_router(notifications_page.router)
     app.include_router(automations_page.router)
+    app.include_router(ai_pages.router)
     app.include_router(actions.acting)
     app.include_router(actions.router)
 

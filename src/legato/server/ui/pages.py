@@ -103,6 +103,8 @@ def runs(
         created_before=upper,
     )
     page = found[:RUNS_PAGE]
+    from legato.server.ui.ai_pages import run_costs  # it imports this module
+
     filters = {
         "state": state,
         "flow": flow,
@@ -126,6 +128,7 @@ def runs(
             "next_url": next_url,
             "first_page_url": ("?" + urlencode(kept)) if before else None,
             "live": not before and any(not r.state.is_final for r in page),
+            "costs": run_costs(client, page),
         },
         status_code=422 if problems else 200,
         section="ui_runs",
@@ -159,6 +162,8 @@ def run_page_context(
     logs = client.read_logs(run.id, limit=LOG_LINES + 1)
     artifacts = client.artifacts(run=run.id, limit=ARTIFACTS_SHOWN + 1)
     pause = run.pause
+    from legato.server.ui.ai_pages import forked_from, llm_panel  # it imports this module
+
     input_fields = (
         form_fields(pause.input_schema)
         if pause is not None and pause.input_schema and run.state is StateType.PAUSED
@@ -192,6 +197,8 @@ def run_page_context(
         "input_fields": input_fields,
         "artifacts": [artifact_view(a) for a in artifacts[:ARTIFACTS_SHOWN]],
         "more_artifacts": len(artifacts) > ARTIFACTS_SHOWN,
+        "llm": llm_panel(client, run),
+        "forked_from": forked_from(run),
     }
 
 

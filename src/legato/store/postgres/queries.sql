@@ -795,6 +795,14 @@ WITH RECURSIVE roots AS (
     DELETE FROM flow_run_tags USING settings
     WHERE NOT settings.dry_run AND run_id IN (SELECT id FROM family)
     RETURNING 1
+), gone_llm_calls AS (
+    DELETE FROM llm_calls USING settings
+    WHERE NOT settings.dry_run AND flow_run_id IN (SELECT id FROM family)
+    RETURNING 1
+), gone_llm_streams AS (
+    DELETE FROM llm_streams USING settings
+    WHERE NOT settings.dry_run AND flow_run_id IN (SELECT id FROM family)
+    RETURNING 1
 ), gone_runs AS (
     DELETE FROM flow_runs USING settings
     WHERE NOT settings.dry_run AND id IN (SELECT id FROM family)
@@ -808,7 +816,8 @@ SELECT
     (SELECT count(*) FROM gone_cache) + (SELECT count(*) FROM gone_tasks)
         + (SELECT count(*) FROM gone_logs) + (SELECT count(*) FROM gone_inputs)
         + (SELECT count(*) FROM gone_tags) + (SELECT count(*) FROM gone_runs)
-        + (SELECT count(*) FROM gone_artifacts)
+        + (SELECT count(*) FROM gone_artifacts) + (SELECT count(*) FROM gone_llm_calls)
+        + (SELECT count(*) FROM gone_llm_streams)
 
 -- set_limit --
 -- name, slots, per_seconds, now
@@ -1452,3 +1461,164 @@ SET n = c.n + excluded.n, cached = c.cached + excluded.cached
 -- set_flow_run_metric_mark --
 -- txid, seq
 UPDATE flow_run_metric_mark SET txid = %s::xid8, seq = %s WHERE id = 1
+
+-- AI: model calls and prompts
+
+-- llm_call_columns --
+-- Column order of legato.store.base_llm.llm_call_params / llm_call_from_row.
+id, flow_run_id, call_key, try_number, provider, model, outcome, started,
+latency_seconds, input_tokens, output_tokens, cached_tokens, reasoning_tokens,
+cost_usd, finish_reason, params, request, response, error, prompt_name,
+prompt_version, copied_from
+
+-- insert_llm_call --
+-- flow_run_id and owner_token for the fence, then the 22 llm_call_columns (the
+-- flow_run_id among them is taken from the fenced row): written only if the token
+-- still owns the run; a try already recorded is kept (first write wins). Returns
+-- the number of fenced runs found: 0 = the run is someone else's, nothing written.
+WITH fence AS (
+    SELECT id FROM flow_runs WHERE id = %s AND owner_token = %s FOR SHARE
+), inserted AS (
+    INSERT INTO llm_calls ({llm_call_columns})
+    SELECT c.id, fence.id, c.call_key, c.try_number, c.provider, c.model, c.outcome,
+           c.started, c.latency_seconds, c.input_tokens, c.output_tokens, c.cached_tokens,
+           c.reasoning_tokens, c.cost_usd, c.finish_reason, c.params, c.request,
+           c.response, c.error, c.prompt_name, c.prompt_version, c.copied_from
+    FROM fence, (SELECT %s::text, %s::text, %s::text, %s::integer, %s::text, %s::text,
+                        %s::text, %s::timestamptz, %s::double precision, %s::bigint,
+                        %s::bigint, %s::bigint, %s::bigint, %s::double precision, %s::text,
+                        %s::text, %s::text, %s::text, %s::text, %s::text, %s::text,
+                        %s::text) AS c ({llm_call_columns})
+    ON CONFLICT (flow_run_id, call_key, try_number) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM fence
+
+-- list_llm_calls --
+-- flow_run_id
+SELECT {llm_call_columns} FROM llm_calls WHERE flow_run_id = %s
+ORDER BY started, call_key, try_number
+
+-- list_llm_call_tries --
+-- flow_run_id, call_key
+SELECT {llm_call_columns} FROM llm_calls WHERE flow_run_id = %s AND call_key = %s
+ORDER BY started, call_key, try_number
+
+-- llm_usage_select --
+-- group ('flow_run', 'flow', 'deployment' or 'model') first: the group, tries, the
+-- four token sums and the cost of the tries of llm_calls AS l joined to flow_runs AS f
+SELECT (CASE %s::text WHEN 'flow_run' THEN l.flow_run_id
+                      WHEN 'flow' THEN coalesce(f.flow_name, '')
+                      WHEN 'deployment' THEN coalesce(f.deployment, '')
+                      ELSE l.model END) COLLATE "C",
+       count(*), sum(l.input_tokens), sum(l.output_tokens), sum(l.cached_tokens),
+       sum(l.reasoning_tokens), coalesce(sum(l.cost_usd), 0)
+
+-- llm_usage_totals --
+-- group, since (or NULL for all): over every run (the started index)
+{llm_usage_select}
+FROM llm_calls AS l LEFT JOIN flow_runs AS f ON f.id = l.flow_run_id
+WHERE l.started >= coalesce(%s::timestamptz, '-infinity')
+GROUP BY 1 ORDER BY 7 DESC, 1
+
+-- llm_usage_totals_of_runs --
+-- group, run ids (an array), since (or NULL): a seek per run
+{llm_usage_select}
+FROM llm_calls AS l LEFT JOIN flow_runs AS f ON f.id = l.flow_run_id
+WHERE l.flow_run_id = ANY(%s::text[])
+  AND l.started >= coalesce(%s::timestamptz, '-infinity')
+GROUP BY 1 ORDER BY 7 DESC, 1
+
+-- llm_usage_counters --
+SELECT flow_name, deployment, provider, model, calls, input_tokens, output_tokens,
+       cached_tokens, reasoning_tokens, cost_usd
+FROM llm_usage_counters ORDER BY flow_name, deployment, provider, model
+
+-- insert_prompt --
+-- name, version, template, created: a version stored already is kept
+INSERT INTO prompts (name, version, template, created)
+VALUES (%s, %s, %s, %s::timestamptz)
+ON CONFLICT (name, version) DO NOTHING
+
+-- get_prompt_version --
+-- name, version
+SELECT name, version, template, created FROM prompts WHERE name = %s AND version = %s
+
+-- get_prompt_prefix --
+-- name, prefix, prefix, limit: the versions starting with the prefix
+SELECT name, version, template, created FROM prompts
+WHERE name = %s AND substr(version, 1, length(%s::text)) = %s::text
+ORDER BY version LIMIT %s
+
+-- get_newest_prompt --
+-- name
+SELECT name, version, template, created FROM prompts WHERE name = %s
+ORDER BY created DESC, seq DESC LIMIT 1
+
+-- list_prompt_versions --
+-- name: newest first
+SELECT name, version, template, created FROM prompts WHERE name = %s
+ORDER BY created DESC, seq DESC
+
+-- list_prompts --
+-- each name with its number of versions and its newest one
+SELECT name, versions, version, created FROM (
+    SELECT name, version, created, count(*) OVER (PARTITION BY name) AS versions,
+           row_number() OVER (PARTITION BY name ORDER BY created DESC, seq DESC) AS n
+    FROM prompts
+) AS p WHERE n = 1 ORDER BY name
+
+-- flow_run_exists --
+-- id
+SELECT 1 FROM flow_runs WHERE id = %s
+
+-- fork_task_runs --
+-- call keys, new task run ids (two arrays of one length), source run id, new run id:
+-- the source's task runs at those keys, copied under new ids into the new run (a
+-- parent task run copied too is pointed at its copy, otherwise dropped)
+WITH keys AS (
+    SELECT * FROM unnest(%s::text[], %s::text[]) AS k (call_key, new_id)
+), copied AS (
+    SELECT k.new_id, t.*
+    FROM keys AS k JOIN task_runs AS t ON t.flow_run_id = %s AND t.call_key = k.call_key
+)
+INSERT INTO task_runs (
+    id, flow_run_id, call_key, task_name, name, state, attempts, cached, rolled_back,
+    first_start, start_time, end_time, parent_task_run_id, cache_key, cache_expires_at,
+    result_serializer, tags, dependencies, inputs, error, result, attempt_log,
+    args_fingerprint, host
+)
+SELECT c.new_id, %s, c.call_key, c.task_name, c.name, c.state, c.attempts, c.cached,
+       c.rolled_back, c.first_start, c.start_time, c.end_time,
+       (SELECT p.new_id FROM copied AS p WHERE p.id = c.parent_task_run_id),
+       c.cache_key, c.cache_expires_at, c.result_serializer, c.tags, c.dependencies,
+       c.inputs, c.error, c.result, c.attempt_log, c.args_fingerprint, c.host
+FROM copied AS c ORDER BY c.seq
+
+-- fork_llm_calls --
+-- new run id, source run id (copied_from), source run id, call keys (an array): the
+-- source's tries at those keys or under them (key + '/'), copied under new ids
+INSERT INTO llm_calls ({llm_call_columns})
+SELECT md5(l.id || random()::text || clock_timestamp()::text), %s, l.call_key,
+       l.try_number, l.provider, l.model, l.outcome, l.started, l.latency_seconds,
+       l.input_tokens, l.output_tokens, l.cached_tokens, l.reasoning_tokens, l.cost_usd,
+       l.finish_reason, l.params, l.request, l.response, l.error, l.prompt_name,
+       l.prompt_version, %s
+FROM llm_calls AS l
+WHERE l.flow_run_id = %s
+  AND EXISTS (SELECT 1 FROM unnest(%s::text[]) AS k (key)
+              WHERE l.call_key = k.key
+                 OR substr(l.call_key, 1, length(k.key) + 1) = k.key || '/')
+ORDER BY l.started, l.call_key, l.try_number
+
+-- write_llm_stream --
+-- flow_run_id, call_key, text, updated: the call's text so far, replaced in place
+INSERT INTO llm_streams (flow_run_id, call_key, text, updated)
+VALUES (%s, %s, %s, %s::timestamptz)
+ON CONFLICT (flow_run_id, call_key) DO UPDATE SET text = excluded.text, updated = excluded.updated
+
+-- end_llm_stream --
+DELETE FROM llm_streams WHERE flow_run_id = %s AND call_key = %s
+
+-- list_llm_streams --
+SELECT call_key, text, updated FROM llm_streams WHERE flow_run_id = %s ORDER BY call_key

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 
@@ -37,6 +38,8 @@ from legato.store.postgres.coordination import PostgresCoordination
 from legato.store.postgres.deployments import PostgresDeployments
 from legato.store.postgres.events import PostgresEvents
 from legato.store.postgres.limits import PostgresLimits
+from legato.store.postgres.llm import PostgresLLM
+from legato.store.postgres.llm_stream import PostgresLLMStream
 from legato.store.postgres.metrics import PostgresMetrics
 from legato.store.postgres.migrate import ensure_schema
 from legato.store.postgres.notifications import PostgresNotifications
@@ -112,6 +115,8 @@ class PostgresStore(
     PostgresMetrics,
     PostgresTransactionRecords,
     PostgresRunStats,
+    PostgresLLM,
+    PostgresLLMStream,
     Store,
 ):
     """A state store in a PostgreSQL database, safe for many threads, processes and machines.
@@ -177,12 +182,7 @@ class PostgresStore(
     # --- flow runs -----------------------------------------------------------
 
     def create_flow_run(self, run: FlowRun, parameters_blob: bytes | None = None) -> None:
-        params = rows.flow_run_params(run, parameters_blob)
-        queued = run.work_queue is not None and run.state is StateType.SCHEDULED
-        if run.tags:  # with its rows in flow_run_tags (and the NOTIFY when queued)
-            query = QUERIES["insert_tagged_flow_run"]
-        else:
-            query = QUERIES["insert_queued_flow_run" if queued else "insert_flow_run"]
+        query, params = self._flow_run_insert(run, parameters_blob)
 
         def insert(conn: Connection) -> None:
             try:
@@ -195,6 +195,16 @@ class PostgresStore(
                 ) from None
 
         self._db.run(insert)
+
+    def _flow_run_insert(
+        self, run: FlowRun, parameters_blob: bytes | None
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The statement that inserts a new run, and its parameters (also used by a fork)."""
+        params = rows.flow_run_params(run, parameters_blob)
+        queued = run.work_queue is not None and run.state is StateType.SCHEDULED
+        if run.tags:  # with its rows in flow_run_tags (and the NOTIFY when queued)
+            return QUERIES["insert_tagged_flow_run"], params
+        return QUERIES["insert_queued_flow_run" if queued else "insert_flow_run"], params
 
     def get_flow_run(self, run_id: str) -> FlowRun | None:
         row = self._db.fetchone(_GET_FLOW_RUN, (run_id,))

@@ -566,6 +566,8 @@ DELETE FROM task_run_journal WHERE flow_run_id IN (SELECT id FROM prune_ids);
 DELETE FROM logs WHERE flow_run_id IN (SELECT id FROM prune_ids);
 DELETE FROM artifacts WHERE flow_run_id IN (SELECT id FROM prune_ids);
 DELETE FROM run_inputs WHERE flow_run_id IN (SELECT id FROM prune_ids);
+DELETE FROM llm_calls WHERE flow_run_id IN (SELECT id FROM prune_ids);
+DELETE FROM llm_streams WHERE flow_run_id IN (SELECT id FROM prune_ids);
 DELETE FROM flow_run_tags WHERE run_id IN (SELECT id FROM prune_ids);
 DELETE FROM flow_runs WHERE id IN (SELECT id FROM prune_ids);
 DELETE FROM prune_ids
@@ -1198,3 +1200,153 @@ ON CONFLICT DO UPDATE SET n = n + excluded.n, cached = cached + excluded.cached
 -- seq
 INSERT INTO flow_run_metric_mark (id, seq) VALUES (1, ?)
 ON CONFLICT DO UPDATE SET seq = excluded.seq
+
+-- AI: model calls and prompts
+
+-- llm_call_columns --
+-- Column order of legato.store.base_llm.llm_call_params / llm_call_from_row.
+id, flow_run_id, call_key, try_number, provider, model, outcome, started,
+latency_seconds, input_tokens, output_tokens, cached_tokens, reasoning_tokens,
+cost_usd, finish_reason, params, request, response, error, prompt_name,
+prompt_version, copied_from
+
+-- insert_llm_call --
+-- the 22 llm_call_columns, then flow_run_id and owner_token for the fence: written
+-- only if the token still owns the run; a try already recorded is kept (first write
+-- wins). 0 rows changed = fenced out or recorded already (llm_run_owned tells which).
+INSERT INTO llm_calls ({llm_call_columns})
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+WHERE EXISTS (SELECT 1 FROM flow_runs WHERE id = ? AND owner_token = ?)
+ON CONFLICT (flow_run_id, call_key, try_number) DO NOTHING
+
+-- llm_run_owned --
+-- flow_run_id, owner_token
+SELECT 1 FROM flow_runs WHERE id = ? AND owner_token = ?
+
+-- list_llm_calls --
+-- flow_run_id
+SELECT {llm_call_columns} FROM llm_calls WHERE flow_run_id = ?
+ORDER BY started, call_key, try_number
+
+-- list_llm_call_tries --
+-- flow_run_id, call_key
+SELECT {llm_call_columns} FROM llm_calls WHERE flow_run_id = ? AND call_key = ?
+ORDER BY started, call_key, try_number
+
+-- llm_usage_select --
+-- group ('flow_run', 'flow', 'deployment' or 'model') first: the group, tries, the
+-- four token sums and the cost of the tries of llm_calls AS l joined to flow_runs AS f
+SELECT CASE ? WHEN 'flow_run' THEN l.flow_run_id
+              WHEN 'flow' THEN coalesce(f.flow_name, '')
+              WHEN 'deployment' THEN coalesce(f.deployment, '')
+              ELSE l.model END,
+       count(*), sum(l.input_tokens), sum(l.output_tokens), sum(l.cached_tokens),
+       sum(l.reasoning_tokens), coalesce(sum(l.cost_usd), 0)
+
+-- llm_usage_totals --
+-- group, since (epoch, or NULL for all): over every run (the started index)
+{llm_usage_select}
+FROM llm_calls AS l LEFT JOIN flow_runs AS f ON f.id = l.flow_run_id
+WHERE l.started >= coalesce(?, -1e300)
+GROUP BY 1 ORDER BY 7 DESC, 1
+
+-- llm_usage_totals_of_runs --
+-- group, run ids (a JSON list), since (epoch, or NULL): a seek per run
+{llm_usage_select}
+FROM (SELECT DISTINCT value AS id FROM json_each(?)) AS r
+JOIN llm_calls AS l ON l.flow_run_id = r.id
+LEFT JOIN flow_runs AS f ON f.id = l.flow_run_id
+WHERE l.started >= coalesce(?, -1e300)
+GROUP BY 1 ORDER BY 7 DESC, 1
+
+-- llm_usage_counters --
+SELECT flow_name, deployment, provider, model, calls, input_tokens, output_tokens,
+       cached_tokens, reasoning_tokens, cost_usd
+FROM llm_usage_counters ORDER BY flow_name, deployment, provider, model
+
+-- insert_prompt --
+-- name, version, template, created: a version stored already is kept
+INSERT INTO prompts (name, version, template, created) VALUES (?, ?, ?, ?)
+ON CONFLICT (name, version) DO NOTHING
+
+-- get_prompt_version --
+-- name, version
+SELECT name, version, template, created FROM prompts WHERE name = ? AND version = ?
+
+-- get_prompt_prefix --
+-- name, prefix, prefix, limit: the versions starting with the prefix
+SELECT name, version, template, created FROM prompts
+WHERE name = ? AND substr(version, 1, length(?)) = ?
+ORDER BY version LIMIT ?
+
+-- get_newest_prompt --
+-- name
+SELECT name, version, template, created FROM prompts WHERE name = ?
+ORDER BY created DESC, seq DESC LIMIT 1
+
+-- list_prompt_versions --
+-- name: newest first
+SELECT name, version, template, created FROM prompts WHERE name = ?
+ORDER BY created DESC, seq DESC
+
+-- list_prompts --
+-- each name with its number of versions and its newest one
+SELECT name, versions, version, created FROM (
+    SELECT name, version, created, count(*) OVER (PARTITION BY name) AS versions,
+           row_number() OVER (PARTITION BY name ORDER BY created DESC, seq DESC) AS n
+    FROM prompts
+) WHERE n = 1 ORDER BY name
+
+-- flow_run_exists --
+-- id
+SELECT 1 FROM flow_runs WHERE id = ?
+
+-- fork_task_runs --
+-- pairs (a JSON list of [call key, new task run id]), source run id, new run id: the
+-- source's task runs at those keys, copied under new ids into the new run (a parent
+-- task run copied too is pointed at its copy, otherwise dropped)
+WITH keys AS (
+    SELECT json_extract(value, '$[0]') AS call_key, json_extract(value, '$[1]') AS new_id
+    FROM json_each(?)
+), copied AS (
+    SELECT k.new_id, t.*
+    FROM keys AS k JOIN task_runs AS t ON t.flow_run_id = ? AND t.call_key = k.call_key
+)
+INSERT INTO task_runs (
+    id, flow_run_id, call_key, task_name, name, state, attempts, cached, rolled_back,
+    first_start, start_time, end_time, parent_task_run_id, cache_key, cache_expires_at,
+    result_serializer, tags, dependencies, inputs, error, result, attempt_log,
+    args_fingerprint, host
+)
+SELECT c.new_id, ?, c.call_key, c.task_name, c.name, c.state, c.attempts, c.cached,
+       c.rolled_back, c.first_start, c.start_time, c.end_time,
+       (SELECT p.new_id FROM copied AS p WHERE p.id = c.parent_task_run_id),
+       c.cache_key, c.cache_expires_at, c.result_serializer, c.tags, c.dependencies,
+       c.inputs, c.error, c.result, c.attempt_log, c.args_fingerprint, c.host
+FROM copied AS c ORDER BY c.seq
+
+-- fork_llm_calls --
+-- new run id, source run id (copied_from), source run id, call keys (a JSON list): the
+-- source's tries at those keys or under them (key + '/'), copied under new ids
+INSERT INTO llm_calls ({llm_call_columns})
+SELECT lower(hex(randomblob(16))), ?, l.call_key, l.try_number, l.provider, l.model,
+       l.outcome, l.started, l.latency_seconds, l.input_tokens, l.output_tokens,
+       l.cached_tokens, l.reasoning_tokens, l.cost_usd, l.finish_reason, l.params,
+       l.request, l.response, l.error, l.prompt_name, l.prompt_version, ?
+FROM llm_calls AS l
+WHERE l.flow_run_id = ?
+  AND EXISTS (SELECT 1 FROM json_each(?) AS k
+              WHERE l.call_key = k.value
+                 OR substr(l.call_key, 1, length(k.value) + 1) = k.value || '/')
+ORDER BY l.started, l.call_key, l.try_number
+
+-- write_llm_stream --
+-- flow_run_id, call_key, text, updated: the call's text so far, replaced in place
+INSERT INTO llm_streams (flow_run_id, call_key, text, updated) VALUES (?, ?, ?, ?)
+ON CONFLICT (flow_run_id, call_key) DO UPDATE SET text = excluded.text, updated = excluded.updated
+
+-- end_llm_stream --
+DELETE FROM llm_streams WHERE flow_run_id = ? AND call_key = ?
+
+-- list_llm_streams --
+SELECT call_key, text, updated FROM llm_streams WHERE flow_run_id = ? ORDER BY call_key

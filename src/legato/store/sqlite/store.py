@@ -38,6 +38,8 @@ from legato.store.sqlite.deployments import SQLiteDeployments
 from legato.store.sqlite.events import SQLiteEvents
 from legato.store.sqlite.journal import fold_journal as _fold_journal
 from legato.store.sqlite.limits import SQLiteLimits
+from legato.store.sqlite.llm import SQLiteLLM
+from legato.store.sqlite.llm_stream import SQLiteLLMStream
 from legato.store.sqlite.metrics import SQLiteMetrics
 from legato.store.sqlite.migrate import ensure_schema
 from legato.store.sqlite.notifications import SQLiteNotifications
@@ -92,6 +94,8 @@ class SQLiteStore(
     SQLiteMetrics,
     SQLiteTransactionRecords,
     SQLiteRunStats,
+    SQLiteLLM,
+    SQLiteLLMStream,
     Store,
 ):
     """A state store in one SQLite file (WAL mode), safe for many threads and processes.
@@ -151,23 +155,23 @@ class SQLiteStore(
     # --- flow runs -----------------------------------------------------------
 
     def create_flow_run(self, run: FlowRun, parameters_blob: bytes | None = None) -> None:
+        self._db.write(lambda conn: self._insert_flow_run(conn, run, parameters_blob))
+
+    def _insert_flow_run(
+        self, conn: sqlite3.Connection, run: FlowRun, parameters_blob: bytes | None
+    ) -> None:
+        """Insert a new run in the write transaction of ``conn`` (also used by a fork)."""
         params = rows.flow_run_params(run, parameters_blob)
         tag_params = rows.flow_run_tag_params(params)
         queued = run.work_queue is not None and run.state is StateType.SCHEDULED
-
-        def insert(conn: sqlite3.Connection) -> None:
-            try:
-                conn.execute(QUERIES["insert_flow_run"], params)
-            except sqlite3.IntegrityError as exc:
-                raise StoreError(
-                    f"a flow run with id {run.id} already exists in {self.path}"
-                ) from exc
-            if tag_params is not None:
-                conn.execute(_INSERT_FLOW_RUN_TAGS, tag_params)
-            if queued:
-                conn.execute(QUERIES["notify"], (RUNS_QUEUED, run.work_queue))
-
-        self._db.write(insert)
+        try:
+            conn.execute(QUERIES["insert_flow_run"], params)
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"a flow run with id {run.id} already exists in {self.path}") from exc
+        if tag_params is not None:
+            conn.execute(_INSERT_FLOW_RUN_TAGS, tag_params)
+        if queued:
+            conn.execute(QUERIES["notify"], (RUNS_QUEUED, run.work_queue))
 
     def get_flow_run(self, run_id: str) -> FlowRun | None:
         row = self._db.fetchone(_GET_FLOW_RUN, (run_id,))

@@ -1,6 +1,7 @@
 // Live updates for legato's pages, no framework: a page whose #live element has
 // data-live="1" is re-fetched every few seconds and that element swapped in; a
-// #logs element with data-stream follows the run's server-sent log events.
+// #logs element with data-stream follows the run's server-sent log events, and an
+// #llm-live element the text of the run's streamed model calls.
 (function () {
   "use strict";
   var REFRESH_MS = 2000;
@@ -56,7 +57,36 @@
     source.onerror = function () { source.close(); };
   }
 
+  // #llm-live with data-stream: the text of the run's streamed model calls as it
+  // grows; the box is shown while a call is in flight and hidden once none is.
+  function bindModelStreams() {
+    var box = document.getElementById("llm-live");
+    if (!box || !box.dataset.stream) return;
+    var calls = box.querySelector(".llm-live-calls");
+    var streams = new EventSource(box.dataset.stream);
+    streams.addEventListener("streams", function (event) {
+      var texts = JSON.parse(event.data);
+      calls.textContent = "";
+      texts.forEach(function (call) {
+        var div = document.createElement("div");
+        div.className = "llm-live-call";
+        div.dataset.callKey = call.call_key;
+        var key = document.createElement("code");
+        key.textContent = call.call_key;
+        var text = document.createElement("pre");
+        text.textContent = call.text;
+        div.appendChild(key);
+        div.appendChild(text);
+        calls.appendChild(div);
+      });
+      box.hidden = texts.length === 0;
+    });
+    streams.addEventListener("end", function () { streams.close(); box.hidden = true; });
+    streams.onerror = function () { streams.close(); box.hidden = true; };
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    bindModelStreams();
     bindLogs();
     setTimeout(refresh, REFRESH_MS);
   });
