@@ -220,6 +220,9 @@ class Task(Generic[P, R]):
         self.__qualname__ = getattr(fn, "__qualname__", self.name)
         self.__module__ = getattr(fn, "__module__", __name__)
         self.__wrapped__ = fn
+        # So `typing.get_type_hints(task)` reads the function's hints: libraries that
+        # build a schema from a callable (a pydantic-ai tool) accept a task as is.
+        self.__annotations__ = getattr(fn, "__annotations__", {})
 
     def __repr__(self) -> str:
         return f"Task(name={self.name!r})"

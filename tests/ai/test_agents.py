@@ -286,6 +286,33 @@ def test_legato_tasks_a_tool_calls_are_nested_steps_of_the_tool_call() -> None:
     ]
 
 
+def test_a_legato_task_is_a_tool_as_it_is_and_keeps_its_retries() -> None:
+    script = Script([("lookup", {"order_id": "A7"}, "c1")])
+    agent: Agent[None, str] = Agent(FunctionModel(script, model_name="fake-model"))
+    tries: list[str] = []
+
+    @legato.task(retries=1, retry_delay_seconds=0)
+    def lookup(order_id: str) -> str:
+        """Look an order up."""
+        tries.append(order_id)
+        if len(tries) == 1:
+            raise ConnectionError("order service hiccup")
+        return f"{order_id}: shipped"
+
+    agent.tool_plain(lookup)
+    durable = ai.agent(agent)
+
+    @legato.flow
+    def chat() -> str:
+        return str(durable.run_sync("go").output)
+
+    done = run_flow(chat).raise_for_state()
+    assert done.result == "done: {'lookup': 'A7: shipped'}"
+    assert tries == ["A7", "A7"]  # the task's own retry
+    nested = done.task_run("agent[0]/tool[c1]/lookup[0]")
+    assert nested.attempts == 2 and nested.state is StateType.COMPLETED
+
+
 def test_a_streamed_run_gets_each_answer_whole_from_a_durable_step() -> None:
     script = Script([("add", {"a": 5, "b": 5}, "c1")])
     log: list[str] = []

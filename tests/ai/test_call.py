@@ -12,12 +12,11 @@ from pydantic import BaseModel
 import legato
 from legato import ai
 from legato._llm_records import LLMOutcome
-from legato.ai.testing import FakeModel
+from legato.ai.testing import FakeModel, RateLimitError
 from legato.errors import (
     ConfigurationError,
     LLMBudgetExceeded,
     LLMValidationError,
-    ModelRateLimitError,
 )
 from legato.states import StateType
 from legato.store import get_default_store
@@ -153,7 +152,7 @@ def test_validation_exhausted_fails_the_call_and_a_resume_starts_a_new_round() -
 
 
 def test_transport_failures_are_retried_after_retry_after_and_not_recorded_as_tries() -> None:
-    fake = FakeModel.raising(ModelRateLimitError, times=2, retry_after=0.01).returning(["fine"])
+    fake = FakeModel.raising(RateLimitError, times=2, retry_after=0.01).returning(["fine"])
 
     @legato.flow
     def ask() -> str:

@@ -16,6 +16,7 @@ from legato.ai.providers import (
     AnthropicClient,
     OpenAIClient,
     PydanticAIModelClient,
+    close_clients,
     resolve_model,
 )
 from legato.ai.types import ModelRequest, ModelResponse, StreamChunk
@@ -60,6 +61,19 @@ def test_strings() -> None:
     assert isinstance(other, PydanticAIModelClient)
     assert (other.provider, other.model) == ("openai", "gpt-x")
     assert type(other.wrapped).__name__ == "OpenAIChatModel"
+
+
+def test_a_model_name_gets_one_shared_client_per_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = resolve_model("openai:gpt-4o-mini")
+    assert resolve_model("openai:gpt-4o-mini") is first  # one connection pool, not one per call
+    assert resolve_model("openai:gpt-4.1") is not first
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    moved = resolve_model("openai:gpt-4o-mini")
+    assert moved is not first  # other settings, another client
+    close_clients()
+    assert resolve_model("openai:gpt-4o-mini") is not moved
 
 
 def test_pydantic_ai_model_instances_are_wrapped() -> None:

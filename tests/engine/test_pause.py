@@ -387,3 +387,29 @@ def test_cancelling_a_paused_parent_cancels_its_paused_child(default_store: Stor
     assert child.state is StateType.PAUSED
     assert Client().cancel_run(parent_id).state is StateType.CANCELLED
     assert stored(default_store, child.id).state is StateType.CANCELLED
+
+
+@flow
+def described_pause() -> bool:
+    return pause_flow_run(wait_for_input=Approval, description="Ship 1.4.0?").approved
+
+
+@flow
+def described_plain_pause() -> str:
+    pause_flow_run(description="Check the dashboards, then resume")
+    return "resumed"
+
+
+def test_a_pause_description_is_stored_with_the_input_schema(default_store: Store) -> None:
+    run_id, _ = paused_run_id(described_pause)
+    pause = stored(default_store, run_id).pause
+    assert pause is not None and pause.input_schema is not None
+    assert pause.input_schema["description"] == "Ship 1.4.0?"
+    assert set(pause.input_schema["properties"]) == {"approved", "note"}
+    assert legato.resume_flow_run(run_id, {"approved": True}) is True
+
+    run_id, _ = paused_run_id(described_plain_pause)
+    pause = stored(default_store, run_id).pause
+    assert pause is not None and pause.input_model is None
+    assert pause.input_schema == {"description": "Check the dashboards, then resume"}
+    assert legato.resume_flow_run(run_id) == "resumed"

@@ -1,12 +1,14 @@
 """A model for tests: scripted answers and failures, no network.
 
     fake = FakeModel.returning(["positive", {"label": "bug"}])
-    fake = FakeModel.raising(ModelRateLimitError, times=2, retry_after=0).returning(["ok"])
+    fake = FakeModel.raising(RateLimitError, times=2, retry_after=0).returning(["ok"])
     fake = FakeModel.from_recording(run_id)      # the answers a recorded run got
 
 ``FakeModel(stream_delay=0.2)`` streams its answers word by word, waiting that
-long between words. Steps are used in the order they were added; each request takes the next one.
-``fake.requests`` holds every request it was asked (what tests count).
+long between words. Steps are used in the order they were added; each request
+takes the next one. ``fake.requests`` holds every request it was asked (what
+tests count). ``RateLimitError`` and ``ServerError`` are the provider failures
+the durable step retries (`ModelRateLimitError`, `ModelUnavailableError`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,17 @@ from typing import Any
 
 from legato._llm_records import LLMUsage
 from legato.ai.types import ModelRequest, ModelResponse, StreamChunk, ToolCall
-from legato.errors import ConfigurationError, ModelError, ModelRateLimitError
+from legato.errors import (
+    ConfigurationError,
+    ModelError,
+    ModelRateLimitError,
+    ModelUnavailableError,
+)
+
+# The failures a provider gives, by the names tests reach for:
+# ``FakeModel.raising(RateLimitError, times=2)``.
+RateLimitError = ModelRateLimitError
+ServerError = ModelUnavailableError
 
 Answer = Any  # str | dict | list | pydantic model | ModelResponse | ToolCall(s) | callable
 

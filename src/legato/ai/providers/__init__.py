@@ -12,7 +12,9 @@ provider packages: each client imports its package when it is built.
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from typing import Any
 
 from legato.ai.providers.anthropic import AnthropicClient
@@ -21,7 +23,19 @@ from legato.ai.providers.pydantic_ai import PydanticAIModelClient
 from legato.ai.types import ModelClient
 from legato.errors import ConfigurationError
 
-__all__ = ["AnthropicClient", "OpenAIClient", "PydanticAIModelClient", "resolve_model"]
+__all__ = [
+    "AnthropicClient",
+    "OpenAIClient",
+    "PydanticAIModelClient",
+    "close_clients",
+    "resolve_model",
+]
+
+# Clients built from model names, shared by every call of this process that names the
+# same model with the same settings: one SDK client (and its connection pool) each,
+# not one per call. Keyed by pid too: a forked worker child builds its own.
+_clients: dict[tuple[Any, ...], Any] = {}
+_clients_lock = threading.Lock()
 
 ACCEPTED = (
     "a model name ('gpt-4o-mini', sent to the OpenAI-compatible endpoint), "
@@ -50,15 +64,49 @@ def resolve_model(model: str | ModelClient | Any) -> ModelClient:
         name = model.strip()
         if not name:
             raise ConfigurationError(f"the model name is empty; give {ACCEPTED}")
-        prefix, colon, rest = name.partition(":")
-        if not colon:
-            return OpenAIClient(name)
-        if prefix == "openai":
-            return OpenAIClient(rest)
-        if prefix == "anthropic":
-            return AnthropicClient(rest)
-        return PydanticAIModelClient(name)
+        return _shared_client(name)
     raise ConfigurationError(f"cannot use {model!r} as a model; give {ACCEPTED}")
+
+
+def _build(name: str) -> ModelClient:
+    prefix, colon, rest = name.partition(":")
+    if not colon:
+        return OpenAIClient(name)
+    if prefix == "openai":
+        return OpenAIClient(rest)
+    if prefix == "anthropic":
+        return AnthropicClient(rest)
+    return PydanticAIModelClient(name)
+
+
+def _shared_client(name: str) -> ModelClient:
+    from legato import settings
+
+    mark = (
+        os.getpid(),
+        name,
+        settings.openai_base_url(),
+        settings.openai_api_key(),
+        settings.anthropic_base_url(),
+        settings.anthropic_api_key(),
+        settings.ai_timeout_seconds(),
+    )
+    with _clients_lock:
+        client = _clients.get(mark)
+        if client is None:
+            client = _clients[mark] = _build(name)
+    return client
+
+
+def close_clients() -> None:
+    """Close and forget the clients `resolve_model` built from model names."""
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        close = getattr(client, "close", None)
+        if callable(close):
+            close()
 
 
 def _pydantic_ai_model(model: object) -> ModelClient | None:

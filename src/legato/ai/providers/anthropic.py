@@ -80,6 +80,11 @@ class AnthropicClient:
     def __repr__(self) -> str:
         return f"AnthropicClient({self._model!r})"
 
+    def close(self) -> None:
+        """Close the SDK client's connections (a client made by `resolve_model` is
+        shared by the process's calls: close those with `providers.close_clients`)."""
+        self._client.close()
+
     def request(self, request: ModelRequest) -> ModelResponse:
         create = self._client.messages.create
         kwargs = _fit(create, _arguments(self._model, request))

@@ -79,6 +79,11 @@ class OpenAIClient:
     def __repr__(self) -> str:
         return f"OpenAIClient({self._model!r})"
 
+    def close(self) -> None:
+        """Close the SDK client's connections (a client made by `resolve_model` is
+        shared by the process's calls: close those with `providers.close_clients`)."""
+        self._client.close()
+
     def request(self, request: ModelRequest) -> ModelResponse:
         kwargs = self._arguments(request)
         with _mapped_errors(self._model):
