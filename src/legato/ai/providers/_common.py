@@ -5,6 +5,7 @@ Nothing here imports a provider package.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -90,3 +91,33 @@ def connection_error(provider: str, model: str, what: str) -> ModelUnavailableEr
         "and the network (or raise LEGATO_AI_TIMEOUT_SECONDS); the call is retried under its "
         "task's retry options"
     )
+
+
+class MappedErrors:
+    """Turns a provider SDK's errors into legato's model errors. The openai and
+    anthropic packages name theirs alike (``APIStatusError``, ``APITimeoutError``,
+    ``APIConnectionError``); ``sdk`` is the package's name, imported only on an error."""
+
+    def __init__(self, provider: str, model: str, sdk: str) -> None:
+        self._provider = provider
+        self._model = model
+        self._sdk = sdk
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        if error is None or isinstance(error, ModelError):
+            return
+        sdk = importlib.import_module(self._sdk)
+        if isinstance(error, sdk.APIStatusError):
+            headers: Mapping[str, str] = dict(error.response.headers.items())
+            raise status_error(
+                self._provider, self._model, error.status_code, error.message, headers
+            ) from error
+        if isinstance(error, sdk.APITimeoutError):
+            raise connection_error(self._provider, self._model, "timed out") from error
+        if isinstance(error, sdk.APIConnectionError):
+            raise connection_error(
+                self._provider, self._model, str(error) or "connection failed"
+            ) from error

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from legato import settings
 from legato._llm_records import LLMUsage
-from legato.ai.providers._common import connection_error, missing, status_error
+from legato.ai.providers._common import MappedErrors, missing
 from legato.ai.types import Message, ModelRequest, ModelResponse, StreamChunk, ToolCall
-from legato.errors import ConfigurationError, ModelError
+from legato.errors import ConfigurationError
 
 PROVIDER = "anthropic"
 DEFAULT_MAX_TOKENS = 4096
@@ -88,14 +88,14 @@ class AnthropicClient:
     def request(self, request: ModelRequest) -> ModelResponse:
         create = self._client.messages.create
         kwargs = _fit(create, _arguments(self._model, request))
-        with _mapped_errors(self._model):
+        with MappedErrors(PROVIDER, self._model, "anthropic"):
             message = create(**kwargs)
         return _response(message, self._model, request)
 
     def stream(self, request: ModelRequest) -> Iterator[StreamChunk | ModelResponse]:
         stream = self._client.messages.stream
         kwargs = _fit(stream, _arguments(self._model, request))
-        with _mapped_errors(self._model), stream(**kwargs) as events:
+        with MappedErrors(PROVIDER, self._model, "anthropic"), stream(**kwargs) as events:
             for text in events.text_stream:
                 if text:
                     yield StreamChunk(text)
@@ -222,30 +222,3 @@ def _response(message: Any, model: str, request: ModelRequest) -> ModelResponse:
         tool_calls=tuple(calls),
         raw=message.model_dump(mode="json"),
     )
-
-
-class _mapped_errors:
-    """Turns the anthropic package's errors into legato's model errors."""
-
-    def __init__(self, model: str) -> None:
-        self._model = model
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
-        if error is None or isinstance(error, ModelError):
-            return
-        import anthropic
-
-        if isinstance(error, anthropic.APIStatusError):
-            headers: Mapping[str, str] = dict(error.response.headers.items())
-            raise status_error(
-                PROVIDER, self._model, error.status_code, error.message, headers
-            ) from error
-        if isinstance(error, anthropic.APITimeoutError):
-            raise connection_error(PROVIDER, self._model, "timed out") from error
-        if isinstance(error, anthropic.APIConnectionError):
-            raise connection_error(
-                PROVIDER, self._model, str(error) or "connection failed"
-            ) from error

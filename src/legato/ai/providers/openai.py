@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from legato import settings
 from legato._llm_records import LLMUsage
-from legato.ai.providers._common import connection_error, missing, status_error
+from legato.ai.providers._common import MappedErrors, missing
 from legato.ai.types import (
     Message,
     ModelRequest,
@@ -16,7 +16,7 @@ from legato.ai.types import (
     StreamChunk,
     ToolCall,
 )
-from legato.errors import ConfigurationError, ModelError
+from legato.errors import ConfigurationError
 
 PROVIDER = "openai"
 # Sent when a base URL is configured but no key: local OpenAI-compatible servers
@@ -86,7 +86,7 @@ class OpenAIClient:
 
     def request(self, request: ModelRequest) -> ModelResponse:
         kwargs = self._arguments(request)
-        with _mapped_errors(self._model):
+        with MappedErrors(PROVIDER, self._model, "openai"):
             completion = self._client.chat.completions.create(**kwargs)
         return _response(completion, self._model)
 
@@ -100,7 +100,7 @@ class OpenAIClient:
         finish_reason: str | None = None
         model = self._model
         ident = ""
-        with _mapped_errors(self._model):
+        with MappedErrors(PROVIDER, self._model, "openai"):
             chunks = self._client.chat.completions.create(**kwargs)
             try:
                 for chunk in chunks:
@@ -238,30 +238,3 @@ def _response(completion: Any, model: str) -> ModelResponse:
         tool_calls=tuple(tool_calls),
         raw=completion.model_dump(mode="json"),
     )
-
-
-class _mapped_errors:
-    """Turns the openai package's errors into legato's model errors."""
-
-    def __init__(self, model: str) -> None:
-        self._model = model
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
-        if error is None or isinstance(error, ModelError):
-            return
-        import openai
-
-        if isinstance(error, openai.APIStatusError):
-            headers: Mapping[str, str] = dict(error.response.headers.items())
-            raise status_error(
-                PROVIDER, self._model, error.status_code, error.message, headers
-            ) from error
-        if isinstance(error, openai.APITimeoutError):
-            raise connection_error(PROVIDER, self._model, "timed out") from error
-        if isinstance(error, openai.APIConnectionError):
-            raise connection_error(
-                PROVIDER, self._model, str(error) or "connection failed"
-            ) from error
