@@ -100,6 +100,8 @@ class _Run:
         context = contextvars.copy_context()
 
         def work() -> None:
+            value: Any = None
+            error: BaseException | None = None
             try:
                 value = context.run(run)
                 if streaming and not streamed and isinstance(value, LLMResult) and value.text:
@@ -107,13 +109,14 @@ class _Run:
                 if flow_ctx is not None:
                     add_spend(flow_ctx, value)
             except BaseException as exc:
-                self.handle._finish(None, exc)
-            else:
-                self.handle._finish(value, None)
+                error = exc
             finally:
+                # Everything is delivered before the call counts as ended: whoever waits
+                # for the end (and may then close its event loop) gets nothing after it.
                 if live is not None:
                     context.run(live.close)
                 deliver(_END)
+                self.handle._finish(None if error is not None else value, error)
 
         thread = threading.Thread(target=work, name="legato-llm-stream", daemon=True)
         if flow_ctx is not None:
@@ -193,7 +196,13 @@ class AsyncLLMStream:
         self._run = _Run(task, spec, flow_ctx, self._deliver, streaming=streaming)
 
     def _deliver(self, item: object) -> None:
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        except RuntimeError:
+            # The caller's event loop is closed: nobody is left to read the pieces, and
+            # the call must still end (its handle is finished right after this).
+            if not self._loop.is_closed():
+                raise
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._pieces()
