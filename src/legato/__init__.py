@@ -104,6 +104,10 @@ def __getattr__(name: str) -> Any:
         from legato import observed as _observed
 
         return getattr(_observed, name)
+    if name == "ai":  # legato.ai (model calls, agents): on first use
+        import importlib
+
+        return importlib.import_module("legato.ai")
     if name == "emit_event":  # events load on first use
         from legato.events import emit_event
 

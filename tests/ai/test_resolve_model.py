@@ -104,7 +104,10 @@ def test_unknown_prefix_is_a_configuration_error() -> None:
 def test_import_legato_loads_no_provider_package() -> None:
     code = (
         "import json, sys\n"
-        "import legato, legato.ai.types, legato.ai.providers\n"
+        "import legato\n"
+        "assert 'legato.ai' not in sys.modules\n"
+        "assert callable(legato.ai.call) and callable(legato.ai.agent)  # loaded on first use\n"
+        "import legato.ai.types, legato.ai.providers\n"
         "names = ('openai', 'anthropic', 'pydantic_ai')\n"
         "print(json.dumps([name for name in names if name in sys.modules]))\n"
     )
