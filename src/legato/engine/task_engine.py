@@ -10,6 +10,7 @@ record, its result and the logs written meanwhile, in one transaction.
 
 from __future__ import annotations
 
+import pickle
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ from legato.engine import replay_only as _replay_only
 from legato.engine import results as _results
 from legato.engine.attempts import brief, history_before
 from legato.engine.commit_pending import CommitPending
-from legato.engine.context import TASK_CONTEXT, FlowRunContext, TaskRunContext, current_scope
+from legato.engine.context import BRANCH, TASK_CONTEXT, FlowRunContext, TaskRunContext
 from legato.engine.dependencies import COLLECTION_TYPES, PLAIN_TYPES, collect_dependencies
 from legato.engine.fingerprint import fingerprint
 from legato.engine.ids import error_info, new_task_run_id, short_repr
@@ -45,7 +46,7 @@ from legato.errors import (
     UpstreamTaskFailedError,
 )
 from legato.futures import LegatoFuture, LegatoFutureList
-from legato.records import AttemptInfo, Dependency, ErrorInfo, StoredResult, TaskRun, utcnow
+from legato.records import AttemptInfo, ErrorInfo, StoredResult, TaskRun, utcnow
 from legato.settings import args_fingerprint_enabled
 from legato.states import State, StateType
 from legato.tags import TAGS, with_tags
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
 MAX_TRACKED_RESULTS = 10_000
 # Whether task calls record their arguments' fingerprint (LEGATO_ARGS_FINGERPRINT).
 FINGERPRINTS = args_fingerprint_enabled()
+_pickle_dumps = pickle.dumps
+_PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
 class TaskCall:
@@ -101,7 +104,12 @@ class TaskCall:
             flow_ctx.suspend_if_requested()  # a task call in the flow body: pause here
         if parent is not None and parent.flow_ctx is not flow_ctx:
             parent = None
-        scope = current_scope(flow_ctx)
+        # `current_scope(flow_ctx)`, inlined (the task context is already at hand).
+        branch = BRANCH.get()
+        if branch is not None and branch.flow_ctx is flow_ctx and branch.task_ctx is parent:
+            scope = branch.scope
+        else:
+            scope = parent.scope if parent is not None else flow_ctx.scope
         if task.call_key:
             self.call_key = f"{scope.prefix}{task.call_key}"
             flow_ctx.claim_key(
@@ -126,7 +134,6 @@ class TaskCall:
         self.attempt_started: datetime | None = None
         self.cache_key: str | None = None
         self.start_time: datetime | None = None
-        self.has_futures = False
         self.attempts_this_execution = 0
         # Set by a remote runner's answer (see note_remote_answer).
         self.remote_host: str | None = None
@@ -136,22 +143,13 @@ class TaskCall:
         self.defer_commit = False
         # Before futures in the arguments are resolved: a future counts by its key.
         self.fingerprint = fingerprint(task.parameter_names, args, kwargs) if FINGERPRINTS else None
-        self.dependencies = self._collect_dependencies()
+        self.dependencies, self.has_futures = collect_dependencies(
+            args, kwargs, wait_for, task.parameter_names, flow_ctx.result_sources
+        )
         # Its place in open keyed transactions (see engine/transactions.py), if any.
         self.keyed = keyed_call(flow_ctx.transactions, task.name) if flow_ctx.transactions else None
 
     # -- dependencies ---------------------------------------------------------
-
-    def _collect_dependencies(self) -> tuple[Dependency, ...]:
-        deps, has_futures = collect_dependencies(
-            self.args,
-            self.kwargs,
-            self.wait_for,
-            self.task.parameter_names,
-            self.flow_ctx.result_sources,
-        )
-        self.has_futures = has_futures
-        return deps
 
     def _resolve_inputs(self) -> None:
         """Replace futures in the arguments by their results (waiting for them)."""
@@ -646,6 +644,30 @@ class TaskCall:
 
     def run(self) -> Any:
         """Execute synchronously (replay, cache, limits, attempts) and return the value."""
+        task = self.task
+        flow_ctx = self.flow_ctx
+        if (
+            self.previous is None
+            and not self.tags
+            and not self.has_futures
+            and not self.wait_for
+            and self.keyed is None
+            and not self.defer_commit
+            and task.cache_policy is None
+            and task.timeout_seconds is None
+            and task.persist_result
+            and task.result_serializer == "pickle"
+            and not task.task_run_name
+            and not task.record_inputs
+            and not task.on_running
+            and not task.on_completion
+            and flow_ctx.observer is None
+            and not flow_ctx.transactions
+            and not (flow_ctx.lost or flow_ctx.cancel_requested or flow_ctx.stopped)
+            and _faults.ACTIVE is None
+            and _replay_only.ACTIVE is None
+        ):
+            return self._run_plain(task, flow_ctx)
         done, value = self._prepare()
         if done:
             return value
@@ -653,6 +675,78 @@ class TaskCall:
         if not names:
             return self._attempts()
         return run_holding(self, names)
+
+    def _run_plain(self, task: Task[Any, Any], flow_ctx: FlowRunContext) -> Any:
+        """`run` for the plain call (see the test in `run`): the same steps as
+        `_prepare`, `_attempts` and `complete`, minus the branches such a call cannot
+        take. Anything unusual on the way (a failed attempt, a returned `State`, a
+        remote runner's answer, a result pickle cannot encode) goes back to the
+        general path."""
+        call_key = self.call_key
+        self.start_time = utcnow()
+        with flow_ctx.lock:
+            flow_ctx.in_flight[call_key] = [time.monotonic(), False, self]
+        self.attempts += 1
+        self.attempts_this_execution += 1
+        token = TASK_CONTEXT.set(
+            TaskRunContext(
+                flow_ctx=flow_ctx,
+                task=task,
+                task_run_id=self.task_run_id,
+                call_key=call_key,
+                attempt=self.attempts,
+                tags=self.tags,
+                call=self,
+            )
+        )
+        try:
+            value = task.fn(*self.args, **self.kwargs)
+        except BaseException as exc:
+            TASK_CONTEXT.reset(token)
+            delay = self._retry_or_end(exc)
+            if delay is None:
+                raise
+            if delay > 0:
+                _clock.sleep(delay)
+            self._check_cancelled_before_retry()
+            return self._attempts()  # the next attempts, as usual
+        TASK_CONTEXT.reset(token)
+        if type(value) is State or self.remote_host is not None:
+            # A returned state, or a remote runner's answer (its host and maybe a
+            # result kept by reference go on the record): the general path.
+            return self.complete(value)
+        try:
+            stored = StoredResult("pickle", _pickle_dumps(value, _PICKLE_PROTOCOL))
+        except Exception:
+            return self.complete(value)  # names the task and type in its error
+        with flow_ctx.lock:
+            flow_ctx.in_flight.pop(call_key, None)
+        record = TaskRun(
+            id=self.task_run_id,
+            flow_run_id=flow_ctx.run.id,
+            call_key=call_key,
+            task_name=task.name,
+            name=call_key,
+            state=StateType.COMPLETED,
+            attempts=self.attempts,
+            start_time=self.start_time,
+            end_time=utcnow(),
+            dependencies=self.dependencies,
+            parent_task_run_id=self.parent_task_run_id,
+            tags=self.tags,
+            result_serializer="pickle",
+            has_result=True,
+            args_fingerprint=self.fingerprint,
+        )
+        try:
+            flow_ctx.store.record_task_run(
+                record, flow_ctx.owner_token, result=stored, logs=flow_ctx.take_logs()
+            )
+        except (RunOwnershipLost, StoreUnavailableError) as exc:
+            raise self._write_failed(exc)  # noqa: B904 - its cause is set there
+        if type(value) not in PLAIN_TYPES:
+            self._remember(value, record)
+        return value
 
     def _attempts(self) -> Any:
         fn = self.task.fn

@@ -31,6 +31,8 @@ from legato.store.base import queued_due_time
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _decode = json.loads
 _STATES: dict[str, StateType] = {state.value: state for state in StateType}
+# A state's plain str (an enum's `.value` is a descriptor call; the row binds a str).
+_STATE_VALUES: dict[StateType, str] = {state: state.value for state in StateType}
 _fromtimestamp = datetime.fromtimestamp
 
 
@@ -220,7 +222,10 @@ def task_run_params(
 ) -> tuple[Any, ...]:
     """Parameters of the record_task_run query (columns, then the fence)."""
     start = task_run.start_time
-    start_epoch = None if start is None else to_epoch(start)
+    # The engine's clock gives aware datetimes: `timestamp()` directly, `to_epoch` else.
+    start_epoch = (
+        None if start is None else start.timestamp() if start.tzinfo is not None else epoch(start)
+    )
     end = task_run.end_time
     expires = task_run.cache_expires_at
     deps = task_run.dependencies
@@ -233,13 +238,13 @@ def task_run_params(
         task_run.call_key,
         task_run.task_name,
         task_run.name,
-        task_run.state.value,
+        _STATE_VALUES[task_run.state],
         task_run.attempts,
         task_run.cached,
         task_run.rolled_back,
         start_epoch,  # first_start; kept from the first record by the upsert
         start_epoch,
-        None if end is None else to_epoch(end),
+        None if end is None else end.timestamp() if end.tzinfo is not None else epoch(end),
         task_run.parent_task_run_id,
         task_run.cache_key,
         None if expires is None else to_epoch(expires),

@@ -514,6 +514,12 @@ class SQLiteStore(
         result: StoredResult | None = None,
         logs: Sequence[LogRecord] = (),
     ) -> None:
+        if not logs and task_run.cache_key is None and task_run.state not in _EVENT_STATES:
+            # The usual record (no cache entry, no log lines, no event): one statement.
+            self._group_commit(
+                rows.task_run_params(task_run, owner_token, result), task_run.flow_run_id
+            )
+            return
         params = rows.task_run_params(task_run, owner_token, result)
         cache_params = None
         # A record of a cache hit (cached=True) leaves the entry alone: it keeps
