@@ -70,6 +70,10 @@ def _scripted(request: ai.ModelRequest) -> str:
     return "Hi! Thanks for writing in. We have reproduced the problem and a fix is on its way."
 
 
+# Prices of the scripted model (USD per million tokens), so costs show up offline too.
+ai.set_prices({"fake-model": {"input": 0.15, "output": 0.60}})
+
+
 def model() -> Any:
     """An OpenAI-compatible endpoint when OPENAI_BASE_URL is set, else the scripted model."""
     if os.environ.get("OPENAI_BASE_URL"):
@@ -119,8 +123,6 @@ if __name__ == "__main__":
     from legato.engine.calls import resume_run
     from legato.testing import run_flow
 
-    # Prices of the scripted model (USD per million tokens), so costs show up offline.
-    ai.set_prices({"fake-model": {"input": 0.15, "output": 0.60}})
     run = run_flow(
         triage_ticket,
         ticket_id="T-1042",
