@@ -9,6 +9,7 @@ import importlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 from legato.errors import (
     MissingExtraError,
@@ -121,3 +122,28 @@ class MappedErrors:
             raise connection_error(
                 self._provider, self._model, str(error) or "connection failed"
             ) from error
+
+
+class SDKModelClient:
+    """What the SDK-backed clients share: their provider's name, the model, the SDK
+    client they call, and closing it. Subclasses set ``_model`` and ``_client``."""
+
+    _provider = ""
+    _model: str
+    _client: Any
+
+    @property
+    def provider(self) -> str:
+        return self._provider
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._model!r})"
+
+    def close(self) -> None:
+        """Close the SDK client's connections (a client made by `resolve_model` is
+        shared by the process's calls: close those with `providers.close_clients`)."""
+        self._client.close()

@@ -20,7 +20,7 @@ from typing import Any
 
 from legato import settings
 from legato._llm_records import LLMUsage
-from legato.ai.providers._common import MappedErrors, missing
+from legato.ai.providers._common import MappedErrors, SDKModelClient, missing
 from legato.ai.types import Message, ModelRequest, ModelResponse, StreamChunk, ToolCall
 from legato.errors import ConfigurationError
 
@@ -28,7 +28,7 @@ PROVIDER = "anthropic"
 DEFAULT_MAX_TOKENS = 4096
 
 
-class AnthropicClient:
+class AnthropicClient(SDKModelClient):
     """A `ModelClient` on Anthropic's messages API.
 
     ``base_url`` and ``api_key`` default to ``ANTHROPIC_BASE_URL`` and
@@ -37,6 +37,8 @@ class AnthropicClient:
     the API) comes from the request's params, else 4096. The SDK never retries
     (``max_retries=0``): the durable step retries under its task's retry options.
     """
+
+    _provider = PROVIDER
 
     def __init__(
         self,
@@ -68,22 +70,6 @@ class AnthropicClient:
                 max_retries=0,
             )
         self._client = client
-
-    @property
-    def provider(self) -> str:
-        return PROVIDER
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    def __repr__(self) -> str:
-        return f"AnthropicClient({self._model!r})"
-
-    def close(self) -> None:
-        """Close the SDK client's connections (a client made by `resolve_model` is
-        shared by the process's calls: close those with `providers.close_clients`)."""
-        self._client.close()
 
     def request(self, request: ModelRequest) -> ModelResponse:
         create = self._client.messages.create

@@ -8,7 +8,7 @@ from typing import Any
 
 from legato import settings
 from legato._llm_records import LLMUsage
-from legato.ai.providers._common import MappedErrors, missing
+from legato.ai.providers._common import MappedErrors, SDKModelClient, missing
 from legato.ai.types import (
     Message,
     ModelRequest,
@@ -24,7 +24,7 @@ PROVIDER = "openai"
 _UNUSED_KEY = "not-needed"
 
 
-class OpenAIClient:
+class OpenAIClient(SDKModelClient):
     """A `ModelClient` on the OpenAI chat-completions API.
 
     ``base_url`` and ``api_key`` default to the ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``
@@ -33,6 +33,8 @@ class OpenAIClient:
     (``max_retries=0``): a failed call is retried by the durable step under its task's
     retry options.
     """
+
+    _provider = PROVIDER
 
     def __init__(
         self,
@@ -67,22 +69,6 @@ class OpenAIClient:
                 max_retries=0,
             )
         self._client = client
-
-    @property
-    def provider(self) -> str:
-        return PROVIDER
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    def __repr__(self) -> str:
-        return f"OpenAIClient({self._model!r})"
-
-    def close(self) -> None:
-        """Close the SDK client's connections (a client made by `resolve_model` is
-        shared by the process's calls: close those with `providers.close_clients`)."""
-        self._client.close()
 
     def request(self, request: ModelRequest) -> ModelResponse:
         kwargs = self._arguments(request)
