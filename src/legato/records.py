@@ -253,6 +253,7 @@ class TaskRun:
         return (self.end_time - self.start_time).total_seconds()
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class StoredResult:
     """A result payload and the serializer that wrote it."""

@@ -546,6 +546,39 @@ def test_journal_is_folded_in_batches_and_reads_see_everything(tmp_path: Path) -
     store.close()
 
 
+def test_a_task_record_waits_out_a_lock_and_reports_one_held_too_long(
+    tmp_path: Path,
+) -> None:
+    # The plain task record is one statement on the open connection (no BEGIN):
+    # when another process holds the write lock it still waits, then commits,
+    # and past the lock timeout it fails with the store's own message.
+    path = tmp_path / "j.db"
+    store = SQLiteStore(path, lock_timeout=10)
+    run, owner = _started_run(store)
+    store.record_task_run(_task(run, 0), owner.token)  # the connection is open
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.4, lambda: blocker.execute("COMMIT"))
+    release.start()
+    try:
+        store.record_task_run(_task(run, 1), owner.token)
+    finally:
+        release.join()
+    assert [t.call_key for t in store.list_task_runs(run.id)] == ["t[0]", "t[1]"]
+    store.close()
+    store = SQLiteStore(path, lock_timeout=0.3)
+    store.record_task_run(_task(run, 2), owner.token)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="write lock"):
+            store.record_task_run(_task(run, 3), owner.token)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert [t.call_key for t in store.list_task_runs(run.id)] == ["t[0]", "t[1]", "t[2]"]
+    store.close()
+
+
 def test_another_connection_reads_records_still_in_the_journal(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     writer = SQLiteStore(path)

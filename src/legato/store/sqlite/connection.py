@@ -178,6 +178,17 @@ class Database:
         task run). If another process commits between this statement's read and
         its write, SQLite reports busy, and the retry below runs it again.
         """
+        if self._pid == _getpid():
+            with self._lock:
+                conn = self._conn
+                if conn is not None:
+                    try:
+                        return conn.execute(sql, params).rowcount
+                    except sqlite3.Error:
+                        # Not written (one statement is atomic): the general path
+                        # below runs it again, waiting out a busy lock and
+                        # reporting any other error as a StoreError.
+                        pass
         return self._run(lambda conn: conn.execute(sql, params).rowcount, False)
 
     def fetchone(self, sql: str, params: tuple[Any, ...]) -> Any:
