@@ -16,9 +16,9 @@ the least it can cost. This prints, measured in the same run on the same disk:
 
 Results land in benchmarks/results/commit_floor.json. ``--breakdown`` prints
 instead where a task's time goes (docs/architecture.md, "Where a sequential
-task's time goes"): the engine's Python with the store stubbed out, the store's
-task-run write on prebuilt records, and the bare journal statement on the same
-connection (each the best of --repeats).
+task's time goes"): the engine's Python and the row build with the write left
+out, the store's single-statement write on prebuilt rows, and the bare journal
+statement on the same connection (each the best of --repeats).
 """
 
 from __future__ import annotations
@@ -120,26 +120,24 @@ _PRAGMAS = ("journal_mode", "synchronous", "wal_autocheckpoint", "cache_size", "
 
 
 def task_row() -> TaskRow:
-    """Record one trivial task in a fresh store and copy what its commit wrote."""
+    """Record one trivial task in a fresh store and copy what its commit wrote: the
+    parameters the store's single-statement write (`_group_commit`) was given."""
     from legato import flow, task
-    from legato.store.sqlite import rows
     from legato.store.sqlite import store as sqlite_store
     from legato.store.sqlite.sql import QUERIES
 
     store_class = sqlite_store.SQLiteStore
-    real = store_class.record_task_run
+    real = store_class._group_commit
     seen: list[tuple[Any, ...]] = []
 
-    def spy(
-        self: Any, task_run: Any, owner_token: str, *, result: Any = None, logs: Any = ()
-    ) -> None:
+    def spy(self: Any, params: tuple[Any, ...], flow_run_id: str) -> None:
         conn = self._db._conn
         create = conn.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'task_run_journal'"
         ).fetchone()[0]
         pragmas = tuple((name, conn.execute(f"PRAGMA {name}").fetchone()[0]) for name in _PRAGMAS)
-        seen.append((create, rows.task_run_params(task_run, owner_token, result), pragmas))
-        real(self, task_run, owner_token, result=result, logs=logs)
+        seen.append((create, params, pragmas))
+        real(self, params, flow_run_id)
 
     inc = task(_inc)
 
@@ -148,11 +146,11 @@ def task_row() -> TaskRow:
         return inc(1)
 
     _fresh_home()
-    store_class.record_task_run = spy  # type: ignore[method-assign]
+    store_class._group_commit = spy  # type: ignore[method-assign]
     try:
         one()
     finally:
-        store_class.record_task_run = real  # type: ignore[method-assign]
+        store_class._group_commit = real  # type: ignore[method-assign]
     create, params, pragmas = seen[-1]
     columns = ", ".join(c.strip() for c in QUERIES["task_run_journal_columns"].split(","))
     width = len(params) - 2  # the fence's two parameters come last
@@ -162,14 +160,11 @@ def task_row() -> TaskRow:
 
 def breakdown(n: int, repeats: int) -> dict[str, float]:
     """Best-of-``repeats`` µs per task: whole task, engine only, store write, SQL only."""
-    import dataclasses
-
     from legato import flow, task
-    from legato.store.sqlite import rows
     from legato.store.sqlite import store as sqlite_store
 
     store_class = sqlite_store.SQLiteStore
-    real = store_class.record_task_run
+    real = store_class._group_commit
     inc = task(_inc)
 
     @flow
@@ -183,54 +178,50 @@ def breakdown(n: int, repeats: int) -> dict[str, float]:
         sequential(n)
         return (time.perf_counter() - started) / n * 1e6
 
-    def stub(
-        self: Any, task_run: Any, owner_token: str, *, result: Any = None, logs: Any = ()
-    ) -> None:
-        rows.task_run_params(task_run, owner_token, result)  # the row is still built
+    def stub(self: Any, params: tuple[Any, ...], flow_run_id: str) -> None:
+        """No write: the engine's Python and the row build remain."""
 
-    seen: list[tuple[Any, Any, str, Any]] = []
+    seen: list[tuple[Any, tuple[Any, ...], str]] = []
 
-    def spy(
-        self: Any, task_run: Any, owner_token: str, *, result: Any = None, logs: Any = ()
-    ) -> None:
-        seen.append((self, task_run, owner_token, result))
-        real(self, task_run, owner_token, result=result, logs=logs)
+    def spy(self: Any, params: tuple[Any, ...], flow_run_id: str) -> None:
+        seen.append((self, params, flow_run_id))
+        real(self, params, flow_run_id)
 
     out: dict[str, list[float]] = {"task": [], "engine": [], "store": [], "sql": []}
     try:
         for _ in range(repeats):
             out["task"].append(per_task())
-            store_class.record_task_run = stub  # type: ignore[method-assign]
+            store_class._group_commit = stub  # type: ignore[method-assign]
             out["engine"].append(per_task())
-            store_class.record_task_run = real  # type: ignore[method-assign]
+            store_class._group_commit = real  # type: ignore[method-assign]
 
         @flow
         def store_alone() -> None:
-            store_class.record_task_run = spy  # type: ignore[method-assign]
+            store_class._group_commit = spy  # type: ignore[method-assign]
             inc(0)
-            store_class.record_task_run = real  # type: ignore[method-assign]
-            store, record, token, result = seen[-1]
+            store_class._group_commit = real  # type: ignore[method-assign]
+            store, params, flow_run_id = seen[-1]
             conn = store._db._conn
             fold_every = sqlite_store._FOLD_EVERY
             count = 0
 
-            def records() -> list[Any]:
+            def rows() -> list[tuple[Any, ...]]:
                 nonlocal count
                 count += n
                 return [
-                    dataclasses.replace(record, id=f"{i:032x}", call_key=f"x[{i}]")
+                    (f"{i:032x}", params[1], f"x[{i}]", *params[3:])
                     for i in range(count - n, count)
                 ]
 
             for _ in range(repeats):
-                batch = records()
+                batch = rows()
                 started = time.perf_counter()
-                for item in batch:
-                    store.record_task_run(item, token, result=result)
+                for row in batch:
+                    store._group_commit(row, flow_run_id)
                 out["store"].append((time.perf_counter() - started) / n * 1e6)
-                params = [rows.task_run_params(item, token, result) for item in records()]
+                batch = rows()
                 started = time.perf_counter()
-                for i, row in enumerate(params):
+                for i, row in enumerate(batch):
                     conn.execute(sqlite_store._JOURNAL_TASK_RUN, row)
                     if i % fold_every == fold_every - 1:
                         store._fold()  # the fold's share, as the store pays it
@@ -239,7 +230,7 @@ def breakdown(n: int, repeats: int) -> dict[str, float]:
         _fresh_home()
         store_alone()
     finally:
-        store_class.record_task_run = real  # type: ignore[method-assign]
+        store_class._group_commit = real  # type: ignore[method-assign]
     return {part: min(samples) for part, samples in out.items()}
 
 
@@ -259,7 +250,7 @@ def main() -> None:
         print(f"| bare SQLite WAL commit, small row | {commit:.1f} |")
         print(f"| bare SQLite WAL commit, a task's journal row | {same_row:.1f} |")
         print(f"| whole task (flow, per call) | {parts['task']:.1f} |")
-        print(f"| engine's Python (store stubbed, row still built) | {parts['engine']:.1f} |")
+        print(f"| engine's Python and the row build (no write) | {parts['engine']:.1f} |")
         print(f"| journal statement and commit, fold amortized | {parts['sql']:.1f} |")
         print(f"| store's Python around it | {parts['store'] - parts['sql']:.1f} |")
         return

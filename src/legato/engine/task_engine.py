@@ -225,17 +225,22 @@ class TaskCall:
 
     def _remember(self, value: Any, task_run: TaskRun, *, join: bool = True) -> None:
         if type(value) not in PLAIN_TYPES:
-            sources = self.flow_ctx.result_sources
-            sources[id(value)] = (value, task_run.id)
-            if len(sources) > MAX_TRACKED_RESULTS:
-                # Forget the oldest: memory stays flat in long runs; a value passed on
-                # long after it was made just loses its graph edge, nothing else.
-                del sources[next(iter(sources))]
+            self._track_source(value)
         if self.keyed is not None:
             self.keyed.completed(task_run)
         txns = self.flow_ctx.transactions
         if join and txns and (self.task.on_rollback or self.task.on_commit):
             txns[-1].add(self.task, task_run, value)
+
+    def _track_source(self, value: Any) -> None:
+        """Remember that ``value`` came from this call: passed on as it is to a later
+        call, it makes a data edge (see engine/dependencies.py)."""
+        sources = self.flow_ctx.result_sources
+        sources[id(value)] = (value, self.task_run_id)
+        if len(sources) > MAX_TRACKED_RESULTS:
+            # Forget the oldest: memory stays flat in long runs; a value passed on
+            # long after it was made just loses its graph edge, nothing else.
+            del sources[next(iter(sources))]
 
     # -- records --------------------------------------------------------------
 
@@ -721,31 +726,28 @@ class TaskCall:
             return self.complete(value)  # names the task and type in its error
         with flow_ctx.lock:
             flow_ctx.in_flight.pop(call_key, None)
-        record = TaskRun(
-            id=self.task_run_id,
-            flow_run_id=flow_ctx.run.id,
-            call_key=call_key,
-            task_name=task.name,
-            name=call_key,
-            state=StateType.COMPLETED,
-            attempts=self.attempts,
-            start_time=self.start_time,
-            end_time=utcnow(),
-            dependencies=self.dependencies,
-            parent_task_run_id=self.parent_task_run_id,
-            tags=self.tags,
-            result_serializer="pickle",
-            has_result=True,
-            args_fingerprint=self.fingerprint,
-        )
         try:
-            flow_ctx.store.record_task_run(
-                record, flow_ctx.owner_token, result=stored, logs=flow_ctx.take_logs()
+            # The record `complete` would build, written without building it.
+            flow_ctx.store.record_task_completion(
+                task_run_id=self.task_run_id,
+                flow_run_id=flow_ctx.run.id,
+                call_key=call_key,
+                task_name=task.name,
+                attempts=self.attempts,
+                start_time=self.start_time,
+                end_time=utcnow(),
+                dependencies=self.dependencies,
+                parent_task_run_id=self.parent_task_run_id,
+                tags=self.tags,
+                args_fingerprint=self.fingerprint,
+                owner_token=flow_ctx.owner_token,
+                result=stored,
+                logs=flow_ctx.take_logs(),
             )
         except (RunOwnershipLost, StoreUnavailableError) as exc:
             raise self._write_failed(exc)  # noqa: B904 - its cause is set there
         if type(value) not in PLAIN_TYPES:
-            self._remember(value, record)
+            self._track_source(value)  # no keyed transaction or hooks here
         return value
 
     def _attempts(self) -> Any:

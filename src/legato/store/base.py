@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from legato.records import (
     CachedResult,
+    Dependency,
     ErrorInfo,
     FlowRun,
     HeartbeatReply,
@@ -401,6 +402,49 @@ class Store(
         and the logs it wrote, in one transaction. When ``task_run.cache_key`` is
         set, the state is COMPLETED and a result is given, the cache entry for that
         key points at this task run. Fenced by the flow run's owner."""
+
+    def record_task_completion(
+        self,
+        *,
+        task_run_id: str,
+        flow_run_id: str,
+        call_key: str,
+        task_name: str,
+        attempts: int,
+        start_time: datetime,
+        end_time: datetime,
+        dependencies: tuple[Dependency, ...],
+        parent_task_run_id: str | None,
+        tags: tuple[str, ...],
+        args_fingerprint: str | None,
+        owner_token: str,
+        result: StoredResult,
+        logs: Sequence[LogRecord] = (),
+    ) -> None:
+        """Record a task call that completed with ``result``: what `record_task_run`
+        records for ``TaskRun(state=COMPLETED, name=call_key, has_result=True,
+        result_serializer=result.serializer)`` with these fields and every other
+        field at its default. The engine's short path for a plain call uses it, so a
+        backend may write the row without building the record (SQLite does: a
+        TaskRun costs 2 µs to build, a tenth of the commit)."""
+        record = TaskRun(
+            id=task_run_id,
+            flow_run_id=flow_run_id,
+            call_key=call_key,
+            task_name=task_name,
+            name=call_key,
+            state=StateType.COMPLETED,
+            attempts=attempts,
+            start_time=start_time,
+            end_time=end_time,
+            dependencies=dependencies,
+            parent_task_run_id=parent_task_run_id,
+            tags=tags,
+            result_serializer=result.serializer,
+            has_result=True,
+            args_fingerprint=args_fingerprint,
+        )
+        self.record_task_run(record, owner_token, result=result, logs=logs)
 
     def record_task_run_soon(
         self,

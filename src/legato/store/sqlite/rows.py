@@ -33,6 +33,7 @@ _decode = json.loads
 _STATES: dict[str, StateType] = {state.value: state for state in StateType}
 # A state's plain str (an enum's `.value` is a descriptor call; the row binds a str).
 _STATE_VALUES: dict[StateType, str] = {state: state.value for state in StateType}
+_COMPLETED = StateType.COMPLETED.value
 _fromtimestamp = datetime.fromtimestamp
 
 
@@ -258,6 +259,54 @@ def task_run_params(
         task_run.args_fingerprint,
         task_run.host,
         task_run.flow_run_id,
+        owner_token,
+    )
+
+
+def task_completion_params(
+    task_run_id: str,
+    flow_run_id: str,
+    call_key: str,
+    task_name: str,
+    attempts: int,
+    start_time: datetime,
+    end_time: datetime,
+    dependencies: tuple[Dependency, ...],
+    parent_task_run_id: str | None,
+    tags: tuple[str, ...],
+    args_fingerprint: str | None,
+    owner_token: str,
+    result: StoredResult,
+) -> tuple[Any, ...]:
+    """`task_run_params` of the completed record `Store.record_task_completion`
+    describes, built from its fields directly (no TaskRun on the way)."""
+    start = start_time.timestamp() if start_time.tzinfo is not None else epoch(start_time)
+    return (
+        task_run_id,
+        flow_run_id,
+        call_key,
+        task_name,
+        call_key,
+        _COMPLETED,
+        attempts,
+        False,
+        False,
+        start,
+        start,
+        end_time.timestamp() if end_time.tzinfo is not None else epoch(end_time),
+        parent_task_run_id,
+        None,
+        None,
+        result.serializer,
+        tags_json(tags) if tags else None,
+        _encode([d.to_dict() for d in dependencies]) if dependencies else None,
+        None,
+        None,
+        result.payload,
+        None,
+        args_fingerprint,
+        None,
+        flow_run_id,
         owner_token,
     )
 
