@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_core import _fresh_home, _inc
+from bench_core import _fresh_home, _inc, sequential_overhead_us
 
 
 def bare_commit_us(n: int, like: TaskRow | None = None) -> float:
@@ -70,41 +70,6 @@ def bare_commit_us(n: int, like: TaskRow | None = None) -> float:
         return (time.perf_counter() - started) / n * 1e6
     finally:
         conn.close()
-
-
-def sequential_task_us(n: int) -> float:
-    """Microseconds per task of a flow calling ``n`` trivial tasks one after the
-    other, minus the same loop of plain calls.
-
-    The store is fresh but already open: a one-task flow creates its file and
-    schema first (about 12 ms, 1.2 µs a task over 10,000 if it were timed), as
-    the bare commit's table is created before its clock starts.
-    """
-    from legato import flow, task
-
-    inc = task(_inc)
-
-    @flow
-    def sequential(n: int) -> int:
-        total = 0
-        for i in range(n):
-            total += inc(i)
-        return total
-
-    def plain(n: int) -> int:
-        total = 0
-        for i in range(n):
-            total += _inc(i)
-        return total
-
-    _fresh_home()
-    sequential(1)
-    started = time.perf_counter()
-    plain(n)
-    plain_s = time.perf_counter() - started
-    started = time.perf_counter()
-    sequential(n)
-    return (time.perf_counter() - started - plain_s) / n * 1e6
 
 
 class TaskRow(NamedTuple):
@@ -261,7 +226,9 @@ def main() -> None:
     for _ in range(args.repeats):  # alternate, so load swings hit all three
         small.append(bare_commit_us(args.n))
         same.append(bare_commit_us(args.n, like))
-        tasks.append(sequential_task_us(args.n))
+        # On a store already open, as the bare commit's table is made before its
+        # clock starts (creating it would add about 1.2 µs a task over 10,000).
+        tasks.append(sequential_overhead_us(args.n, warm=True))
     small_us, same_us, task_us = (statistics.median(x) for x in (small, same, tasks))
     ratio = task_us / same_us
     rounds = [t / c for t, c in zip(tasks, same, strict=True)]

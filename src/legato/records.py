@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from legato import _clock
 from legato.states import StateType
@@ -251,6 +251,46 @@ class TaskRun:
         if self.start_time is None or self.end_time is None:
             return None
         return (self.end_time - self.start_time).total_seconds()
+
+
+class TaskCompletion(NamedTuple):
+    """A task call that completed with a result, as the engine's short path for a
+    plain call records it (`Store.record_task_completion`): the fields of its
+    `TaskRun` that are not at their defaults. A named tuple, not a dataclass,
+    because it is built once per call on the hottest path: 0.3 µs against 2 µs
+    for the `TaskRun`."""
+
+    task_run_id: str
+    flow_run_id: str
+    call_key: str
+    task_name: str
+    attempts: int
+    start_time: datetime
+    end_time: datetime
+    dependencies: tuple[Dependency, ...]
+    parent_task_run_id: str | None
+    tags: tuple[str, ...]
+    args_fingerprint: str | None
+
+    def task_run(self, result_serializer: str) -> TaskRun:
+        """The completed record this stands for (its name is its call key)."""
+        return TaskRun(
+            id=self.task_run_id,
+            flow_run_id=self.flow_run_id,
+            call_key=self.call_key,
+            task_name=self.task_name,
+            name=self.call_key,
+            state=StateType.COMPLETED,
+            attempts=self.attempts,
+            start_time=self.start_time,
+            end_time=self.end_time,
+            dependencies=self.dependencies,
+            parent_task_run_id=self.parent_task_run_id,
+            tags=self.tags,
+            result_serializer=result_serializer,
+            has_result=True,
+            args_fingerprint=self.args_fingerprint,
+        )
 
 
 @_fast_init

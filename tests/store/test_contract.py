@@ -25,6 +25,7 @@ from legato.records import (
     PauseInfo,
     RunOwner,
     StoredResult,
+    TaskCompletion,
     TaskRun,
 )
 from legato.states import StateType
@@ -572,24 +573,22 @@ def test_task_run_round_trips_exactly(store: Store) -> None:
     assert store.get_task_run(upstream.id) == upstream
 
 
-def _completion(task: TaskRun, owner_token: str, result: StoredResult) -> dict[str, Any]:
-    """`record_task_completion`'s arguments for the completed record ``task``."""
+def _completion(task: TaskRun) -> TaskCompletion:
+    """The completion standing for the completed record ``task``."""
     assert task.start_time is not None and task.end_time is not None
-    return {
-        "task_run_id": task.id,
-        "flow_run_id": task.flow_run_id,
-        "call_key": task.call_key,
-        "task_name": task.task_name,
-        "attempts": task.attempts,
-        "start_time": task.start_time,
-        "end_time": task.end_time,
-        "dependencies": task.dependencies,
-        "parent_task_run_id": task.parent_task_run_id,
-        "tags": task.tags,
-        "args_fingerprint": task.args_fingerprint,
-        "owner_token": owner_token,
-        "result": result,
-    }
+    return TaskCompletion(
+        task_run_id=task.id,
+        flow_run_id=task.flow_run_id,
+        call_key=task.call_key,
+        task_name=task.task_name,
+        attempts=task.attempts,
+        start_time=task.start_time,
+        end_time=task.end_time,
+        dependencies=task.dependencies,
+        parent_task_run_id=task.parent_task_run_id,
+        tags=task.tags,
+        args_fingerprint=task.args_fingerprint,
+    )
 
 
 def test_a_task_completion_records_what_record_task_run_does(store: Store) -> None:
@@ -622,14 +621,15 @@ def test_a_task_completion_records_what_record_task_run_does(store: Store) -> No
             has_result=True,
             **changes,
         )
-        store.record_task_completion(**_completion(task, owner.token, result))
+        assert _completion(task).task_run("pickle") == task
+        store.record_task_completion(_completion(task), owner.token, result=result)
         assert store.get_task_run(task.id) == task
         assert store.find_task_run(run.id, call_key) == task
         assert store.get_task_result(task.id) == result
     # Written with the record, in its transaction.
     logged = make_task(run, "logged[0]", name="logged[0]", has_result=True)
     line = make_log(run, "task says hi", task_run_id=logged.id, sec=1)
-    store.record_task_completion(**_completion(logged, owner.token, result), logs=[line])
+    store.record_task_completion(_completion(logged), owner.token, result=result, logs=[line])
     assert store.get_task_run(logged.id) == replace(logged, result_serializer="pickle")
     assert [(log.message, log.task_run_id) for log in store.read_logs(run.id)] == [
         ("task says hi", logged.id)
@@ -642,12 +642,12 @@ def test_a_task_completion_is_fenced(store: Store) -> None:
     line = make_log(run, "x", task_run_id=task.id)
     for logs in ((), (line,)):
         with pytest.raises(RunOwnershipLost) as caught:
-            store.record_task_completion(**_completion(task, new_id(), pickled(1)), logs=logs)
+            store.record_task_completion(_completion(task), new_id(), result=pickled(1), logs=logs)
         assert caught.value.run_id == run.id
     assert store.find_task_run(run.id, task.call_key) is None
     assert store.get_task_result(task.id) is None
     assert store.read_logs(run.id) == []
-    store.record_task_completion(**_completion(task, owner.token, pickled(1)))
+    store.record_task_completion(_completion(task), owner.token, result=pickled(1))
     assert store.get_task_result(task.id) == pickled(1)
 
 

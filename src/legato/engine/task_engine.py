@@ -46,7 +46,7 @@ from legato.errors import (
     UpstreamTaskFailedError,
 )
 from legato.futures import LegatoFuture, LegatoFutureList
-from legato.records import AttemptInfo, ErrorInfo, StoredResult, TaskRun, utcnow
+from legato.records import AttemptInfo, ErrorInfo, StoredResult, TaskCompletion, TaskRun, utcnow
 from legato.settings import args_fingerprint_enabled
 from legato.states import State, StateType
 from legato.tags import TAGS, with_tags
@@ -727,20 +727,23 @@ class TaskCall:
         with flow_ctx.lock:
             flow_ctx.in_flight.pop(call_key, None)
         try:
-            # The record `complete` would build, written without building it.
+            # The record `complete` would build, written without building it
+            # (fields in TaskCompletion's order, positional: it is the hot path).
             flow_ctx.store.record_task_completion(
-                task_run_id=self.task_run_id,
-                flow_run_id=flow_ctx.run.id,
-                call_key=call_key,
-                task_name=task.name,
-                attempts=self.attempts,
-                start_time=self.start_time,
-                end_time=utcnow(),
-                dependencies=self.dependencies,
-                parent_task_run_id=self.parent_task_run_id,
-                tags=self.tags,
-                args_fingerprint=self.fingerprint,
-                owner_token=flow_ctx.owner_token,
+                TaskCompletion(
+                    self.task_run_id,
+                    flow_ctx.run.id,
+                    call_key,
+                    task.name,
+                    self.attempts,
+                    self.start_time,
+                    utcnow(),
+                    self.dependencies,
+                    self.parent_task_run_id,
+                    self.tags,
+                    self.fingerprint,
+                ),
+                flow_ctx.owner_token,
                 result=stored,
                 logs=flow_ctx.take_logs(),
             )

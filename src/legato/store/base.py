@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from legato.records import (
     CachedResult,
-    Dependency,
     ErrorInfo,
     FlowRun,
     HeartbeatReply,
@@ -28,6 +27,7 @@ from legato.records import (
     PauseInfo,
     RunOwner,
     StoredResult,
+    TaskCompletion,
     TaskRun,
     utcnow,
 )
@@ -405,46 +405,20 @@ class Store(
 
     def record_task_completion(
         self,
-        *,
-        task_run_id: str,
-        flow_run_id: str,
-        call_key: str,
-        task_name: str,
-        attempts: int,
-        start_time: datetime,
-        end_time: datetime,
-        dependencies: tuple[Dependency, ...],
-        parent_task_run_id: str | None,
-        tags: tuple[str, ...],
-        args_fingerprint: str | None,
+        completion: TaskCompletion,
         owner_token: str,
+        *,
         result: StoredResult,
         logs: Sequence[LogRecord] = (),
     ) -> None:
         """Record a task call that completed with ``result``: what `record_task_run`
-        records for ``TaskRun(state=COMPLETED, name=call_key, has_result=True,
-        result_serializer=result.serializer)`` with these fields and every other
-        field at its default. The engine's short path for a plain call uses it, so a
-        backend may write the row without building the record (SQLite does: a
-        TaskRun costs 2 µs to build, a tenth of the commit)."""
-        record = TaskRun(
-            id=task_run_id,
-            flow_run_id=flow_run_id,
-            call_key=call_key,
-            task_name=task_name,
-            name=call_key,
-            state=StateType.COMPLETED,
-            attempts=attempts,
-            start_time=start_time,
-            end_time=end_time,
-            dependencies=dependencies,
-            parent_task_run_id=parent_task_run_id,
-            tags=tags,
-            result_serializer=result.serializer,
-            has_result=True,
-            args_fingerprint=args_fingerprint,
+        records for ``completion.task_run(result.serializer)``. The engine's short
+        path for a plain call uses it, so a backend may write the row without
+        building the record (SQLite does: a TaskRun costs 2 µs to build, a tenth of
+        the commit). Fenced by the flow run's owner."""
+        self.record_task_run(
+            completion.task_run(result.serializer), owner_token, result=result, logs=logs
         )
-        self.record_task_run(record, owner_token, result=result, logs=logs)
 
     def record_task_run_soon(
         self,

@@ -23,6 +23,7 @@ from legato.records import (
     PauseInfo,
     RunOwner,
     StoredResult,
+    TaskCompletion,
     TaskRun,
 )
 from legato.states import StateType
@@ -264,22 +265,23 @@ def task_run_params(
 
 
 def task_completion_params(
-    task_run_id: str,
-    flow_run_id: str,
-    call_key: str,
-    task_name: str,
-    attempts: int,
-    start_time: datetime,
-    end_time: datetime,
-    dependencies: tuple[Dependency, ...],
-    parent_task_run_id: str | None,
-    tags: tuple[str, ...],
-    args_fingerprint: str | None,
-    owner_token: str,
-    result: StoredResult,
+    completion: TaskCompletion, owner_token: str, result: StoredResult
 ) -> tuple[Any, ...]:
-    """`task_run_params` of the completed record `Store.record_task_completion`
-    describes, built from its fields directly (no TaskRun on the way)."""
+    """`task_run_params` of ``completion.task_run(result.serializer)``, built from
+    the completion's fields directly (no TaskRun on the way)."""
+    (
+        task_run_id,
+        flow_run_id,
+        call_key,
+        task_name,
+        attempts,
+        start_time,
+        end_time,
+        dependencies,
+        parent_task_run_id,
+        tags,
+        args_fingerprint,
+    ) = completion
     start = start_time.timestamp() if start_time.tzinfo is not None else epoch(start_time)
     return (
         task_run_id,

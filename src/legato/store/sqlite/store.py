@@ -15,7 +15,6 @@ from typing import Any
 from legato.errors import RunOwnershipLost, StoreError
 from legato.records import (
     CachedResult,
-    Dependency,
     ErrorInfo,
     FlowRun,
     HeartbeatReply,
@@ -23,6 +22,7 @@ from legato.records import (
     PauseInfo,
     RunOwner,
     StoredResult,
+    TaskCompletion,
     TaskRun,
 )
 from legato.settings import env_float
@@ -509,58 +509,19 @@ class SQLiteStore(
 
     def record_task_completion(
         self,
-        *,
-        task_run_id: str,
-        flow_run_id: str,
-        call_key: str,
-        task_name: str,
-        attempts: int,
-        start_time: datetime,
-        end_time: datetime,
-        dependencies: tuple[Dependency, ...],
-        parent_task_run_id: str | None,
-        tags: tuple[str, ...],
-        args_fingerprint: str | None,
+        completion: TaskCompletion,
         owner_token: str,
+        *,
         result: StoredResult,
         logs: Sequence[LogRecord] = (),
     ) -> None:
         if logs:  # written in the record's transaction, by the general path
-            super().record_task_completion(
-                task_run_id=task_run_id,
-                flow_run_id=flow_run_id,
-                call_key=call_key,
-                task_name=task_name,
-                attempts=attempts,
-                start_time=start_time,
-                end_time=end_time,
-                dependencies=dependencies,
-                parent_task_run_id=parent_task_run_id,
-                tags=tags,
-                args_fingerprint=args_fingerprint,
-                owner_token=owner_token,
-                result=result,
-                logs=logs,
-            )
+            super().record_task_completion(completion, owner_token, result=result, logs=logs)
             return
         # No cache entry, no log lines, no event: the one journal statement.
         self._group_commit(
-            rows.task_completion_params(
-                task_run_id,
-                flow_run_id,
-                call_key,
-                task_name,
-                attempts,
-                start_time,
-                end_time,
-                dependencies,
-                parent_task_run_id,
-                tags,
-                args_fingerprint,
-                owner_token,
-                result,
-            ),
-            flow_run_id,
+            rows.task_completion_params(completion, owner_token, result),
+            completion.flow_run_id,
         )
 
     def record_task_run(
