@@ -99,6 +99,18 @@ def freezes_once(tag: str) -> str:
     return step(tag, "done")
 
 
+# No timeout and no retries: the lapsed lease is the only way out of the freeze,
+# so exactly one takeover attempt runs `step` (a timeout could start a second).
+@flow
+def freezes_once_untimed(tag: str) -> str:
+    marker = os.path.join(os.environ["MARKERS"], f"{tag}-froze")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        note(f"{tag} freezing")
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return step(tag, "done")
+
+
 @flow(timeout_seconds=1)
 def always_freezes(tag: str) -> None:
     note(f"{tag} freezing")
@@ -512,11 +524,12 @@ def test_the_worker_kills_a_run_past_its_timeout_and_retries_it_elsewhere(
 def test_a_stuck_process_whose_lease_lapsed_loses_its_run_and_is_stopped(
     project: Path, client: Client, workers: Workers, side: Side
 ) -> None:
-    client.deploy(f"{project}:freezes_once", name="freezes-once")
+    client.deploy(f"{project}:freezes_once_untimed", name="freezes-once")
     run = client.trigger("freezes-once", {"tag": "s"})
     workers.start()  # lease 2 s: the frozen process stops heartbeating
     wait_for(lambda: state_of(client, run) is StateType.COMPLETED, "the run was taken over")
-    assert side.counts()["s freezing"] == 1 and side.counts()["s done"] == 1
+    counts = side.counts()
+    assert counts["s freezing"] == 1 and counts["s done"] == 1, (side.lines(), workers.logs())
     wait_for(lambda: "taken over after its lease lapsed" in workers.logs(), "the old one stopped")
 
 
