@@ -176,7 +176,9 @@ class Database:
         A single statement is atomic on its own, and skipping the explicit
         BEGIN IMMEDIATE / COMMIT saves two round trips on the hottest write (a
         task run). If another process commits between this statement's read and
-        its write, SQLite reports busy, and the retry below runs it again.
+        its write, SQLite reports busy, and the retry below runs it again. The
+        first try runs straight on the open connection; a busy report there adds
+        at most one busy timeout to the wait before `lock_timeout` is counted.
         """
         if self._pid == _getpid():
             with self._lock:
