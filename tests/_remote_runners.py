@@ -124,7 +124,13 @@ def check_killed_run_resumes_without_resending(
                 return False
             return store.count_task_runs(runs[0].id).get(StateType.COMPLETED, 0) == 11
 
+        def item_5_blocking() -> bool:
+            # Its body must have started (and be waiting for the release) before the
+            # kill: a body that first starts after the release returns -1.
+            return journal.exists() and "start item 5" in journal.read_text().splitlines()
+
         wait_until(eleven_committed, timeout=60, what="all items but item 5 to complete")
+        wait_until(item_5_blocking, timeout=60, what="item 5's body to start and block")
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
     finally:
